@@ -1,0 +1,150 @@
+"""The run-directory contract: write it and read it, nothing else.
+
+    <run>/manifest.json     provenance: versions, commit, device, resolved suite, jobs, wall times
+    <run>/metrics.csv       one row per (model, seed, condition, level): METRIC_COLUMNS
+    <run>/per_example.npz   example_index (N,) int64: test-set indices in evaluation order;
+                            correct (R, ceil(N/8)) uint8: np.packbits of each metrics.csv row's
+                            per-example correctness, row r <-> metrics.csv data row r;
+                            model, seed, condition, level (R,): the row keys again, for checking
+    <run>/agreement.csv     teacher-student agreement on clean test data: AGREEMENT_COLUMNS
+
+`level` is written as text: '' for conditions without levels (clean), the severity for
+corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] pixel units.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, write_text
+
+METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
+AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
+ROLES = ("teacher", "baseline", "distilled")
+FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
+
+
+class ResultsError(ValueError):
+    """A run directory that is missing, unreadable or inconsistent; names the file."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: {problem}")
+
+
+def level_str(level) -> str:
+    if level is None or (isinstance(level, float) and math.isnan(level)) or level == "":
+        return ""
+    if isinstance(level, (int, np.integer)) and not isinstance(level, bool):
+        return str(int(level))
+    return format(float(level), ".6g")
+
+
+@dataclass
+class Run:
+    path: Path
+    manifest: dict
+    metrics: pd.DataFrame
+    example_index: np.ndarray
+    correct: np.ndarray  # (R, N) bool, row r <-> metrics row r
+    agreement: pd.DataFrame
+
+    def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
+        m = self.metrics
+        hit = np.flatnonzero(
+            (m["model"] == model) & (m["seed"] == int(seed)) & (m["condition"] == condition) & (m["level"] == level_str(level))
+        )
+        if len(hit) != 1:
+            raise KeyError(f"{self.path}: no single row for {model} seed {seed} {condition} {level!r}")
+        return self.correct[hit[0]]
+
+
+def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame) -> Path:
+    """Write the four files, each atomically; manifest last, so its presence marks a complete run."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    metrics = metrics.reset_index(drop=True).copy()
+    missing = [c for c in METRIC_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise ValueError(f"metrics lack columns {missing}")
+    metrics["level"] = [level_str(v) for v in metrics["level"]]
+    correct = np.asarray(correct, dtype=bool)
+    example_index = np.asarray(example_index, dtype=np.int64)
+    if correct.shape != (len(metrics), len(example_index)):
+        raise ValueError(f"correct has shape {correct.shape}, expected {(len(metrics), len(example_index))}")
+    with atomic_path(path / "metrics.csv") as tmp:
+        metrics[METRIC_COLUMNS + [c for c in metrics.columns if c not in METRIC_COLUMNS]].to_csv(tmp, index=False)
+    with atomic_path(path / "per_example.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                example_index=example_index,
+                correct=np.packbits(correct, axis=1),
+                model=metrics["model"].astype(str).to_numpy(),
+                seed=metrics["seed"].astype(np.int64).to_numpy(),
+                condition=metrics["condition"].astype(str).to_numpy(),
+                level=metrics["level"].astype(str).to_numpy(),
+            )
+    with atomic_path(path / "agreement.csv") as tmp:
+        agreement.reindex(columns=AGREEMENT_COLUMNS).to_csv(tmp, index=False)
+    write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def read_run(path) -> Run:
+    path = Path(path)
+    if not path.is_dir():
+        raise ResultsError(path, "not a run directory (it does not exist or is not a directory)")
+    for name in FILES:
+        if not (path / name).is_file():
+            raise ResultsError(path / name, "missing; a run directory holds " + ", ".join(FILES))
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(path / "manifest.json", f"unreadable JSON ({exc})") from None
+    metrics = _read_csv(path / "metrics.csv", METRIC_COLUMNS, {"level": str, "model": str, "condition": str})
+    agreement = _read_csv(path / "agreement.csv", AGREEMENT_COLUMNS, {"model": str, "teachers": str})
+    try:
+        with np.load(path / "per_example.npz", allow_pickle=False) as z:
+            example_index = z["example_index"]
+            packed = z["correct"]
+            keys = {k: z[k] for k in ("model", "seed", "condition", "level")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ResultsError(path / "per_example.npz", f"unreadable ({exc})") from None
+    n = len(example_index)
+    if packed.ndim != 2 or packed.shape[0] != len(metrics) or packed.shape[1] != (n + 7) // 8:
+        raise ResultsError(path / "per_example.npz", f"correct has shape {packed.shape}, expected ({len(metrics)}, {(n + 7) // 8})")
+    for key, values in keys.items():
+        if not np.array_equal(values.astype(str), metrics[key].astype(str).to_numpy()):
+            raise ResultsError(path / "per_example.npz", f"its '{key}' keys do not match metrics.csv row by row")
+    correct = np.unpackbits(packed, axis=1, count=n).astype(bool)
+    if not np.array_equal(correct.sum(axis=1), metrics["correct"].to_numpy()):
+        raise ResultsError(path / "per_example.npz", "per-example correctness does not add up to metrics.csv 'correct'")
+    return Run(path, manifest, metrics, example_index, correct, agreement)
+
+
+def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(file, dtype=dtypes, keep_default_na=False, na_values=[])
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ResultsError(file, f"unreadable CSV ({exc})") from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ResultsError(file, f"missing columns {missing} (truncated or not a kdbench file?)")
+    try:
+        for col in ("seed", "n", "correct", "agree"):
+            if col in df.columns:
+                df[col] = pd.to_numeric(df[col], errors="raise").astype(np.int64)
+        for col in ("accuracy", "agreement"):
+            if col in df.columns:
+                df[col] = pd.to_numeric(df[col], errors="raise").astype(float)
+    except (ValueError, TypeError) as exc:
+        raise ResultsError(file, f"non-numeric value where a number belongs ({exc}); truncated?") from None
+    return df
