@@ -22,7 +22,113 @@ class CliError(Exception):
 
 # ---------------------------------------------------------------- core: run, validate, schema, list
 def add_core_commands(sub) -> None:
-    pass  # filled in by the core
+    p = sub.add_parser("run", help="train what is missing, evaluate every model, write a run directory")
+    p.add_argument("suite", help="suite YAML file")
+    p.add_argument("--data-root", help="dataset root (else $KDBENCH_DATA_ROOT, else the user cache)")
+    p.add_argument("--out", default="results", help="results directory (default: results)")
+    p.add_argument("--cache-dir", help="job cache (default: OUT/_cache)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value (YAML syntax), e.g. train.epochs=2")
+    p.add_argument("--dry-run", action="store_true", help="print the job plan and what is cached, run nothing")
+    p.add_argument("--force", action="store_true", help="redo every job even when its output exists")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a suite file without running it")
+    p.add_argument("suite", nargs="+")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the suite JSON Schema (point your editor at it)")
+    p.add_argument("-o", "--output", help="write to a file instead of stdout")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("list", help="list architectures, methods, conditions and datasets")
+    p.set_defaults(func=cmd_list)
+
+
+def _load(path, overrides):
+    from .suite import SuiteError, load_suite
+
+    try:
+        suite = load_suite(path, overrides)
+    except SuiteError as exc:
+        raise CliError(f"invalid suite\n{exc}") from None
+    for warning in suite.twin_warnings():
+        print(f"kdbench: warning: {path}: {warning}", file=sys.stderr)
+    return suite
+
+
+def cmd_validate(args) -> int:
+    for path in args.suite:
+        suite = _load(path, args.overrides)
+        n_models = len(suite.teachers) + sum(len(s.seeds) for s in suite.students.values())
+        print(f"{path}: ok ({len(suite.teachers)} teacher(s), {len(suite.students)} student(s), {n_models} models, {len(suite.pairs())} comparison(s))")
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from .suite import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        from .atomic import write_text
+
+        write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from .conditions import CONDITIONS
+    from .data import DATASETS
+    from .methods import METHODS
+    from .models import MODELS
+
+    for title, reg in (("architectures", MODELS), ("methods", METHODS), ("conditions", CONDITIONS), ("datasets", DATASETS)):
+        print(f"{title}:")
+        for name, obj in reg.items():
+            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
+            print(f"  {name:<18} {doc[0] if doc else ''}".rstrip())
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .data import DataError
+    from .models.checkpoint import CheckpointError
+    from .runner import run_suite
+    from .teachers import TeacherError
+
+    suite = _load(args.suite, args.overrides)
+    try:
+        run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
+                            force=args.force, dry_run=args.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (DataError, CheckpointError, TeacherError) as exc:
+        raise CliError(f"{args.suite}: {exc}") from None
+    except RuntimeError as exc:
+        if "--device" in str(exc):
+            raise CliError(str(exc)) from None
+        raise
+    if run_dir is not None:
+        _print_summary(run_dir)
+        print(run_dir)
+    return EXIT_OK
+
+
+def _print_summary(run_dir) -> None:
+    from .results import read_run
+
+    run = read_run(run_dir)
+    m = run.metrics
+    table = m.groupby(["model", "role", "condition", "level"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
+    print(f"{'model':<24} {'role':<10} {'condition':<16} {'level':>9} {'accuracy':>9} {'sd':>7} seeds", file=sys.stderr)
+    for r in table.itertuples():
+        sd = "" if r.count < 2 else f"{r.std:.4f}"
+        print(f"{r.model:<24} {r.role:<10} {r.condition:<16} {r.level:>9} {r.mean:>9.4f} {sd:>7} {r.count}", file=sys.stderr)
+    for r in run.agreement.itertuples():
+        print(f"agreement {r.model} seed {r.seed} with {r.teachers}: {r.agreement:.4f}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- issue 3: corruptions export / preview

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -10,8 +11,16 @@ T = TypeVar("T")
 
 def did_you_mean(name: str, choices) -> str:
     """A ' (did you mean 'x'?)' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    name = str(name)
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=3, cutoff=0.6)
+    if not close:
+        return ""
+
+    # difflib breaks ties towards the larger name ('resnet2O' -> 'resnet32'); prefer the longer shared prefix
+    def rank(c):
+        return round(difflib.SequenceMatcher(None, name, c).ratio(), 6), len(os.path.commonprefix([name.lower(), c.lower()]))
+
+    return f" (did you mean '{max(close, key=rank)}'?)"
 
 
 class UnknownName(KeyError):

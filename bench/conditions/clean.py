@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from . import CONDITIONS
+from .base import Condition
+
+
+@CONDITIONS.register("clean")
+class Clean(Condition):
+    name = "clean"
+    group = "clean"
+
+    def perturb(self, x, y, indices, level):
+        return x

@@ -1,0 +1,79 @@
+"""One evaluation loop. Each model-independent condition (clean, noise, corruptions) perturbs a
+batch once and every model scores it; an attack runs per model. Correctness stays on the device
+until the end, so scoring adds little to the bare forward passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .conditions import Condition
+from .progress import bar
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (condition, level) column of the results."""
+
+    condition: str
+    group: str
+    level: object
+
+
+@dataclass
+class ModelEval:
+    cells: list[Cell]
+    correct: torch.Tensor  # (len(cells), N) bool, on the CPU
+    clean_logits: torch.Tensor  # (N, C) float32, on the CPU
+
+
+def cells_of(conditions: list[Condition]) -> list[Cell]:
+    return [Cell(c.name, c.group, level) for c in conditions for level in c.levels()]
+
+
+def evaluate(
+    models: dict[str, nn.Module],
+    conditions: list[Condition],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    indices: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device="cpu",
+) -> dict[str, ModelEval]:
+    """Score every model under every condition on the uint8 `images` (N, 3, H, W)."""
+    cells = cells_of(conditions)
+    n = len(images)
+    for m in models.values():
+        m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
+    correct = {k: torch.zeros(len(cells), n, dtype=torch.bool, device=device) for k in models}
+    clean_logits: dict[str, list[torch.Tensor]] = {k: [] for k in models}
+    labels_d = labels.to(device)
+    for start in bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)"):
+        sl = slice(start, start + batch_size)
+        x = images[sl].to(device, non_blocking=True).float().div_(255)
+        y, idx = labels_d[sl], indices[sl]
+        row = 0
+        for cond in conditions:
+            for level in cond.levels():
+                if cond.model_dependent:
+                    for k, m in models.items():
+                        x_adv = cond.attack(m, x, y, idx, level)
+                        with torch.inference_mode():
+                            correct[k][row, sl] = m(x_adv).argmax(1) == y
+                else:
+                    with torch.inference_mode():
+                        xp = cond.perturb(x, y, idx, level)
+                        for k, m in models.items():
+                            logits = m(xp)
+                            correct[k][row, sl] = logits.argmax(1) == y
+                            if cond.group == "clean":
+                                clean_logits[k].append(logits.float())
+                row += 1
+    return {
+        k: ModelEval(cells, correct[k].cpu(), torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0))
+        for k in models
+    }

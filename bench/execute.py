@@ -1,0 +1,94 @@
+"""The executor interface and the local executor: run what is missing, skip what is done.
+
+A job's output is a directory `<cache>/jobs/<hash>/` that appears whole or not at all (built
+under a temporary name and renamed), with `job.json` inside; so Ctrl-C or a crash leaves
+nothing half-written, and the next run resumes from the jobs that finished. A distributed
+executor is another implementation of `Executor.run` over the same store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from .atomic import atomic_dir
+from .plan import Job
+
+# kind -> handler(jobs, output_dirs); a batched kind receives all its ready jobs at once
+Handlers = dict[str, Callable[[Sequence[Job], Sequence[Path]], None]]
+
+
+@dataclass
+class JobRecord:
+    id: str
+    kind: str
+    hash: str
+    model: str
+    seed: int
+    wall_s: float
+    cached: bool
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class Store:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, job: Job) -> Path:
+        return self.root / "jobs" / job.hash
+
+    def done(self, job: Job) -> bool:
+        return (self.path(job) / "job.json").is_file()
+
+    def record(self, job: Job, cached: bool) -> JobRecord:
+        meta = json.loads((self.path(job) / "job.json").read_text())
+        return JobRecord(job.id, job.kind, job.hash, job.model, job.seed, meta["wall_s"], cached)
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[Job], handlers: Handlers, *, force: bool = False) -> list[JobRecord]: ...
+
+
+class LocalExecutor:
+    """Runs jobs in plan order in this process; consecutive jobs of a batched kind run together
+    (evaluation: every perturbed batch made once for all the models that need it)."""
+
+    def __init__(self, store: Store, batched: Sequence[str] = ("evaluate",), log: Callable[[str], None] = print):
+        self.store, self.batched, self.log = store, set(batched), log
+
+    def run(self, jobs, handlers, *, force=False):
+        records: dict[str, JobRecord] = {}
+        todo, seen = [], set()
+        for j in jobs:  # identical jobs (same hash) run once
+            if j.hash in seen:
+                continue
+            seen.add(j.hash)
+            if force or not self.store.done(j):
+                todo.append(j)
+            else:
+                records[j.hash] = self.store.record(j, cached=True)
+        if records:
+            self.log(f"{len(records)} of {len(seen)} jobs already done (cached); {len(todo)} to run")
+        i = 0
+        while i < len(todo):
+            group = [todo[i]]
+            while todo[i].kind in self.batched and i + len(group) < len(todo) and todo[i + len(group)].kind == todo[i].kind:
+                group.append(todo[i + len(group)])
+            i += len(group)
+            self.log(f"running {', '.join(j.id for j in group)}")
+            start = time.perf_counter()
+            with contextlib.ExitStack() as stack:
+                outs = [stack.enter_context(atomic_dir(self.store.path(j))) for j in group]
+                handlers[group[0].kind](group, outs)
+                wall = (time.perf_counter() - start) / len(group)
+                for j, out in zip(group, outs):
+                    (out / "job.json").write_text(json.dumps({"id": j.id, "spec": j.spec, "deps": [d.hash for d in j.deps], "wall_s": wall}, indent=1, default=str))
+            for j in group:
+                records[j.hash] = self.store.record(j, cached=False)
+        return [records[j.hash] for j in jobs]

@@ -1,0 +1,126 @@
+"""What each kind of job does: train a teacher, train a student, evaluate models.
+
+The executor knows jobs, not methods; these handlers know methods, models and data, and read
+their inputs only from the outputs of the jobs they depend on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_path
+from .evaluate import evaluate
+from .execute import Handlers, Store
+from .methods import METHODS, build_method
+from .plan import Job, Plan, content_hash
+from .results import level_str
+from .seeding import derive_seed
+from .teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher
+from .train import predict_logits, train
+from .suite import resolve_recipe
+
+WEIGHTS = "model.pt"  # the bare architecture's state_dict: loads into the plain network
+EVAL = "eval.npz"
+
+
+class JobRunner:
+    def __init__(self, plan: Plan, splits, test_eval, conditions, store: Store, device, log=print):
+        self.plan, self.suite = plan, plan.suite
+        self.splits, self.test_eval, self.conditions = splits, test_eval, conditions
+        self.store, self.device, self.log = store, device, log
+        self._models: dict[str, nn.Module] = {}
+
+    def handlers(self) -> Handlers:
+        return {"teacher": self.run_teacher, "student": self.run_student, "evaluate": self.run_evaluate}
+
+    # ------------------------------------------------------------------ loading models
+    def load_model(self, job: Job) -> nn.Module:
+        """The model a teacher or student job made (or names), wrapped, in eval mode."""
+        if job.hash not in self._models:
+            spec = job.spec
+            if job.kind == "teacher" and spec["source"] == "checkpoint":
+                model = load_checkpoint_teacher(self.suite.teachers[job.model])
+            elif job.kind == "teacher" and spec["source"] == "robustbench":
+                model = load_robustbench_teacher(self.suite.teachers[job.model], self.store.root / "robustbench")
+            else:
+                model = build_architecture(spec["arch"], spec["normalize"])
+                state = torch.load(self.store.path(job) / WEIGHTS, map_location="cpu", weights_only=True)
+                model.net.load_state_dict(state)
+            self._models[job.hash] = model.to(self.device).eval()
+        return self._models[job.hash]
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, job: Job, out: Path, method, teachers=(), teacher_logits=None) -> None:
+        spec = job.spec
+        recipe = type(self.suite.train).model_validate(spec["recipe"])
+        # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
+        torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
+        model = build_architecture(spec["arch"], spec["normalize"])
+        history = []
+        train(
+            model, self.splits.train.images, self.splits.train.labels, recipe, method, spec["seed"],
+            teachers=teachers, teacher_logits=teacher_logits, device=self.device, desc=job.id,
+            log=lambda row: (history.append(row), self.log(f"  {job.id} " + " ".join(f"{k}={v:.4g}" for k, v in row.items()))),
+        )
+        torch.save(model.net.state_dict(), out / WEIGHTS)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        self._models[job.hash] = model.eval()
+
+    def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        job, out = jobs[0], outs[0]
+        if job.spec["source"] == "recipe":
+            self._fit(job, out, METHODS.get("baseline")(METHODS.get("baseline").Params()))
+        else:  # nothing to train: check that it loads, so a bad checkpoint fails here, named
+            self.load_model(job)
+
+    def run_student(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        job, out = jobs[0], outs[0]
+        student = self.suite.students[job.model]
+        method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
+        teachers = [self.load_model(d) for d in job.deps]
+        cached = None
+        if method.needs_teacher and not type(self.suite.train).model_validate(job.spec["recipe"]).augment:
+            cached = self._teacher_logits(job.deps, job.spec["data"])
+        self._fit(job, out, method, teachers=teachers, teacher_logits=cached)
+
+    def _teacher_logits(self, teacher_jobs: Sequence[Job], data: dict) -> torch.Tensor:
+        """Teacher outputs on the un-augmented training set, cached by content."""
+        path = self.store.root / "teacher_logits" / f"{content_hash([[t.hash for t in teacher_jobs], data])}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        logits = predict_logits([self.load_model(t) for t in teacher_jobs], self.splits.train.images, 512, self.device).cpu()
+        with atomic_path(path) as tmp:
+            torch.save(logits, tmp)
+        return logits
+
+    # ------------------------------------------------------------------ evaluation
+    def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        models = {j.hash: self.load_model(j.deps[0]) for j in jobs}
+        t = self.test_eval
+        results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=self.suite.evaluate.batch_size, device=self.device)
+        for j, out in zip(jobs, outs):
+            r = results[j.hash]
+            with open(out / EVAL, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    condition=np.array([c.condition for c in r.cells]),
+                    group=np.array([c.group for c in r.cells]),
+                    level=np.array([level_str(c.level) for c in r.cells]),
+                    correct=np.packbits(r.correct.numpy(), axis=1),
+                    clean_logits=r.clean_logits.numpy().astype(np.float32),
+                    example_index=t.indices.numpy().astype(np.int64),
+                )
+
+
+def read_eval(store: Store, job: Job) -> dict:
+    with np.load(store.path(job) / EVAL, allow_pickle=False) as z:
+        out = {k: z[k] for k in z.files}
+    n = len(out["example_index"])
+    out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
+    return out

@@ -1,0 +1,50 @@
+"""What a training method is: named losses from (student logits, teacher logits, labels, progress).
+
+As in mdistiller, a method returns a dict of named, already weighted losses; the training loop
+minimises their sum and logs each. `teacher_logits` is (K, B, C) for K teachers, or None.
+`progress` runs from 0 at the first epoch to 1 at the last, for schedules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict
+
+EnsembleMode = Literal["mean_probs", "mean_logits"]
+
+
+class MethodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class Method:
+    name: ClassVar[str]
+    needs_teacher: ClassVar[bool] = False
+    Params: ClassVar[type[MethodParams]]
+
+    def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
+        self.params = params
+        self.ensemble = ensemble
+
+    def losses(self, student_logits, teacher_logits, labels, progress: float) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
+    """log p_teacher at temperature T for K stacked teachers (K, B, C) -> (B, C).
+
+    mean_probs:  p = (1/K) sum_k softmax(z_k / T)   (averaging the teachers' softened predictions)
+    mean_logits: p = softmax(((1/K) sum_k z_k) / T) (one teacher made of the averaged logits)
+    """
+    if teacher_logits.dim() == 2:
+        teacher_logits = teacher_logits.unsqueeze(0)
+    if mode == "mean_logits":
+        return F.log_softmax(teacher_logits.mean(0) / temperature, dim=-1)
+    k = teacher_logits.shape[0]
+    # log of a mean of probabilities, kept in log space so that confident teachers do not underflow
+    return torch.logsumexp(F.log_softmax(teacher_logits / temperature, dim=-1), dim=0) - math.log(k)

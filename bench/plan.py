@@ -1,0 +1,100 @@
+"""Suite -> a graph of jobs, each keyed by a content hash of everything that determines its output.
+
+Kinds: `teacher` (train from a recipe, or load a checkpoint / zoo model), `student` (one seed),
+`evaluate` (one model under every condition). A job's hash covers its own description, the
+data identity, the hashes of the jobs it reads, and CACHE_VERSION; change any and it reruns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .suite import Suite, conditions_of
+
+# Bumped when a change to training or evaluation code changes results, to invalidate caches.
+CACHE_VERSION = 1
+
+
+def content_hash(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Job:
+    kind: str
+    model: str
+    seed: int
+    spec: dict
+    deps: list["Job"] = field(default_factory=list)
+    hash: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.model}:seed{self.seed}"
+
+    def __post_init__(self):
+        self.hash = content_hash(
+            {"kind": self.kind, "spec": self.spec, "deps": [d.hash for d in self.deps], "cache_version": CACHE_VERSION}
+        )
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    jobs: list[Job]
+    model_jobs: dict[tuple[str, int], Job]  # (model, seed) -> the job that makes its weights
+    eval_jobs: dict[tuple[str, int], Job]
+    eval_spec: dict
+
+    def describe(self) -> list[str]:
+        return [f"{j.id:<48} {j.hash}  <- {', '.join(d.id for d in j.deps) or '-'}" for j in self.jobs]
+
+
+def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
+    """What determines the evaluation of a model, apart from the model: conditions, levels, attack
+    parameters, the examples. Two runs are comparable only when this is the same."""
+    ev = suite.evaluate
+    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json")} for c in conditions_of(ev)]
+    return {"seed": ev.seed, "conditions": conds, "example_ids_sha256": example_ids_sha256}
+
+
+def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher_identities: dict[str, str]) -> Plan:
+    jobs: list[Job] = []
+    model_jobs: dict[tuple[str, int], Job] = {}
+    data = {"identity": data_identity, **suite.dataset.model_dump(mode="json", exclude={"root", "download"})}
+    for name, t in suite.teachers.items():
+        spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
+        if t.source == "recipe":
+            spec |= {"recipe": suite.recipe_of(name).model_dump(mode="json"), "seed": t.seed, "data": data}
+        elif t.source == "checkpoint":
+            spec |= {"checkpoint_sha256": teacher_identities[name]}
+        else:
+            spec |= {"robustbench": t.robustbench, "threat_model": t.threat_model}
+        job = Job("teacher", name, t.seed, spec)
+        jobs.append(job)
+        model_jobs[(name, t.seed)] = job
+    for name, s in suite.students.items():
+        teacher_jobs = [model_jobs[(t, suite.teachers[t].seed)] for t in s.teachers]
+        for seed in s.seeds:
+            spec = {
+                "arch": s.arch,
+                "normalize": s.normalize,
+                "method": s.method.model_dump(mode="json"),
+                "ensemble": s.ensemble if len(s.teachers) > 1 else None,
+                "recipe": suite.recipe_of(name).model_dump(mode="json"),
+                "seed": seed,
+                "data": data,
+            }
+            job = Job("student", name, seed, spec, deps=teacher_jobs)
+            jobs.append(job)
+            model_jobs[(name, seed)] = job
+    eval_spec = eval_spec_of(suite, example_ids_sha256)
+    eval_jobs = {}
+    for (name, seed), mj in model_jobs.items():
+        job = Job("evaluate", name, seed, {"eval": eval_spec, "data": data}, deps=[mj])
+        jobs.append(job)
+        eval_jobs[(name, seed)] = job
+    return Plan(suite, jobs, model_jobs, eval_jobs, eval_spec)

@@ -1,0 +1,196 @@
+"""`kdbench run`: suite -> data -> plan -> execute -> run directory. Nothing here trains or scores;
+it wires the stages together and writes what they made into the results contract."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .execute import LocalExecutor, Store
+from .jobs import JobRunner, read_eval
+from .methods import teacher_log_probs
+from .plan import Plan, content_hash, make_plan
+from .results import write_run
+from .suite import Suite, conditions_of
+from .teachers import checkpoint_identity
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda: no CUDA device is available here")
+    return torch.device(choice)
+
+
+def make_deterministic() -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def load_data(suite: Suite, data_root):
+    from .data import load_dataset, resolve_root
+
+    ds = suite.dataset
+    root = resolve_root(ds.root or data_root) if ds.name != "synthetic" else None
+    return load_dataset(
+        ds.name, root, download=ds.download, train_subset=ds.train_subset, test_subset=ds.test_subset, subset_seed=ds.subset_seed, **ds.params
+    )
+
+
+def eval_examples(suite: Suite, test):
+    from .data.subsets import stratified_subset
+
+    n = suite.evaluate.n
+    if n is None or n >= len(test):
+        return test
+    return test.subset(stratified_subset(test.labels, n, suite.evaluate.seed))
+
+
+def prepare(suite: Suite, data_root=None):
+    splits = load_data(suite, data_root)
+    test_eval = eval_examples(suite, splits.test)
+    ids_sha = hashlib.sha256(test_eval.indices.numpy().astype("<i8").tobytes()).hexdigest()
+    identities = {n: checkpoint_identity(t) for n, t in suite.teachers.items() if t.source == "checkpoint"}
+    plan = make_plan(suite, splits.identity, ids_sha, identities)
+    return splits, test_eval, plan
+
+
+def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, log=print):
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    make_deterministic()
+    splits, test_eval, plan = prepare(suite, data_root)
+    store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
+    if dry_run:
+        for job, line in zip(plan.jobs, plan.describe()):
+            log(("done   " if store.done(job) else "to run ") + line)
+        return None
+    runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
+    records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
+    metrics, correct, agreement = assemble(plan, store, test_eval)
+    finished = datetime.now(timezone.utc)
+    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(out) / suite.name / run_id
+    manifest = {
+        "kdbench_version": __version__,
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "torchattacks": _version("torchattacks"),
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "cpu": _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "run_id": run_id,
+        "suite_name": suite.name,
+        "suite": suite.model_dump(mode="json"),
+        "suite_hash": content_hash(suite.model_dump(mode="json")),
+        "data_identity": splits.identity,
+        "eval_spec": plan.eval_spec,
+        "eval_spec_hash": content_hash(plan.eval_spec),
+        "example_ids_sha256": plan.eval_spec["example_ids_sha256"],
+        "n_examples": len(test_eval),
+        "seeds": {n: s.seeds for n, s in suite.students.items()},
+        "compare": [p.model_dump() for p in suite.pairs()],
+        "twin_warnings": suite.twin_warnings(),
+        "jobs": [r.as_dict() for r in records],
+    }
+    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement)
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        tmp = run_dir.parent / ".latest.tmp"
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(run_id)
+        os.replace(tmp, latest)
+    return run_dir
+
+
+def assemble(plan: Plan, store: Store, test_eval):
+    """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
+    suite = plan.suite
+    rows, correct_rows, clean_logits = [], [], {}
+    for (name, seed), job in plan.eval_jobs.items():
+        ev = read_eval(store, job)
+        if name in suite.teachers:
+            t = suite.teachers[name]
+            role, method, arch = "teacher", t.source, t.arch or t.robustbench
+        else:
+            s = suite.students[name]
+            role, method, arch = s.role, s.method.name, s.arch
+        clean_logits[(name, seed)] = torch.from_numpy(ev["clean_logits"])
+        for i, (cond, group, level) in enumerate(zip(ev["condition"], ev["group"], ev["level"])):
+            c = ev["correct"][i]
+            rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=str(cond), group=str(group),
+                             level=str(level), n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
+            correct_rows.append(c)
+    agreement = []
+    for name, s in suite.students.items():
+        if not s.teachers:
+            continue
+        t_logits = torch.stack([clean_logits[(t, suite.teachers[t].seed)] for t in s.teachers])
+        t_pred = teacher_log_probs(t_logits, 1.0, s.ensemble or "mean_probs").argmax(1)
+        for seed in s.seeds:
+            agree = int((clean_logits[(name, seed)].argmax(1) == t_pred).sum())
+            agreement.append(dict(model=name, seed=seed, teachers="+".join(s.teachers), n=len(t_pred), agree=agree, agreement=agree / len(t_pred)))
+    metrics = pd.DataFrame(rows)
+    extra = derived_rows(metrics, suite)
+    if extra is not None and len(extra):
+        metrics = pd.concat([metrics, extra], ignore_index=True)
+        correct_rows += [np.zeros(len(test_eval), dtype=bool)] * len(extra)
+    correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
+    return metrics, correct, pd.DataFrame(agreement)
+
+
+def derived_rows(metrics: pd.DataFrame, suite: Suite):
+    """Summary rows computed from other rows (mean corruption accuracy, mCE), when a condition offers them."""
+    return None
+
+
+def _version(package: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(package)
+    except Exception:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

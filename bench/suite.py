@@ -1,0 +1,406 @@
+"""The suite schema: the one source of truth for suite files (pydantic v2, unknown keys forbidden).
+
+`load_suite(path, overrides)` reads YAML with yaml.safe_load, applies `--set key.path=value`
+overrides, validates, and raises SuiteError listing every problem as
+`FILE: key.path: what was expected (found: what was there)`.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from .conditions import CONDITIONS
+from .methods import METHODS, method_spec_type
+from .methods.base import EnsembleMode
+from .registry import did_you_mean
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _registered(registry_getter, kind: str):
+    def check(value: str) -> str:
+        names = registry_getter().names()
+        if value not in names:
+            raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, names)}; expected one of: {', '.join(sorted(names))}")
+        return value
+
+    return check
+
+
+def _models():
+    from .models import MODELS
+
+    return MODELS
+
+
+def _datasets():
+    from .data import DATASETS
+
+    return DATASETS
+
+
+# ---------------------------------------------------------------------------------------- dataset
+class DatasetSpec(Strict):
+    name: str = Field("cifar10", description="cifar10 or synthetic")
+    root: Optional[str] = Field(None, description="overrides --data-root / $KDBENCH_DATA_ROOT / the user cache")
+    download: bool = Field(False, description="let torchvision download CIFAR-10 when absent")
+    train_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of train")
+    test_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of test")
+    subset_seed: int = 0
+    params: dict[str, Union[int, float, str]] = Field(default_factory=dict, description="dataset parameters (synthetic: n_train, n_test, seed, noise)")
+
+    _name = field_validator("name")(_registered(_datasets, "dataset"))
+
+
+# ---------------------------------------------------------------------------------------- training
+class TrainRecipe(Strict):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["constant", "cosine", "multistep"] = "cosine"
+    milestones: list[float] = Field([0.5, 0.75], description="multistep: fractions of the epochs where lr *= gamma")
+    gamma: float = Field(0.1, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
+    augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
+
+
+# Per-model overrides: the same keys, all optional.
+TrainOverride = create_model(
+    "TrainOverride",
+    __base__=Strict,
+    **{k: (Optional[f.annotation], None) for k, f in TrainRecipe.model_fields.items()},
+)
+
+
+def resolve_recipe(base: TrainRecipe, override: Optional[BaseModel]) -> TrainRecipe:
+    if override is None:
+        return base
+    return base.model_copy(update=override.model_dump(exclude_none=True))
+
+
+# ---------------------------------------------------------------------------------------- models
+class TeacherSpec(Strict):
+    """A teacher trained from a recipe (arch), loaded from a checkpoint (checkpoint + arch), or
+    taken from RobustBench's zoo (robustbench)."""
+
+    arch: Optional[str] = None
+    checkpoint: Optional[str] = Field(None, description="a state_dict file, relative to the suite file, or pkg:PACKAGE/path inside an installed package")
+    robustbench: Optional[str] = Field(None, description="RobustBench model-zoo name, e.g. Carmon2019Unlabeled")
+    threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
+    normalize: str = Field("cifar10", description="cifar10, none: normalisation inside the model wrapper")
+    seed: int = 0
+    train: Optional[TrainOverride] = None  # type: ignore[valid-type]
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, v):
+        return None if v is None else _registered(_models, "architecture")(v)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if self.robustbench is not None:
+            if self.arch or self.checkpoint or self.train:
+                raise ValueError("a robustbench teacher takes no arch, checkpoint or train (the zoo defines them)")
+        elif self.arch is None:
+            raise ValueError("a teacher needs 'arch' (trained from the recipe, or with 'checkpoint'), or 'robustbench'")
+        if self.checkpoint is not None and self.train is not None:
+            raise ValueError("a checkpoint teacher is not trained: drop 'train'")
+        return self
+
+    @property
+    def source(self) -> str:
+        return "robustbench" if self.robustbench else "checkpoint" if self.checkpoint else "recipe"
+
+
+class StudentSpec(Strict):
+    arch: str
+    method: method_spec_type() = Field(description="a method name, or {name: ..., parameters}")  # type: ignore[valid-type]
+    teachers: list[str] = Field(default_factory=list)
+    ensemble: Optional[EnsembleMode] = Field(None, description="required with several teachers: mean_probs or mean_logits")
+    seeds: list[int] = Field([0], min_length=1)
+    normalize: str = "cifar10"
+    train: Optional[TrainOverride] = None  # type: ignore[valid-type]
+
+    _arch = field_validator("arch")(_registered(_models, "architecture"))
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _one_teacher(cls, v):
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _teachers_fit_method(self):
+        needs = METHODS.get(self.method.name).needs_teacher
+        if needs and not self.teachers:
+            raise ValueError(f"method '{self.method.name}' learns from a teacher: give 'teachers'")
+        if not needs and self.teachers:
+            raise ValueError(f"method '{self.method.name}' uses no teacher: drop 'teachers'")
+        if len(self.teachers) > 1 and self.ensemble is None:
+            raise ValueError("several teachers need an explicit 'ensemble': mean_probs or mean_logits")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds repeat")
+        return self
+
+    @property
+    def role(self) -> str:
+        return "distilled" if METHODS.get(self.method.name).needs_teacher else "baseline"
+
+
+# ---------------------------------------------------------------------------------------- evaluation
+def _evaluate_model():
+    """One optional key per registered condition, so a new condition needs no change here."""
+    fields: dict[str, Any] = {
+        "n": (Optional[int], Field(None, ge=1, description="test examples (seeded, class-stratified); all when absent")),
+        "seed": (int, 0),
+        "batch_size": (int, Field(256, ge=1)),
+    }
+    for name, cls in CONDITIONS.items():
+        default = cls.Params() if name == "clean" else None  # clean always runs: agreement needs it
+        fields[name] = (Optional[cls.Params], Field(default, description=(cls.__doc__ or "").strip().split("\n")[0] or None))
+    return create_model("EvaluateSpec", __base__=Strict, **fields)
+
+
+EvaluateSpec = _evaluate_model()
+
+
+def conditions_of(evaluate: BaseModel) -> list:
+    """The condition objects a suite asks for, in registry order."""
+    out = []
+    for name, cls in CONDITIONS.items():
+        params = getattr(evaluate, name)
+        if params is not None:
+            out.extend(cls.build(params, evaluate.seed))
+    return out
+
+
+class ComparePair(Strict):
+    distilled: str
+    baseline: str
+
+
+# ---------------------------------------------------------------------------------------- suite
+class Suite(Strict):
+    name: str = Field(pattern=NAME, description="names the results directory")
+    description: str = ""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    train: TrainRecipe = Field(default_factory=TrainRecipe)
+    teachers: dict[Annotated[str, Field(pattern=NAME)], TeacherSpec] = Field(default_factory=dict)
+    students: dict[Annotated[str, Field(pattern=NAME)], StudentSpec] = Field(default_factory=dict)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)  # type: ignore[valid-type]
+    compare: Optional[list[ComparePair]] = Field(None, description="default: each student with a teacher or smoothing against the 'baseline' student of its architecture")
+
+    @model_validator(mode="after")
+    def _references(self):
+        problems = []
+        both = set(self.teachers) & set(self.students)
+        if both:
+            problems.append(f"names used for both a teacher and a student: {sorted(both)}")
+        for sname, s in self.students.items():
+            for t in s.teachers:
+                if t not in self.teachers:
+                    problems.append(f"students.{sname}.teachers: unknown teacher '{t}'{did_you_mean(t, self.teachers)}")
+        for i, pair in enumerate(self.compare or []):
+            for slot in ("distilled", "baseline"):
+                n = getattr(pair, slot)
+                if n not in self.students:
+                    problems.append(f"compare.{i}.{slot}: unknown student '{n}'{did_you_mean(n, self.students)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def recipe_of(self, name: str) -> TrainRecipe:
+        spec = self.students.get(name) or self.teachers[name]
+        return resolve_recipe(self.train, spec.train)
+
+    def pairs(self) -> list[ComparePair]:
+        if self.compare is not None:
+            return list(self.compare)
+        out = []
+        for name, s in self.students.items():
+            if s.method.name == "baseline":
+                continue
+            twins = [b for b, bs in self.students.items() if bs.method.name == "baseline" and bs.arch == s.arch]
+            if len(twins) == 1:
+                out.append(ComparePair(distilled=name, baseline=twins[0]))
+        return out
+
+    def twin_warnings(self) -> list[str]:
+        """Twins must differ only in the loss; say where a suite breaks that."""
+        out = []
+        for p in self.pairs():
+            d, b = self.students[p.distilled], self.students[p.baseline]
+            if d.arch != b.arch:
+                out.append(f"compare {p.distilled} vs {p.baseline}: architectures differ ({d.arch} vs {b.arch})")
+            rd, rb = self.recipe_of(p.distilled), self.recipe_of(p.baseline)
+            diff = [k for k in TrainRecipe.model_fields if getattr(rd, k) != getattr(rb, k)]
+            if diff:
+                out.append(f"compare {p.distilled} vs {p.baseline}: training recipes differ in {', '.join(diff)}; the difference is not the loss alone")
+            if set(d.seeds) != set(b.seeds):
+                out.append(f"compare {p.distilled} vs {p.baseline}: seeds differ ({d.seeds} vs {b.seeds}); only shared seeds pair up")
+            if d.normalize != b.normalize:
+                out.append(f"compare {p.distilled} vs {p.baseline}: normalisation differs")
+        return out
+
+
+# ---------------------------------------------------------------------------------------- loading
+class SuiteError(ValueError):
+    def __init__(self, path, problems: list[str]):
+        self.path, self.problems = str(path), problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+def _loc(loc) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _found(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fields_at(model: type[BaseModel], loc) -> Optional[list[str]]:
+    """The keys allowed where `loc` points (for 'did you mean' on unknown keys)."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            if part not in tp.model_fields:
+                return None
+            tp = tp.model_fields[part].annotation
+        elif typing.get_origin(tp) in (dict, list):
+            tp = typing.get_args(tp)[-1]
+        else:
+            return None
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return None
+
+
+def _unwrap(tp):
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            tp = models[0] if len(args) == 1 or len(models) == 1 else args[0]
+            if len(args) > 1 and len(models) != 1:
+                return tp
+        else:
+            return tp
+
+
+def _describe(err: dict) -> str:
+    loc: list = []
+    for part in err["loc"]:
+        # pydantic puts a union member's tag in the location; users never wrote it
+        if isinstance(part, str) and (part.startswith("function-") or (loc and loc[-1] == "method" and part in METHODS)):
+            continue
+        loc.append(part)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(Suite, loc[:-1]) or []
+        key = loc[-1]
+        return f"{_loc(loc)}: unknown key '{key}'{did_you_mean(key, allowed)}; expected one of: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"{_loc(loc)}: required key is missing"
+    if kind == "union_tag_invalid":
+        tag, expected = err["ctx"]["tag"], err["ctx"]["expected_tags"]
+        names = [t.strip(" '") for t in expected.split(",")]
+        return f"{_loc(loc)}: unknown method '{tag}'{did_you_mean(tag, names)}; expected one of: {', '.join(names)}"
+    msg = err["msg"].removeprefix("Value error, ")
+    if kind == "value_error" and "found" not in msg and "input" in err and not isinstance(err["input"], dict):
+        msg += f" (found: {_found(err['input'])})"
+    elif kind != "value_error" and "input" in err:
+        msg = f"expected {msg[0].lower() + msg[1:]} (found: {_found(err['input'])})"
+    return f"{_loc(loc)}: {msg}"
+
+
+def parse_overrides(pairs: list[str]) -> list[tuple[list[str], Any]]:
+    out = []
+    for item in pairs or []:
+        if "=" not in item:
+            raise SuiteError("--set", [f"'{item}': expected key.path=value"])
+        key, value = item.split("=", 1)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+            raise SuiteError("--set", [f"'{key}': expected a dotted key path such as train.epochs"])
+        out.append((key.split("."), yaml.safe_load(value) if value else None))
+    return out
+
+
+def apply_overrides(raw: dict, overrides) -> dict:
+    for path, value in overrides:
+        node = raw
+        for part in path[:-1]:
+            if isinstance(node, list) and part.isdigit():
+                node = node[int(part)]
+            else:
+                node = node.setdefault(part, {})
+        if isinstance(node, list) and path[-1].isdigit():
+            node[int(path[-1])] = value
+        else:
+            node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SuiteError(path, [f"cannot read the file ({exc.strerror or exc})"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SuiteError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SuiteError(path, [f"(top level): expected a mapping of sections (found: {type(raw).__name__})"])
+    return raw
+
+
+def load_suite(path, overrides: list[str] | None = None) -> Suite:
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    try:
+        raw = apply_overrides(raw, parse_overrides(overrides or []))
+    except (AttributeError, IndexError, TypeError):
+        raise SuiteError(path, [f"--set {overrides}: a key path does not lead into a mapping"]) from None
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise SuiteError(path, [_describe(e) for e in exc.errors()]) from None
+    base = path.parent
+    for t in suite.teachers.values():  # checkpoint paths are relative to the suite file
+        if t.checkpoint and not t.checkpoint.startswith("pkg:") and not Path(t.checkpoint).expanduser().is_absolute():
+            candidate = (base / t.checkpoint)
+            if candidate.exists() or not Path(t.checkpoint).exists():
+                t.checkpoint = str(candidate)
+    return suite
+
+
+def json_schema() -> dict:
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "kdbench suite"
+    return schema

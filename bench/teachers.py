@@ -1,0 +1,64 @@
+"""Where teachers come from: a recipe (trained like a baseline), a checkpoint, or RobustBench's zoo.
+
+Every model kdbench handles takes inputs in [0, 1]; normalisation lives inside the wrapper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+from torch import nn
+
+
+class TeacherError(ValueError):
+    pass
+
+
+def resolve_checkpoint(path: str) -> Path:
+    """A file path, or `pkg:PACKAGE/relative/path` for a file shipped inside an installed package
+    (such as pyautoattack's example ResNet-18)."""
+    if path.startswith("pkg:"):
+        package, _, rel = path[4:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise TeacherError(f"checkpoint '{path}': package '{package}' is not installed")
+        return Path(list(spec.submodule_search_locations)[0]) / rel
+    return Path(path).expanduser()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_identity(spec) -> str:
+    path = resolve_checkpoint(spec.checkpoint)
+    if not path.is_file():
+        raise TeacherError(f"checkpoint '{spec.checkpoint}': no such file ({path})")
+    return file_sha256(path)
+
+
+def build_architecture(arch: str, normalize: str) -> nn.Module:
+    from .models import create_model, wrap
+
+    return wrap(create_model(arch), normalize)
+
+
+def load_checkpoint_teacher(spec) -> nn.Module:
+    from .models.checkpoint import load_into, load_state_dict_file
+
+    path = resolve_checkpoint(spec.checkpoint)
+    model = build_architecture(spec.arch, spec.normalize)
+    load_into(model.net, load_state_dict_file(path), source=str(path))
+    return model.eval()
+
+
+def load_robustbench_teacher(spec, model_dir: Path) -> nn.Module:
+    from .zoo import load_robustbench
+
+    return load_robustbench(spec.robustbench, dataset="cifar10", threat_model=spec.threat_model, model_dir=model_dir).eval()

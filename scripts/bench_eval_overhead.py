@@ -1,0 +1,74 @@
+"""Evaluation overhead: the time kdbench takes to score the clean condition, divided by the time of
+the bare forward passes of the same model on the same images (target: at most 1.15).
+
+    python scripts/bench_eval_overhead.py --data-root ../shared/data/cifar10-jpeg --arch resnet20 --n 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from bench.conditions import CONDITIONS
+from bench.evaluate import evaluate
+from bench.models import create_model, wrap
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", help="CIFAR-10 root; synthetic data when absent")
+    ap.add_argument("--arch", default="resnet20")
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    from bench.data import load_dataset, resolve_root
+
+    if args.data_root:
+        test = load_dataset("cifar10", resolve_root(args.data_root)).test
+    else:
+        test = load_dataset("synthetic", None, n_train=10, n_test=args.n).test
+    images, labels, indices = test.images[: args.n], test.labels[: args.n], test.indices[: args.n]
+    torch.manual_seed(0)
+    model = wrap(create_model(args.arch), "cifar10").to(args.device).eval().requires_grad_(False)
+    clean = CONDITIONS.get("clean").build(CONDITIONS.get("clean").Params(), 0)
+
+    # The bare loop: images already float on the device, nothing recorded.
+    floats = images.to(args.device).float().div(255)
+
+    def bare():
+        with torch.inference_mode():
+            for i in range(0, len(floats), args.batch_size):
+                model(floats[i : i + args.batch_size])
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def scored():
+        evaluate({"m": model}, clean, images, labels, indices, batch_size=args.batch_size, device=args.device)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def timed(fn):
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
+
+    bare(), scored()  # warm up
+    times_bare, times_scored = [], []
+    for _ in range(args.repeats):  # interleaved, so drift in machine load hits both alike
+        times_bare.append(timed(bare))
+        times_scored.append(timed(scored))
+    b, s = statistics.median(times_bare), statistics.median(times_scored)
+    print(f"arch {args.arch}, {len(images)} images, batch {args.batch_size}, device {args.device}, threads {torch.get_num_threads()}")
+    print(f"bare forward passes : {b:.3f} s (median of {args.repeats})")
+    print(f"kdbench clean score : {s:.3f} s")
+    print(f"overhead ratio      : {s / b:.3f} (target <= 1.15)")
+
+
+if __name__ == "__main__":
+    main()

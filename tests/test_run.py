@@ -1,0 +1,123 @@
+"""End to end through the CLI on the synthetic suite: results contract, determinism, resume."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import jobs
+from bench.cli import main
+from bench.results import METRIC_COLUMNS, read_run
+
+SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
+
+
+def run_cli(out, *extra):
+    code = main(["run", str(SUITE), "--out", str(out), "--device", "cpu", *extra])
+    assert code == 0
+    return (out / "synthetic" / "latest").resolve()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run1")
+    return out, run_cli(out)
+
+
+def test_run_directory_follows_the_contract(first_run):
+    _, run_dir = first_run
+    run = read_run(run_dir)
+    m = run.metrics
+    assert list(m.columns[: len(METRIC_COLUMNS)]) == METRIC_COLUMNS
+    models = {("teacher", 7), ("base", 0), ("kd", 0)}
+    assert set(zip(m.model, m.seed)) == models
+    assert set(m.role) == {"teacher", "baseline", "distilled"}
+    per_model = m[m.model == "base"]
+    assert list(zip(per_model.condition, per_model.level)) == [
+        ("clean", ""), ("gaussian_noise", "0.05"), ("gaussian_noise", "0.2"),
+        ("fgsm", "0.00784314"), ("fgsm", "0.0313725"), ("pgd", "0.00784314"), ("pgd", "0.0313725"),
+    ]
+    assert (m.n == 120).all() and np.allclose(m.accuracy, m.correct / m.n)
+    assert run.correct.shape == (len(m), 120)
+    # the test examples are a stratified subset of the 200: 12 per class
+    assert len(set(run.example_index.tolist())) == 120
+    manifest = run.manifest
+    for key in ("kdbench_version", "torch", "torchvision", "torchattacks", "device", "device_name", "suite", "jobs", "eval_spec_hash", "example_ids_sha256"):
+        assert manifest.get(key) is not None, key
+    assert {j["kind"] for j in manifest["jobs"]} == {"teacher", "student", "evaluate"}
+    assert all(j["wall_s"] >= 0 for j in manifest["jobs"])
+    assert manifest["compare"] == [{"distilled": "kd", "baseline": "base"}]
+    agreement = run.agreement
+    assert list(agreement.model) == ["kd"] and 0 <= agreement.agreement.iloc[0] <= 1
+    assert agreement.agree.iloc[0] == round(agreement.agreement.iloc[0] * 120)
+
+
+def test_models_learn_and_attacks_hurt(first_run):
+    m = read_run(first_run[1]).metrics
+    for model in ("teacher", "base", "kd"):
+        acc = m[m.model == model].set_index(["condition", "level"]).accuracy
+        assert acc["clean", ""] > 0.5, model  # chance is 0.1
+        for cond in ("fgsm", "pgd"):
+            assert acc[cond, "0.00784314"] >= acc[cond, "0.0313725"], (model, cond)
+        assert acc["pgd", "0.0313725"] <= acc["fgsm", "0.0313725"] <= acc["clean", ""], model
+        assert acc["gaussian_noise", "0.2"] <= acc["clean", ""]
+
+
+def test_same_suite_same_numbers(first_run, tmp_path):
+    _, run_dir = first_run
+    again = run_cli(tmp_path)  # fresh cache: everything retrained and re-evaluated
+    a, b = read_run(run_dir), read_run(again)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    assert np.array_equal(a.correct, b.correct)
+    assert a.manifest["jobs"][0]["hash"] == b.manifest["jobs"][0]["hash"]
+
+
+def test_second_run_uses_the_cache(first_run, capsys):
+    out, run_dir = first_run
+    again = run_cli(out)
+    err = capsys.readouterr().err
+    assert "already done (cached); 0 to run" in err
+    assert all(j["cached"] for j in read_run(again).manifest["jobs"])
+    pd.testing.assert_frame_equal(read_run(run_dir).metrics, read_run(again).metrics)
+
+
+def test_interrupted_run_resumes(first_run, tmp_path, monkeypatch, capsys):
+    real = jobs.JobRunner.run_student
+    calls = []
+
+    def interrupt_second_student(self, js, outs):
+        calls.append(js[0].id)
+        if len(calls) == 2:
+            (outs[0] / "model.pt").write_bytes(b"half a file")
+            raise KeyboardInterrupt
+        return real(self, js, outs)
+
+    monkeypatch.setattr(jobs.JobRunner, "run_student", interrupt_second_student)
+    assert main(["run", str(SUITE), "--out", str(tmp_path), "--device", "cpu"]) == 130
+    assert "next run resumes" in capsys.readouterr().err
+    done = [p for p in (tmp_path / "_cache" / "jobs").iterdir()]
+    assert all((p / "job.json").is_file() for p in done)  # nothing half-written was kept
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "_cache" / "jobs").iterdir())
+    assert not (tmp_path / "synthetic").exists()  # no run directory for an unfinished run
+    monkeypatch.setattr(jobs.JobRunner, "run_student", real)
+    resumed = run_cli(tmp_path)
+    err = capsys.readouterr().err
+    assert "2 of 6 jobs already done (cached); 4 to run" in err
+    pd.testing.assert_frame_equal(read_run(first_run[1]).metrics, read_run(resumed).metrics)
+
+
+def test_dry_run_prints_plan(first_run, capsys):
+    out, _ = first_run
+    assert main(["run", str(SUITE), "--out", str(out), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("done   ") == 6 and "student:kd:seed0" in err
+
+
+def test_list_names_everything(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("resnet20", "wrn_40_2", "resnet18", "mobilenetv2", "kd", "kd_mse", "label_smoothing", "pgd", "gaussian_noise", "synthetic", "cifar10"):
+        assert name in out

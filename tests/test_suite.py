@@ -1,0 +1,169 @@
+"""Every schema error path: one clear message per problem, naming file and key, exit code 2."""
+
+import json
+import textwrap
+
+import pytest
+import yaml
+
+from bench.cli import main
+from bench.suite import SuiteError, load_suite
+
+GOOD = """
+name: tiny
+dataset: {name: synthetic, params: {n_train: 200, n_test: 100}}
+train: {epochs: 1, batch_size: 50, lr: 0.05}
+teachers:
+  t: {arch: cnn_small}
+students:
+  base: {arch: cnn_small, method: baseline, seeds: [0, 1]}
+  kd: {arch: cnn_small, method: {name: kd, alpha: 0.5, temperature: 4}, teachers: [t], seeds: [0, 1]}
+evaluate:
+  n: 50
+  gaussian_noise: {sigmas: [0.05]}
+  fgsm: {eps: [2/255, "4/255", 0.03]}
+"""
+
+
+def write(tmp_path, text, name="suite.yaml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def problems(tmp_path, text):
+    with pytest.raises(SuiteError) as err:
+        load_suite(write(tmp_path, text))
+    return str(err.value)
+
+
+def mutate(path_value_pairs):
+    raw = yaml.safe_load(GOOD)
+    for path, value in path_value_pairs:
+        node = raw
+        for part in path[:-1]:
+            node = node[part]
+        if value is KeyError:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+    return yaml.safe_dump(raw)
+
+
+def test_good_suite_loads_and_pairs(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD))
+    assert [(p.distilled, p.baseline) for p in suite.pairs()] == [("kd", "base")]
+    assert suite.students["kd"].role == "distilled" and suite.students["base"].role == "baseline"
+    assert suite.evaluate.fgsm.eps == pytest.approx([2 / 255, 4 / 255, 0.03])
+    assert suite.evaluate.clean is not None  # clean always runs
+    assert suite.twin_warnings() == []
+
+
+def test_misspelt_key_gets_did_you_mean(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("batch_size: 50", "batch_sise: 50"))
+    assert "suite.yaml: train.batch_sise: unknown key 'batch_sise' (did you mean 'batch_size'?)" in msg
+
+
+def test_misspelt_section_and_condition(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("gaussian_noise:", "gausian_noise:"))
+    assert "evaluate.gausian_noise: unknown key" in msg and "did you mean 'gaussian_noise'" in msg
+
+
+def test_unknown_architecture_suggests(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("base: {arch: cnn_small", "base: {arch: cnn_smal"))
+    assert "students.base.arch: unknown architecture 'cnn_smal' (did you mean 'cnn_small'?)" in msg
+
+
+def test_unknown_method_suggests(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("method: baseline", "method: baseline_"))
+    assert "students.base.method: unknown method 'baseline_' (did you mean 'baseline'?)" in msg
+
+
+def test_wrong_type_says_expected_and_found(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("epochs: 1", "epochs: many"))
+    assert "train.epochs: expected a valid integer" in msg and "(found: 'many')" in msg
+
+
+def test_method_parameter_out_of_range(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("alpha: 0.5", "alpha: 1.5"))
+    assert "students.kd.method.alpha:" in msg and "1.5" in msg
+
+
+def test_unknown_method_parameter(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("alpha: 0.5", "alpah: 0.5"))
+    assert "students.kd.method.alpah: unknown key 'alpah' (did you mean 'alpha'?)" in msg
+
+
+def test_missing_required_key(tmp_path):
+    msg = problems(tmp_path, mutate([(["students", "base", "arch"], KeyError)]))
+    assert "students.base.arch: required key is missing" in msg
+
+
+def test_unknown_teacher_reference(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("teachers: [t]", "teachers: [tt]"))
+    assert "students.kd.teachers: unknown teacher 'tt' (did you mean 't'?)" in msg
+
+
+def test_teacher_needed_and_ensemble_required(tmp_path):
+    msg = problems(tmp_path, GOOD.replace(", teachers: [t]", ""))
+    assert "method 'kd' learns from a teacher" in msg
+    two = GOOD.replace("  t: {arch: cnn_small}", "  t: {arch: cnn_small}\n  u: {arch: resnet8}").replace("teachers: [t]", "teachers: [t, u]")
+    assert "explicit 'ensemble'" in problems(tmp_path, two)
+
+
+def test_epsilon_must_be_in_pixel_units(tmp_path):
+    msg = problems(tmp_path, GOOD.replace("0.03]", "8]"))
+    assert "evaluate.fgsm.eps" in msg and "write 8/255" in msg
+    assert "evaluate.fgsm.eps.0:" in problems(tmp_path, GOOD.replace("2/255", "'two/255'"))
+
+
+def test_several_problems_reported_together(tmp_path):
+    text = GOOD.replace("epochs: 1", "epochs: 0").replace("batch_size: 50", "batchsize: 50")
+    msg = problems(tmp_path, text)
+    assert "train.epochs" in msg and "train.batchsize" in msg and msg.count("suite.yaml:") == 2
+
+
+def test_not_yaml_names_line(tmp_path):
+    msg = problems(tmp_path, "name: x\nstudents: [a\n")
+    assert "suite.yaml: line" in msg and "not valid YAML" in msg
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SuiteError, match="cannot read the file"):
+        load_suite(tmp_path / "nope.yaml")
+
+
+def test_recipe_mismatch_between_twins_is_reported(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD.replace("teachers: [t], seeds: [0, 1]}", "teachers: [t], seeds: [0, 1], train: {lr: 0.1}}")))
+    assert any("recipes differ in lr" in w for w in suite.twin_warnings())
+
+
+def test_set_overrides(tmp_path):
+    suite = load_suite(write(tmp_path, GOOD), ["train.epochs=3", "students.kd.method.temperature=2"])
+    assert suite.train.epochs == 3 and suite.students["kd"].method.temperature == 2
+
+
+def test_cli_validate_exit_codes(tmp_path, capsys):
+    good = write(tmp_path, GOOD)
+    assert main(["validate", str(good)]) == 0
+    bad = write(tmp_path, GOOD.replace("batch_size: 50", "batch_sise: 50"), "bad.yaml")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: train.batch_sise" in err and "Traceback" not in err
+    assert main(["run", str(bad), "--dry-run"]) == 2
+    assert main(["validate", str(good), "--set", "train.epochs"]) == 2
+
+
+def test_cli_schema_is_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "kdbench suite"
+    assert {"dataset", "train", "teachers", "students", "evaluate", "compare"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_shipped_suites_validate():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).resolve().parents[1].glob("suites/*.yaml")):
+        load_suite(path)
