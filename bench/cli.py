@@ -138,7 +138,84 @@ def add_corruption_commands(sub) -> None:
 
 # ---------------------------------------------------------------- issue 4: report, compare, baseline, gate
 def add_report_commands(sub) -> None:
-    pass  # owned by the report/gate work
+    # Imports stay inside the handlers: `kdbench run` should not pay for matplotlib and Jinja2.
+    def bad_input(exc) -> CliError:
+        return CliError(str(exc), EXIT_BAD_INPUT)
+
+    def report(args) -> int:
+        from .report import write_report, render
+        from .results import ResultsError
+
+        try:
+            if args.output == "-":
+                sys.stdout.write(render(args.run_dir, args.format))
+                return EXIT_OK
+            out = write_report(args.run_dir, args.output, args.format)
+        except ResultsError as exc:
+            raise bad_input(exc) from None
+        print(out)
+        return EXIT_OK
+
+    def compare(args) -> int:
+        from .gate import compare_markdown
+        from .results import ResultsError
+
+        try:
+            sys.stdout.write(compare_markdown(args.run_a, args.run_b))
+        except ResultsError as exc:
+            raise bad_input(exc) from None
+        return EXIT_OK
+
+    def baseline(args) -> int:
+        from .baseline import bless
+        from .results import ResultsError
+
+        try:
+            out, size = bless(args.run_dir, args.output)
+        except ResultsError as exc:
+            raise bad_input(exc) from None
+        print(f"blessed {args.run_dir} as the baseline {out} ({size / 1024:.1f} KiB)")
+        return EXIT_OK
+
+    def gate(args) -> int:
+        from . import gate as g
+        from .results import ResultsError
+
+        try:
+            result = g.gate_paths(args.run_dir, args.baseline, args.tolerance, args.alpha)
+        except (ResultsError, g.GateUsageError) as exc:
+            raise bad_input(exc) from None
+        except g.NotComparable as exc:
+            g.append_step_summary(g.not_comparable_markdown(exc.problems))
+            raise CliError(str(exc), EXIT_NOT_COMPARABLE) from None
+        sys.stdout.write(result.markdown)
+        g.append_step_summary(result.markdown)
+        return result.exit_code
+
+    p = sub.add_parser("report", help="a run directory as one self-contained HTML page (or Markdown)")
+    p.add_argument("run_dir", help="run directory (results/<suite>/<run-id>)")
+    p.add_argument("-o", "--output", help="output file, '-' for stdout (default: reports/<suite>-<run-id>.<format>)")
+    p.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md")
+    p.set_defaults(func=report)
+
+    p = sub.add_parser("compare", help="metric-by-metric differences of two runs (B - A), with paired tests")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.set_defaults(func=compare)
+
+    p = sub.add_parser("baseline", help="bless a run as the regression gate's baseline")
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", required=True, help="baseline directory, e.g. results/baselines/NAME")
+    p.set_defaults(func=baseline)
+
+    p = sub.add_parser("gate", help="fail (exit 1) when a run regresses against the baseline; 3 when not comparable")
+    p.add_argument("run_dir")
+    p.add_argument("--baseline", required=True, help="a blessed baseline (kdbench baseline) or any run directory")
+    p.add_argument("--tolerance", action="append", metavar="PP|KEY=PP",
+                   help="allowed fall in percentage points: a default (PP) or for a group, condition or condition:level "
+                        "(attack=2, pgd=3, pgd:8/255=5); repeatable; default 1, or the suite's gate section")  # fmt: skip
+    p.add_argument("--alpha", type=float, help="significance level after Holm's correction (default 0.05)")
+    p.set_defaults(func=gate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,37 +43,44 @@ def evaluate(
     *,
     batch_size: int = 256,
     device="cpu",
+    only: dict[str, set[str]] | None = None,
 ) -> dict[str, ModelEval]:
-    """Score every model under every condition on the uint8 `images` (N, 3, H, W)."""
-    cells = cells_of(conditions)
+    """Score every model under every condition on the uint8 `images` (N, 3, H, W);
+    `only` limits a model to some condition names (clean is always scored)."""
+    wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
+    cells = {k: [c for c in cells_of(conditions) if wants[k] is None or c.condition in wants[k]] for k in models}
     n = len(images)
     for m in models.values():
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
-    correct = {k: torch.zeros(len(cells), n, dtype=torch.bool, device=device) for k in models}
+    correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
     clean_logits: dict[str, list[torch.Tensor]] = {k: [] for k in models}
     labels_d = labels.to(device)
     for start in bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)"):
         sl = slice(start, start + batch_size)
         x = images[sl].to(device, non_blocking=True).float().div_(255)
         y, idx = labels_d[sl], indices[sl]
-        row = 0
+        row = dict.fromkeys(models, 0)
         for cond in conditions:
+            scored = {k: m for k, m in models.items() if wants[k] is None or cond.name in wants[k]}
+            if not scored:
+                continue
             for level in cond.levels():
                 if cond.model_dependent:
-                    for k, m in models.items():
+                    for k, m in scored.items():
                         x_adv = cond.attack(m, x, y, idx, level)
                         with torch.inference_mode():
-                            correct[k][row, sl] = m(x_adv).argmax(1) == y
+                            correct[k][row[k], sl] = m(x_adv).argmax(1) == y
                 else:
                     with torch.inference_mode():
                         xp = cond.perturb(x, y, idx, level)
-                        for k, m in models.items():
+                        for k, m in scored.items():
                             logits = m(xp)
-                            correct[k][row, sl] = logits.argmax(1) == y
+                            correct[k][row[k], sl] = logits.argmax(1) == y
                             if cond.group == "clean":
                                 clean_logits[k].append(logits.float())
-                row += 1
+                for k in scored:
+                    row[k] += 1
     return {
-        k: ModelEval(cells, correct[k].cpu(), torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0))
+        k: ModelEval(cells[k], correct[k].cpu(), torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0))
         for k in models
     }

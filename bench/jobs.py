@@ -23,7 +23,6 @@ from .results import level_str
 from .seeding import derive_seed
 from .teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher
 from .train import predict_logits, train
-from .suite import resolve_recipe
 
 WEIGHTS = "model.pt"  # the bare architecture's state_dict: loads into the plain network
 EVAL = "eval.npz"
@@ -103,7 +102,8 @@ class JobRunner:
     def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         models = {j.hash: self.load_model(j.deps[0]) for j in jobs}
         t = self.test_eval
-        results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=self.suite.evaluate.batch_size, device=self.device)
+        only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
+        results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=self.suite.evaluate.batch_size, device=self.device, only=only)
         for j, out in zip(jobs, outs):
             r = results[j.hash]
             with open(out / EVAL, "wb") as fh:

@@ -94,7 +94,10 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
     eval_spec = eval_spec_of(suite, example_ids_sha256)
     eval_jobs = {}
     for (name, seed), mj in model_jobs.items():
-        job = Job("evaluate", name, seed, {"eval": eval_spec, "data": data}, deps=[mj])
+        spec = {"eval": eval_spec, "data": data}
+        if name in suite.teachers and suite.teachers[name].evaluate == "clean":
+            spec["only"] = ["clean"]
+        job = Job("evaluate", name, seed, spec, deps=[mj])
         jobs.append(job)
         eval_jobs[(name, seed)] = job
     return Plan(suite, jobs, model_jobs, eval_jobs, eval_spec)

@@ -87,15 +87,20 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
                 fh,
                 example_index=example_index,
                 correct=np.packbits(correct, axis=1),
-                model=metrics["model"].astype(str).to_numpy(),
+                model=_text(metrics["model"]),
                 seed=metrics["seed"].astype(np.int64).to_numpy(),
-                condition=metrics["condition"].astype(str).to_numpy(),
-                level=metrics["level"].astype(str).to_numpy(),
+                condition=_text(metrics["condition"]),
+                level=_text(metrics["level"]),
             )
     with atomic_path(path / "agreement.csv") as tmp:
         agreement.reindex(columns=AGREEMENT_COLUMNS).to_csv(tmp, index=False)
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """A fixed-width unicode array: loadable with allow_pickle=False (object arrays are not)."""
+    return np.array([str(v) for v in column], dtype=str)
 
 
 def read_run(path) -> Run:

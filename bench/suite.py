@@ -104,6 +104,7 @@ class TeacherSpec(Strict):
     threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
     normalize: str = Field("cifar10", description="cifar10, none: normalisation inside the model wrapper")
     seed: int = 0
+    evaluate: Literal["all", "clean"] = Field("all", description="clean: score this teacher on clean data only (saves attack time on big teachers)")
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
 
     @field_validator("arch")
@@ -274,9 +275,14 @@ def _found(value) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc) -> Optional[list[str]]:
-    """The keys allowed where `loc` points (for 'did you mean' on unknown keys)."""
+    """The keys allowed where `loc` points (for 'did you mean' on unknown keys). `loc` is pydantic's,
+    so a tagged union's member appears as its tag."""
     tp: Any = model
     for part in loc:
+        members = _union_models(tp)
+        if members and isinstance(part, str) and part in members:  # the tag picks the member
+            tp = members[part]
+            continue
         tp = _unwrap(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             if part not in tp.model_fields:
@@ -292,7 +298,21 @@ def _fields_at(model: type[BaseModel], loc) -> Optional[list[str]]:
     return None
 
 
+def _union_models(tp) -> dict:
+    """{tag: model} for a union of models told apart by a `name` literal, else {}."""
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) not in (Union, types.UnionType):
+        return {}
+    out = {}
+    for a in typing.get_args(tp):
+        if isinstance(a, type) and issubclass(a, BaseModel) and "name" in a.model_fields:
+            out[a.model_fields["name"].default] = a
+    return out
+
+
 def _unwrap(tp):
+    """Strip Annotated and Optional down to the one type inside (the first, for real unions)."""
     while True:
         origin = typing.get_origin(tp)
         if origin is Annotated:
@@ -300,14 +320,18 @@ def _unwrap(tp):
         elif origin in (Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
             models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            tp = models[0] if len(args) == 1 or len(models) == 1 else args[0]
-            if len(args) > 1 and len(models) != 1:
+            if len(models) == 1:
+                tp = models[0]
+            elif len(args) == 1:
+                tp = args[0]
+            else:
                 return tp
         else:
             return tp
 
 
 def _describe(err: dict) -> str:
+    raw_loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     loc: list = []
     for part in err["loc"]:
         # pydantic puts a union member's tag in the location; users never wrote it
@@ -316,7 +340,7 @@ def _describe(err: dict) -> str:
         loc.append(part)
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(Suite, loc[:-1]) or []
+        allowed = _fields_at(Suite, raw_loc[:-1]) or []
         key = loc[-1]
         return f"{_loc(loc)}: unknown key '{key}'{did_you_mean(key, allowed)}; expected one of: {', '.join(allowed)}"
     if kind == "missing":
@@ -329,7 +353,8 @@ def _describe(err: dict) -> str:
     if kind == "value_error" and "found" not in msg and "input" in err and not isinstance(err["input"], dict):
         msg += f" (found: {_found(err['input'])})"
     elif kind != "value_error" and "input" in err:
-        msg = f"expected {msg[0].lower() + msg[1:]} (found: {_found(err['input'])})"
+        msg = re.sub(r"^Input should (be|have)", lambda m: "expected" if m.group(1) == "be" else "expected to have", msg)
+        msg = f"{msg} (found: {_found(err['input'])})"
     return f"{_loc(loc)}: {msg}"
 
 

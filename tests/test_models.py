@@ -18,7 +18,7 @@ PARAMS_M = {
     "wrn_16_2": 0.70, "wrn_40_2": 2.2, "wrn_28_10": 36.5, "mobilenetv2": 2.2, "resnet18": 11.2,
 }
 EXPECTED_NAMES = {
-    "cnn_small", "cnn_wide", "resnet8", "resnet20", "resnet32", "resnet56", "resnet110", "resnet8x4",
+    "cnn_tiny", "cnn_small", "cnn_wide", "resnet8", "resnet20", "resnet32", "resnet56", "resnet110", "resnet8x4",
     "resnet32x4", "wrn_16_2", "wrn_40_2", "wrn_28_10", "mobilenetv2", "resnet18",
 }
 

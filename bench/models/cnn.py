@@ -30,6 +30,12 @@ class PlainCNN(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
+@register_model("cnn_tiny")
+def cnn_tiny(num_classes: int = 10) -> nn.Module:
+    # ~25k params, ~2.6M MACs per image: a student that trains in seconds on a CPU, for smoke runs.
+    return PlainCNN((16, 32, 64), num_classes)
+
+
 @register_model("cnn_small")
 def cnn_small(num_classes: int = 10) -> nn.Module:
     # ~0.09M params, ~10M MACs per 32x32 image.
