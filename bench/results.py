@@ -124,7 +124,10 @@ def read_run(path) -> Run:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ResultsError(path / "per_example.npz", f"unreadable ({exc})") from None
     n = len(example_index)
-    if packed.ndim != 2 or packed.shape[0] != len(metrics) or packed.shape[1] != (n + 7) // 8:
+    if packed.ndim == 2 and packed.shape[0] != len(metrics):
+        # a metrics.csv cut at a line end still parses; only the row counts tell
+        raise ResultsError(path / "metrics.csv", f"has {len(metrics)} rows but per_example.npz has {packed.shape[0]}: one of the two is truncated (or they come from different runs)")
+    if packed.ndim != 2 or packed.shape[1] != (n + 7) // 8:
         raise ResultsError(path / "per_example.npz", f"correct has shape {packed.shape}, expected ({len(metrics)}, {(n + 7) // 8})")
     for key, values in keys.items():
         if not np.array_equal(values.astype(str), metrics[key].astype(str).to_numpy()):

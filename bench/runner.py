@@ -152,17 +152,8 @@ def assemble(plan: Plan, store: Store, test_eval):
             agree = int((clean_logits[(name, seed)].argmax(1) == t_pred).sum())
             agreement.append(dict(model=name, seed=seed, teachers="+".join(s.teachers), n=len(t_pred), agree=agree, agreement=agree / len(t_pred)))
     metrics = pd.DataFrame(rows)
-    extra = derived_rows(metrics, suite)
-    if extra is not None and len(extra):
-        metrics = pd.concat([metrics, extra], ignore_index=True)
-        correct_rows += [np.zeros(len(test_eval), dtype=bool)] * len(extra)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     return metrics, correct, pd.DataFrame(agreement)
-
-
-def derived_rows(metrics: pd.DataFrame, suite: Suite):
-    """Summary rows computed from other rows (mean corruption accuracy, mCE), when a condition offers them."""
-    return None
 
 
 def _version(package: str) -> str | None:

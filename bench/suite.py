@@ -189,6 +189,14 @@ def conditions_of(evaluate: BaseModel) -> list:
     return out
 
 
+class GateSpec(Strict):
+    """Defaults for `kdbench gate` on runs of this suite (command-line flags override them)."""
+
+    tolerance: Optional[float] = Field(None, ge=0, description="percentage points a metric may fall before it can regress (default 1)")
+    tolerances: dict[str, float] = Field(default_factory=dict, description="per group (attack), condition (pgd) or condition:level (pgd:8/255)")
+    alpha: Optional[float] = Field(None, gt=0, lt=1, description="significance level after Holm correction (default 0.05)")
+
+
 class ComparePair(Strict):
     distilled: str
     baseline: str
@@ -204,6 +212,7 @@ class Suite(Strict):
     students: dict[Annotated[str, Field(pattern=NAME)], StudentSpec] = Field(default_factory=dict)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)  # type: ignore[valid-type]
     compare: Optional[list[ComparePair]] = Field(None, description="default: each student with a teacher or smoothing against the 'baseline' student of its architecture")
+    gate: Optional[GateSpec] = None
 
     @model_validator(mode="after")
     def _references(self):

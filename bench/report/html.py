@@ -1,0 +1,72 @@
+"""One self-contained HTML file: Jinja2 with autoescape, inline CSS, figures as data URIs, no scripts.
+
+Autoescape is switched on explicitly (not by file extension), so every model name, condition
+and manifest value reaches the page as text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from .. import __version__
+from . import plots, rows
+from .tables import STATISTICS_TEXT, ReportData
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def context(data: ReportData, n_boot: int) -> dict:
+    figures = plots.all_figures(data)
+    agreement = rows.agreement_rows(data)
+    pairs = []
+    for pair, figs in zip(data.pairs, figures["pairs"]):
+        pairs.append({
+            "header": rows.pair_header(pair),
+            "rows": rows.headline_rows(data, pair),
+            "corruption_rows": rows.corruption_rows(pair),
+            "teachers": pair.teachers,
+            "agreement": [a for a in agreement if a["model"] == pair.distilled],
+            "mce_note": data.mce_note,
+            "figures": figs,
+        })  # fmt: skip
+    teacher_names, teacher_rows = rows.teacher_rows(data)
+    corruption_cols, corruption_matrix = rows.corruption_matrix_rows(data)
+    man = data.run.manifest
+    multi = any(len(p.seed_pairs) > 1 for p in data.pairs)
+    return {
+        "version": __version__,
+        "title": data.title,
+        "run_path": str(data.run.path),
+        "finished": man.get("finished", ""),
+        "device": " ".join(dict.fromkeys(str(man[k]) for k in ("device", "device_name") if man.get(k))),
+        "commit": _short_commit(man.get("git_commit")),
+        "models": rows.model_rows(data),
+        "pairs": pairs,
+        "teacher_names": teacher_names,
+        "teachers": teacher_rows,
+        "agreement": agreement,
+        "corruption_cols": corruption_cols,
+        "corruption_matrix": corruption_matrix,
+        "mean_corruption_label": data.mean_corruption_label,
+        "heatmap": figures["heatmap"],
+        "per_seed": rows.per_seed_rows(data),
+        "holm_family": data.holm_family,
+        "statistics": STATISTICS_TEXT.format(n_boot=n_boot, family=data.holm_family),
+        "band_note": ("Bands: ±1 standard deviation over seeds." if multi else "Bands: Wilson 95% intervals.") + " The teacher is dashed.",
+        "provenance": rows.provenance_rows(data),
+    }
+
+
+def _short_commit(commit) -> str:
+    text = str(commit or "")
+    return text[:12] + ("-dirty" if text.endswith("-dirty") else "")
+
+
+def render_html(data: ReportData, n_boot: int) -> str:
+    return environment().get_template("report.html.j2").render(**context(data, n_boot))

@@ -1,0 +1,68 @@
+"""The report's tables as GitHub-flavoured Markdown, for a CI step summary or a pull-request comment.
+
+GitHub renders HTML inside Markdown, so every value goes through `md_escape`: <, > and & become
+entities and | is escaped so a name cannot break out of its table cell or inject markup.
+"""
+
+from __future__ import annotations
+
+from . import rows
+from .tables import STATISTICS_TEXT, ReportData
+
+# Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "\n": " ", "\r": " "}
+
+
+def md_escape(value) -> str:
+    return "".join(_ESCAPES.get(ch, ch) for ch in str(value))
+
+
+def table(header: list[str], body: list[list], align: list[str] | None = None) -> str:
+    align = align or ["l"] + ["r"] * (len(header) - 1)
+    rule = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(data: ReportData, n_boot: int) -> str:
+    out = [f"# {md_escape(data.title)}", ""]
+    man = data.run.manifest
+    facts = [f"{k} {man[k]}" for k in ("finished", "device", "device_name", "git_commit") if man.get(k)]
+    if facts:
+        out += [md_escape(" · ".join(facts)), ""]
+    agreement = rows.agreement_rows(data)
+    for pair in data.pairs:
+        h = rows.pair_header(pair)
+        out += [f"## {md_escape(h['title'])}", ""]
+        bits = [f"{h['n_seeds']} seed pair(s): {h['seeds']}"]
+        if h["teachers"]:
+            bits.append(f"teacher: {h['teachers']}")
+        bits += [f"teacher-student agreement {a['agreement']} %" for a in agreement if a["model"] == pair.distilled]
+        out += [md_escape("; ".join(bits)), ""]
+        header = ["metric", "baseline", "distilled", "Δ pp", "95% CI", "p", "p Holm"]
+        header += [f"teacher {t}" for t in pair.teachers]
+        body = []
+        for r in rows.headline_rows(data, pair):
+            mark = " *" if r["significant"] else ""
+            body.append([r["metric"], r["baseline"], r["distilled"], r["diff"] + mark, r["ci"], r["p"], r["p_holm"], *r["teachers"]])
+        out += [table(header, body), ""]
+        diff_note = f" ({h['diff_note']})" if h["diff_note"] else ""
+        out += [md_escape(f"Accuracy in %, {h['acc_note']}. Δ = distilled − baseline in percentage points{diff_note}; "
+                          f"95% CI: paired bootstrap; p: exact McNemar, two-sided; p Holm over all {data.holm_family} differences; * marks p Holm below 0.05."), ""]  # fmt: skip
+        if data.mce_note:
+            out += [md_escape(data.mce_note), ""]
+    if not data.pairs:
+        out += ["This run compares no distilled student with a baseline.", ""]
+    names, trows = rows.teacher_rows(data)
+    if names:
+        out += ["## Teachers", "", table(["metric", *names], [[r["metric"], *r["cells"]] for r in trows]), ""]
+    if agreement:
+        out += ["## Teacher-student agreement (clean)", ""]
+        out += [table(["student", "teacher(s)", "seeds", "agreement %", "per seed"], [[a["model"], a["teachers"], a["seeds"], a["agreement"], a["per_seed"]] for a in agreement]), ""]
+    cols, crows = rows.corruption_matrix_rows(data)
+    if cols:
+        out += ["## Corruptions by model (accuracy %, mean over severities and seeds)", ""]
+        out += [table(["corruption", *cols], [[r["metric"], *r["cells"]] for r in crows]), ""]
+    out += ["## Statistics", "", md_escape(STATISTICS_TEXT.format(n_boot=n_boot, family=data.holm_family)), ""]
+    return "\n".join(out)

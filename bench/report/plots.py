@@ -1,0 +1,194 @@
+"""The report's figures, as SVG data URIs to inline in <img> tags.
+
+Figures are built on bare matplotlib Figure objects with the Agg canvas (no pyplot state, no
+display needed). An SVG inside <img src="data:..."> is rendered as an image: nothing in it can
+run or fetch, whatever the model names say. Names are passed through `_text` because matplotlib
+reads `$...$` as mathematics and hides legend labels that start with '_'.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .format import level_value, signed_pp
+from .tables import Pair, ReportData
+
+COLORS = {"baseline": "#1f77b4", "distilled": "#d95f02", "teacher": "#7f7f7f"}
+RC = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def _text(s) -> str:
+    s = str(s).replace("$", r"\$")
+    return "\u200b" + s if s.startswith("_") else s
+
+
+def to_data_uri(fig: Figure) -> str:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # constrained layout already fits it
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(w: float, h: float) -> Figure:
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+def _series(data: ReportData, model: str, group: str, condition: str, with_clean: bool = True) -> pd.DataFrame:
+    """x (level as a number), accuracy, band low/high for one model and condition; clean as x = 0."""
+    acc = data.accuracy
+    rows = acc[(acc["model"] == model) & (acc["group"] == group) & (acc["condition"] == condition)].copy()
+    if with_clean:
+        clean = acc[(acc["model"] == model) & (acc["group"] == "clean")].copy()
+        if len(clean):
+            clean = clean.iloc[:1].assign(level="0")
+            rows = pd.concat([clean, rows])
+    if rows.empty:
+        return rows
+    rows["x"] = rows["level"].map(level_value)
+    single = rows["seeds"] == 1
+    rows["band_lo"] = np.where(single, rows["lo"], rows["accuracy"] - rows["sd"].fillna(0))
+    rows["band_hi"] = np.where(single, rows["hi"], rows["accuracy"] + rows["sd"].fillna(0))
+    return rows.sort_values("x")
+
+
+def _draw(ax, s: pd.DataFrame, role: str, label: str, scale: float = 1.0) -> None:
+    if s.empty:
+        return
+    color = COLORS.get(role, "#333333")
+    style = "--" if role == "teacher" else "-"
+    ax.plot(s["x"] * scale, 100 * s["accuracy"], style, marker="o", ms=3, color=color, label=_text(label))
+    if role != "teacher":
+        ax.fill_between(s["x"] * scale, 100 * s["band_lo"], 100 * s["band_hi"], color=color, alpha=0.18, lw=0)
+
+
+def _pair_models(pair: Pair):
+    yield pair.baseline, "baseline"
+    yield pair.distilled, "distilled"
+    for t in pair.teachers:
+        yield t, "teacher"
+
+
+@matplotlib.rc_context(RC)
+def noise_plot(data: ReportData, pair: Pair) -> str | None:
+    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == "noise", "condition"]))
+    if not conds:
+        return None
+    fig = _figure(3.6 * len(conds) + 0.6, 2.8)
+    axes = np.atleast_1d(fig.subplots(1, len(conds), squeeze=False)[0])
+    for ax, cond in zip(axes, conds):
+        for model, role in _pair_models(pair):
+            _draw(ax, _series(data, model, "noise", cond), role, f"{model} ({role})")
+        ax.set_xlabel(f"{_text(cond)} σ (pixels in [0, 1])")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
+@matplotlib.rc_context(RC)
+def attack_plot(data: ReportData, pair: Pair) -> str | None:
+    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == "attack", "condition"]))
+    if not conds:
+        return None
+    fig = _figure(3.4 * len(conds) + 0.6, 2.8)
+    axes = fig.subplots(1, len(conds), squeeze=False)[0]
+    for ax, cond in zip(axes, conds):
+        for model, role in _pair_models(pair):
+            _draw(ax, _series(data, model, "attack", cond), role, f"{model} ({role})", scale=255)
+        ax.set_title(_text(cond), fontsize=9)
+        ax.set_xlabel("ε (×1/255)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
+@matplotlib.rc_context(RC)
+def corruption_plot(data: ReportData, pair: Pair) -> str | None:
+    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == "corruption", "condition"]))
+    if not conds:
+        return None
+    cols = min(5, len(conds))
+    nrows = -(-len(conds) // cols)
+    fig = _figure(2.3 * cols, 1.9 * nrows + 0.4)
+    axes = fig.subplots(nrows, cols, squeeze=False, sharex=True, sharey=True).ravel()
+    for ax, cond in zip(axes, conds):
+        for model, role in _pair_models(pair):
+            _draw(ax, _series(data, model, "corruption", cond), role, f"{model} ({role})")
+        ax.set_title(_text(cond), fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_xticks(range(0, 6))
+    for ax in axes[len(conds) :]:
+        ax.set_visible(False)
+    fig.supxlabel("severity (0 = clean)", fontsize=8)
+    fig.supylabel("accuracy (%)", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
+@matplotlib.rc_context(RC)
+def difference_plot(data: ReportData, pair: Pair) -> str | None:
+    """Differences (distilled - baseline) with their bootstrap intervals; corruptions only as their mean."""
+    t = pair.table
+    t = t[(t["group"] != "corruption")]
+    if t.empty:
+        return None
+    labels = [_text(lbl) for lbl in t["label"]]
+    y = np.arange(len(t))[::-1]
+    diff = 100 * t["diff"].to_numpy(float)
+    lo = 100 * t["ci_lo"].to_numpy(float)
+    hi = 100 * t["ci_hi"].to_numpy(float)
+    fig = _figure(6.4, 0.32 * len(t) + 1.0)
+    ax = fig.subplots()
+    colors = [COLORS["distilled"] if d >= 0 else COLORS["baseline"] for d in diff]
+    ax.barh(y, diff, color=colors, alpha=0.75, height=0.6)
+    ax.errorbar(diff, y, xerr=[diff - lo, hi - diff], fmt="none", ecolor="black", elinewidth=1, capsize=2)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(y, labels, fontsize=8)
+    sig = t["p_holm"].to_numpy(float) < 0.05 if "p_holm" in t else np.zeros(len(t), bool)
+    for yi, d, h, s in zip(y, diff, hi, sig):
+        ax.annotate(signed_pp(d / 100) + (" *" if s else ""), (max(h, d, 0), yi), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)  # fmt: skip
+    ax.set_xlabel(f"{_text(pair.distilled)} − {_text(pair.baseline)} (percentage points, 95% bootstrap interval; * Holm p < 0.05)")
+    ax.margins(x=0.15)
+    return to_data_uri(fig)
+
+
+@matplotlib.rc_context(RC)
+def heatmap(data: ReportData) -> str | None:
+    c = data.corruption
+    if c is None or c.empty:
+        return None
+    values = 100 * c.to_numpy(float)
+    fig = _figure(1.1 * c.shape[1] + 2.4, 0.3 * c.shape[0] + 1.4)
+    ax = fig.subplots()
+    im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=np.nanmin(values), vmax=np.nanmax(values))
+    ax.set_xticks(range(c.shape[1]), [_text(m) for m in c.columns], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(c.shape[0]), [_text(n) for n in c.index], fontsize=8)
+    mid = (np.nanmin(values) + np.nanmax(values)) / 2
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if not np.isnan(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=7, color="white" if values[i, j] < mid else "black")
+    fig.colorbar(im, ax=ax, label="accuracy (%), mean over severities and seeds")
+    return to_data_uri(fig)
+
+
+def all_figures(data: ReportData) -> dict:
+    """{'pairs': [{'noise', 'attack', 'corruption', 'difference'} per pair], 'heatmap': uri|None}."""
+    return {
+        "pairs": [
+            {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p)}
+            for p in data.pairs
+        ],
+        "heatmap": heatmap(data),
+    }
+

@@ -1,0 +1,177 @@
+"""The report's tables as rows of display strings, shared by the HTML and the Markdown renderers.
+
+Plain strings only: escaping is the renderer's job (Jinja2 autoescape for HTML, md_escape for
+Markdown), so nothing here may contain markup.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .format import DASH, interval_pct, interval_pp, pct, pvalue, signed_pp
+from .tables import MEAN_CORRUPTION, Pair, ReportData
+
+ALPHA = 0.05
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def accuracy_cell(acc, sd, lo, hi, seeds: int) -> str:
+    if _nan(acc):
+        return DASH
+    if seeds > 1:
+        return f"{pct(acc)} ± {pct(sd)}" if not _nan(sd) else pct(acc)
+    return f"{pct(acc)} {interval_pct(lo, hi)}" if not _nan(lo) else pct(acc)
+
+
+def _diff_cell(row) -> str:
+    d = signed_pp(row["diff"])
+    return f"{d} ± {pct(row['diff_sd'])}" if row["seed_pairs"] > 1 and not _nan(row["diff_sd"]) else d
+
+
+def pair_header(pair: Pair) -> dict:
+    seeds = ", ".join(str(b) if b == d else f"{b}/{d}" for b, d in pair.seed_pairs)
+    return {
+        "title": f"{pair.distilled} vs {pair.baseline}",
+        "distilled": pair.distilled,
+        "baseline": pair.baseline,
+        "seeds": seeds,
+        "n_seeds": len(pair.seed_pairs),
+        "teachers": ", ".join(pair.teachers),
+        "acc_note": f"mean ± sd over {len(pair.seed_pairs)} seeds" if len(pair.seed_pairs) > 1 else "with its Wilson 95% interval",
+        "diff_note": "mean ± sd of the per-seed differences" if len(pair.seed_pairs) > 1 else "",
+    }
+
+
+def _pair_row(row, teachers) -> dict:
+    seeds = int(row["seed_pairs"])
+    p_holm = row.get("p_holm", np.nan)
+    sig = not _nan(p_holm) and p_holm < ALPHA
+    return {
+        "metric": row["label"],
+        "group": row["group"],
+        "baseline": accuracy_cell(row["base_acc"], row["base_sd"], row["base_lo"], row["base_hi"], seeds),
+        "distilled": accuracy_cell(row["dist_acc"], row["dist_sd"], row["dist_lo"], row["dist_hi"], seeds),
+        "diff": _diff_cell(row),
+        "ci": interval_pp(row["ci_lo"], row["ci_hi"]),
+        "discordant": DASH if _nan(row["only_base"]) else f"{int(row['only_base'])} / {int(row['only_dist'])}",
+        "p": pvalue(row["p"]),
+        "p_holm": pvalue(p_holm),
+        "teachers": [pct(row.get(f"teacher:{t}", np.nan)) for t in teachers],
+        "significant": sig,
+        "sign": "up" if row["diff"] > 0 else "down" if row["diff"] < 0 else "flat",
+    }
+
+
+def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
+    """Clean, mean corruption accuracy (and mCE), noise per sigma, attacks per epsilon."""
+    t = pair.table
+    out = [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "clean"].iterrows()]
+    out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == MEAN_CORRUPTION].iterrows()]
+    out += mce_rows(data, pair)
+    for group in ("noise", "attack"):
+        out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == group].iterrows()]
+    known = {"clean", MEAN_CORRUPTION, "noise", "attack", "corruption"}
+    out += [_pair_row(r, pair.teachers) for _, r in t[~t["group"].isin(known)].iterrows()]
+    return out
+
+
+def corruption_rows(pair: Pair) -> list[dict]:
+    t = pair.table
+    return [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "corruption"].iterrows()]
+
+
+def mce_rows(data: ReportData, pair: Pair) -> list[dict]:
+    if data.mce is None:
+        return []
+    m = data.mce
+
+    def value(model, col):
+        v = pd.to_numeric(m.loc[m["model"] == model, col], errors="coerce") if col in m else pd.Series(dtype=float)
+        return (f"{v.mean():.3g}" + (f" ± {v.std(ddof=1):.2g}" if len(v) > 1 else "")) if len(v) and not v.isna().all() else DASH
+
+    rows = []
+    for col, name in (("mce", "mCE"), ("relative_mce", "relative mCE")):
+        if col in m.columns:
+            rows.append({"metric": name, "group": "mce", "baseline": value(pair.baseline, col), "distilled": value(pair.distilled, col),
+                         "diff": DASH, "ci": DASH, "discordant": DASH, "p": DASH, "p_holm": DASH,
+                         "teachers": [value(t, col) for t in pair.teachers], "significant": False, "sign": "flat"})  # fmt: skip
+    return rows
+
+
+def teacher_rows(data: ReportData) -> tuple[list[str], list[dict]]:
+    """Teachers' accuracies; single corruptions stay in the heat map, their mean is a row here."""
+    t = data.teachers
+    names = list(dict.fromkeys(t["model"]))
+    rows = []
+    for label in dict.fromkeys(t.loc[t["group"] != "corruption", "label"]):
+        cells = []
+        for name in names:
+            r = t[(t["model"] == name) & (t["label"] == label)]
+            cells.append(accuracy_cell(*r.iloc[0][["accuracy", "sd", "lo", "hi", "seeds"]]) if len(r) else DASH)
+        rows.append({"metric": label, "cells": cells})
+        if label == "clean" and len(data.mean_corruption):
+            mc = data.mean_corruption.groupby("model")["accuracy"].mean()
+            rows.append({"metric": data.mean_corruption_label, "cells": [pct(mc.get(n, np.nan)) for n in names]})
+    return names, rows
+
+
+def agreement_rows(data: ReportData) -> list[dict]:
+    rows = []
+    for _, r in data.agreement.iterrows():
+        rows.append({
+            "model": r["model"], "teachers": r["teachers"], "seeds": int(r["seeds"]),
+            "agreement": f"{pct(r['agreement'])} ± {pct(r['sd'])}" if r["seeds"] > 1 else pct(r["agreement"]),
+            "per_seed": ", ".join(f"{s}: {pct(v)}" for s, v in r["per_seed"]),
+        })  # fmt: skip
+    return rows
+
+
+def corruption_matrix_rows(data: ReportData) -> tuple[list[str], list[dict]]:
+    c = data.corruption
+    if c is None or c.empty:
+        return [], []
+    rows = [{"metric": name, "cells": [pct(v) for v in c.loc[name]]} for name in c.index]
+    mc = data.mean_corruption
+    if len(mc):
+        means = mc.groupby("model")["accuracy"].mean()
+        rows.append({"metric": "mean", "cells": [pct(means.get(m, np.nan)) for m in c.columns]})
+    return list(c.columns), rows
+
+
+def per_seed_rows(data: ReportData) -> list[dict]:
+    p = data.per_seed
+    return [
+        {"model": r.model, "role": r.role, "seed": int(r.seed), "metric": r.label, "correct": f"{int(r.correct)}/{int(r.n)}",
+         "accuracy": pct(r.accuracy, 2), "wilson": interval_pct(r.lo, r.hi, 2)}
+        for r in p.itertuples(index=False)
+    ]  # fmt: skip
+
+
+def model_rows(data: ReportData) -> list[dict]:
+    a = data.accuracy.drop_duplicates("model")
+    seeds = data.per_seed.groupby("model")["seed"].apply(lambda s: ", ".join(str(x) for x in sorted(set(s))))
+    return [{"model": r.model, "role": r.role, "method": r.method, "arch": r.arch, "seeds": seeds.get(r.model, "")} for r in a.itertuples(index=False)]
+
+
+def provenance_rows(data: ReportData) -> dict:
+    prov = data.provenance
+    fmt = lambda v: f"{v:.1f} s" if isinstance(v, float) else str(v)  # noqa: E731
+    jobs = prov["jobs"]
+    job_rows = []
+    if len(jobs):
+        for _, j in jobs.iterrows():
+            job_rows.append({k: ("" if _nan(j.get(k)) else (f"{j.get(k):.1f}" if k == "wall_s" and isinstance(j.get(k), (int, float)) else str(j.get(k))))
+                             for k in ("id", "kind", "model", "seed", "wall_s", "cached")})  # fmt: skip
+    return {
+        "facts": [(k, fmt(v)) for k, v in prov["versions"] + prov["times"] + prov["other"]],
+        "hashes": [(k, str(v)) for k, v in prov["hashes"]],
+        "jobs": job_rows,
+        "jobs_wall_s": f"{prov['jobs_wall_s']:.1f}",
+        "suite_text": prov["suite_text"],
+    }

@@ -1,0 +1,106 @@
+"""Conditions against their definitions: FGSM by hand, PGD's projection, noise per image."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.conditions import CONDITIONS
+from bench.evaluate import evaluate
+from bench.models import create_model, wrap
+
+
+def build(name, **params):
+    cls = CONDITIONS.get(name)
+    return cls.build(cls.Params(**params), seed=0)[0]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return wrap(create_model("cnn_tiny"), "cifar10").eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(16, 3, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g), torch.arange(100, 116)
+
+
+def test_fgsm_is_one_signed_gradient_step(model, batch):
+    x, y, idx = batch
+    eps = 4 / 255
+    xr = x.clone().requires_grad_(True)
+    F.cross_entropy(model(xr), y).backward()
+    by_hand = (x + eps * xr.grad.sign()).clamp(0, 1)
+    got = build("fgsm", eps=[eps]).attack(model, x, y, idx, eps)
+    assert torch.allclose(got, by_hand, atol=1e-6)
+
+
+def test_pgd_stays_in_the_ball_and_the_box(model, batch):
+    x, y, idx = batch
+    eps = 8 / 255
+    adv = build("pgd", eps=[eps], steps=7).attack(model, x, y, idx, eps)
+    assert (adv - x).abs().max() <= eps + 1e-6
+    assert adv.min() >= 0 and adv.max() <= 1
+
+
+def test_pgd_one_step_without_random_start_is_fgsm(model, batch):
+    x, y, idx = batch
+    eps = 2 / 255
+    pgd = build("pgd", eps=[eps], steps=1, step_size=eps, random_start=False).attack(model, x, y, idx, eps)
+    fgsm = build("fgsm", eps=[eps]).attack(model, x, y, idx, eps)
+    assert torch.allclose(pgd, fgsm, atol=1e-6)
+
+
+def test_pgd_is_seeded(model, batch):
+    x, y, idx = batch
+    pgd = build("pgd", eps=[8 / 255], steps=3)
+    assert torch.equal(pgd.attack(model, x, y, idx, 8 / 255), pgd.attack(model, x, y, idx, 8 / 255))
+
+
+def test_pgd_restarts_are_worst_case(model, batch):
+    x, y, idx = batch
+    eps = 2 / 255
+    one = build("pgd", eps=[eps], steps=2).attack(model, x, y, idx, eps)
+    three = build("pgd", eps=[eps], steps=2, restarts=3).attack(model, x, y, idx, eps)
+    with torch.no_grad():
+        assert (model(three).argmax(1) == y).sum() <= (model(one).argmax(1) == y).sum()
+    assert (three - x).abs().max() <= eps + 1e-6
+
+
+def test_gaussian_noise_per_image_and_statistics():
+    cond = build("gaussian_noise", sigmas=[0.05])
+    x = torch.full((64, 3, 32, 32), 0.5)
+    idx = torch.arange(64)
+    whole = cond.perturb(x, None, idx, 0.05)
+    halves = torch.cat([cond.perturb(x[:20], None, idx[:20], 0.05), cond.perturb(x[20:], None, idx[20:], 0.05)])
+    assert torch.equal(whole, halves)  # batch boundaries do not change a draw
+    noise = whole - 0.5
+    assert noise.std().item() == pytest.approx(0.05, rel=0.03)
+    assert noise.mean().abs().item() < 0.002
+    other = cond.perturb(x[:1], None, torch.tensor([5]), 0.05)
+    assert torch.equal(other[0], whole[5])  # an image's noise depends on its index alone
+    assert cond.perturb(torch.ones(2, 3, 4, 4), None, idx[:2], 0.5).max() <= 1.0
+
+
+def test_evaluate_scores_perturbed_batches_once_per_condition(model, monkeypatch):
+    cond = build("gaussian_noise", sigmas=[0.1])
+    calls = []
+    real = type(cond).perturb
+    monkeypatch.setattr(type(cond), "perturb", lambda self, *a: calls.append(1) or real(self, *a))
+    images = (torch.rand(40, 3, 32, 32) * 255).to(torch.uint8)
+    labels = torch.randint(0, 10, (40,))
+    models = {"a": model, "b": wrap(create_model("cnn_tiny"), "cifar10")}
+    out = evaluate(models, [cond], images, labels, torch.arange(40), batch_size=16)
+    assert len(calls) == 3  # 3 batches, made once each for both models
+    assert out["a"].correct.shape == (1, 40)
+
+
+def test_evaluate_batch_size_does_not_change_results(model):
+    conds = [build("clean"), build("gaussian_noise", sigmas=[0.1]), build("fgsm", eps=[2 / 255])]
+    images = (torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    labels = torch.randint(0, 10, (30,), generator=torch.Generator().manual_seed(4))
+    a = evaluate({"m": model}, conds, images, labels, torch.arange(30), batch_size=7)["m"]
+    b = evaluate({"m": model}, conds, images, labels, torch.arange(30), batch_size=30)["m"]
+    assert torch.equal(a.correct, b.correct)
+    assert torch.allclose(a.clean_logits, b.clean_logits, atol=1e-5)

@@ -1,0 +1,235 @@
+"""The report: its numbers (against bench.stats and scipy on planted differences), its HTML and Markdown."""
+
+import base64
+import re
+import types
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+import fakerun
+from bench.cli import main
+from bench.report import render, tables
+from bench.report.runs import load_run
+
+KD, BASE, TEACHER = "resnet20-kd", "resnet20-baseline", "wrn40_2-teacher"
+EVIL = "<script>alert(1)</script>"
+
+
+def plant(pieces, condition="clean", lose=10, gain=30, seed_row=0):
+    """Make the distilled student equal to its baseline on `condition`, then move known examples."""
+    b = pieces.rows(model=BASE, condition=condition)[seed_row]
+    d = pieces.rows(model=KD, condition=condition)[seed_row]
+    pieces.correct[d] = pieces.correct[b]
+    right, wrong = np.flatnonzero(pieces.correct[b]), np.flatnonzero(~pieces.correct[b])
+    pieces.correct[d, right[:lose]] = False
+    pieces.correct[d, wrong[:gain]] = True
+    pieces.resync()
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    pieces = fakerun.fake_results(n=800, seeds=(0,))
+    plant(pieces)
+    return load_run(fakerun.write(tmp_path_factory.mktemp("planted") / "run", pieces)), pieces
+
+
+def test_pair_table_matches_the_planted_difference(planted):
+    run, pieces = planted
+    data = tables.build(run, n_boot=4000)
+    (pair,) = data.pairs
+    assert (pair.distilled, pair.baseline, pair.teachers) == (KD, BASE, [TEACHER])
+    row = pair.table.set_index("label").loc["clean"]
+    n = 800
+    assert row["diff"] == pytest.approx(20 / n)
+    assert (row["only_base"], row["only_dist"]) == (10, 30)
+    assert row["p"] == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
+    assert row["ci_lo"] < 20 / n < row["ci_hi"]
+    # the paired interval has the width the discordant pairs imply (normal approximation),
+    # less than half of what treating the two accuracies as independent would give
+    paired_se = np.sqrt((40 / n - (20 / n) ** 2) / n)
+    width = row["ci_hi"] - row["ci_lo"]
+    assert width == pytest.approx(2 * 1.96 * paired_se, rel=0.15)
+    p = row["base_acc"]
+    assert width < 0.5 * 2 * 1.96 * np.sqrt(2 * p * (1 - p) / n)
+    base_correct = int(pieces.correct[pieces.rows(model=BASE, condition="clean")[0]].sum())
+    ref = sps.binomtest(base_correct, n).proportion_ci(method="wilson")
+    assert (row["base_lo"], row["base_hi"]) == pytest.approx((ref.low, ref.high))
+    assert row[f"teacher:{TEACHER}"] == pytest.approx(pieces.metrics.set_index(["model", "condition"]).loc[(TEACHER, "clean"), "accuracy"])
+    # Holm over all 7 differences: adjusted >= raw, and equal to the stats function's
+    assert data.holm_family == 7
+    assert np.all(pair.table["p_holm"] >= pair.table["p"] - 1e-15)
+    from bench import stats
+
+    assert pair.table["p_holm"].to_numpy() == pytest.approx(stats.holm(pair.table["p"].to_numpy()))
+
+
+def test_several_seeds_pool_discordant_pairs_and_show_spread(tmp_path):
+    pieces = fakerun.fake_results(n=500, seeds=(0, 1, 2))
+    for s in range(3):
+        plant(pieces, lose=5 + s, gain=15, seed_row=s)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=2000)
+    row = data.pairs[0].table.set_index("label").loc["clean"]
+    assert row["seed_pairs"] == 3
+    assert (row["only_base"], row["only_dist"]) == (18, 45)
+    diffs = np.array([10, 9, 8]) / 500
+    assert row["diff"] == pytest.approx(diffs.mean())
+    assert row["diff_sd"] == pytest.approx(diffs.std(ddof=1))
+    accs = pieces.metrics[(pieces.metrics["model"] == BASE) & (pieces.metrics["condition"] == "clean")]["accuracy"]
+    assert row["base_sd"] == pytest.approx(accs.std(ddof=1))
+    assert np.isnan(row["base_lo"])  # no single-model Wilson interval for a mean over seeds
+
+
+def test_mean_corruption_accuracy_over_the_benchmark_15(tmp_path):
+    pieces = fakerun.fake_results(n=300, seeds=(0, 1), corruptions=True)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=1000)
+    m = pieces.metrics
+    want = m[(m["model"] == KD) & (m["group"] == "corruption")].groupby("seed")["accuracy"].mean()
+    got = data.mean_corruption.set_index(["model", "seed"]).loc[KD, "accuracy"]
+    assert got.to_numpy() == pytest.approx(want.to_numpy())
+    row = data.pairs[0].table.set_index("condition").loc[tables.MEAN_CORRUPTION]
+    assert row["label"] == "corruptions: mean of the 15"
+    assert np.isnan(row["p"]) and row["ci_lo"] < row["diff"] < row["ci_hi"]
+    assert data.corruption.shape == (15, 3)
+    assert data.mce is None and "mCE not shown" in data.mce_note
+
+
+def test_a_subset_of_corruptions_says_so(tmp_path):
+    pieces = fakerun.fake_results(n=200, corruptions=True)
+    keep = (~pieces.metrics["condition"].isin(fakerun.CORRUPTIONS15[3:]) | (pieces.metrics["group"] != "corruption")).to_numpy()
+    pieces.metrics, pieces.correct = pieces.metrics[keep].reset_index(drop=True), pieces.correct[keep]
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=500)
+    assert data.mean_corruption_label == "corruptions: mean of 3 of the 15"
+
+
+def test_mce_is_shown_when_the_corruptions_package_offers_it(tmp_path, monkeypatch):
+    pieces = fakerun.fake_results(n=200, corruptions=True)
+    seen = {}
+
+    def mce_table(metrics, reference=None):
+        seen["reference"] = reference
+        return [{"model": BASE, "mce": 100.0, "relative_mce": 100.0}, {"model": KD, "mce": 91.5, "relative_mce": 88.0}]
+
+    monkeypatch.setattr(tables, "_corruption_metrics_module", lambda: (types.SimpleNamespace(mce_table=mce_table), ""))
+    pieces.manifest["suite"]["evaluate"]["corruptions"] = {"reference": BASE}
+    path = fakerun.write(tmp_path / "run", pieces)
+    md = render(path, "md", n_boot=200)
+    assert seen["reference"] == BASE
+    assert "| mCE | 100 | 91.5 |" in md and "| relative mCE | 100 | 88 |" in md
+    assert f"mCE relative to {BASE}" in md
+
+
+def test_summary_rows_are_shown_but_not_tested(tmp_path):
+    """Rows of an unknown group (a summary such as a mean) carry no per-example results."""
+    pieces = fakerun.fake_results(n=200)
+    import pandas as pd
+
+    extra = pieces.metrics[pieces.metrics["condition"] == "clean"].copy()
+    extra["condition"], extra["group"], extra["correct"] = "mce", "summary", 0
+    extra["accuracy"] = [1.0, 1.0, 0.9]
+    pieces.metrics = pd.concat([pieces.metrics, extra], ignore_index=True)
+    pieces.correct = np.vstack([pieces.correct, np.zeros((len(extra), pieces.correct.shape[1]), bool)])
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=200)
+    row = data.pairs[0].table.set_index("condition").loc["mce"]
+    assert row["diff"] == pytest.approx(-0.1) and np.isnan(row["p"])
+    assert data.holm_family == 7
+
+
+@pytest.fixture(scope="module")
+def full_html(tmp_path_factory):
+    pieces = fakerun.fake_results(n=400, seeds=(0, 1), corruptions=True)
+    path = fakerun.write(tmp_path_factory.mktemp("full") / "run", pieces)
+    return render(path, "html", n_boot=500)
+
+
+def _data_uris(html):
+    return re.findall(r'src="(data:[^"]*)"', html)
+
+
+def test_html_is_self_contained(full_html):
+    html = full_html
+    assert html.startswith("<!doctype html>")
+    assert "<script" not in html.lower()
+    # every src/href is an inline data: URI or an in-page anchor: nothing to fetch
+    for attr, value in re.findall(r'\b(src|href)="([^"]*)"', html):
+        assert value.startswith("data:image/svg+xml;base64,") or value.startswith("#"), (attr, value[:60])
+    assert not re.search(r"url\(", html)  # no CSS fetches either
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    for section in ("resnet20-kd</span> vs", "Teachers (reference)", "Teacher–student agreement", "Corruptions by model", "Statistics used", "Provenance"):
+        assert section in html
+
+
+def test_html_figures_are_valid_svg(full_html):
+    uris = _data_uris(full_html)
+    assert len(uris) == 5  # differences, noise, attacks, corruptions, heat map
+    for uri in uris:
+        svg = base64.b64decode(uri.split(",", 1)[1])
+        root = ET.fromstring(svg)
+        assert root.tag.endswith("svg")
+        assert b"<script" not in svg
+
+
+def test_html_shows_the_headline_numbers(full_html):
+    html = full_html
+    assert "corruptions: mean of the 15" in html
+    assert "pgd ε=4/255" in html and "gaussian_noise σ=0.1" in html
+    assert "mean ± sd over 2 seeds" in html
+    assert "Holm-corrected across all" in html and "exact McNemar" in html
+
+
+def test_model_names_and_manifest_values_are_escaped(tmp_path):
+    models = ((f"teacher{EVIL}", "teacher", "teacher", "wrn", 0.9), ("_base$x$", "baseline", "baseline", "r20", 0.8), (EVIL, "distilled", "kd", "r20", 0.82))
+    pieces = fakerun.fake_results(n=200, models=models)
+    pieces.manifest["git_commit"] = '"><img src=x onerror=alert(2)>'
+    pieces.manifest["suite"]["name"] = EVIL
+    path = fakerun.write(tmp_path / "run", pieces)
+    html = render(path, "html", n_boot=200)
+    assert "<script" not in html.lower() and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    md = render(path, "md", n_boot=200)
+    assert "<script" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    for uri in _data_uris(html):  # names in figures are drawn as glyph paths, never as markup
+        assert b"<script" not in base64.b64decode(uri.split(",", 1)[1])
+
+
+def test_markdown_has_the_same_tables(tmp_path):
+    pieces = fakerun.fake_results(n=300, seeds=(0,))
+    plant(pieces)
+    md = render(fakerun.write(tmp_path / "run", pieces), "md", n_boot=300)
+    line = next(ln for ln in md.splitlines() if ln.startswith("| clean |"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3].startswith("+6.7")  # 20 of 300 examples
+    assert cells[5] == f"{sps.binomtest(30, 40).pvalue:.3f}"
+    assert "## Teachers" in md and "## Teacher-student agreement (clean)" in md and "## Statistics" in md
+
+
+def test_report_tolerates_a_sparse_manifest(tmp_path):
+    pieces = fakerun.fake_results(n=100)
+    pieces.manifest = {"suite_name": "bare"}
+    html = render(fakerun.write(tmp_path / "run", pieces), "html", n_boot=100)
+    assert "kdbench report: bare / run" in html
+    assert "resnet20-kd</span> vs" in html  # pairs found from roles and architectures
+
+
+def test_report_without_pairs(tmp_path):
+    pieces = fakerun.fake_results(n=100, models=fakerun.MODELS[:1])
+    html = render(fakerun.write(tmp_path / "run", pieces), "html", n_boot=100)
+    assert "compares no distilled student" in html
+
+
+def test_cli_report(tmp_path, capsys, monkeypatch):
+    run_dir = fakerun.write(tmp_path / "results" / "fake" / "20260101T000000Z", fakerun.fake_results(n=100))
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == "reports/fake-20260101T000000Z.html" and (tmp_path / out).is_file()
+    assert main(["report", str(run_dir), "--format", "md", "-o", "-"]) == 0
+    assert capsys.readouterr().out.startswith("# kdbench report: fake / 20260101T000000Z")
+    assert main(["report", str(run_dir), "-o", str(tmp_path / "x" / "r.md"), "--format", "md"]) == 0
+    assert (tmp_path / "x" / "r.md").read_text().startswith("# kdbench report")
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["report", str(run_dir), "--format", "pdf"]) == 2
