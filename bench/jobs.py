@@ -18,7 +18,8 @@ from .atomic import atomic_path
 from .evaluate import evaluate
 from .execute import Handlers, Store
 from .methods import METHODS, build_method
-from .plan import Job, Plan, content_hash
+from .hashing import content_hash
+from .plan import Job, Plan
 from .results import level_str
 from .seeding import derive_seed
 from .teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher

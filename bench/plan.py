@@ -7,19 +7,13 @@ data identity, the hashes of the jobs it reads, and CACHE_VERSION; change any an
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 
+from .hashing import content_hash
 from .suite import Suite, conditions_of
 
 # Bumped when a change to training or evaluation code changes results, to invalidate caches.
 CACHE_VERSION = 1
-
-
-def content_hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 @dataclass

@@ -19,7 +19,8 @@ from . import __version__
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
 from .methods import teacher_log_probs
-from .plan import Plan, content_hash, make_plan
+from .hashing import content_hash
+from .plan import Plan, make_plan
 from .results import write_run
 from .suite import Suite, conditions_of
 from .teachers import checkpoint_identity

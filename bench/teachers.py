@@ -5,11 +5,12 @@ Every model kdbench handles takes inputs in [0, 1]; normalisation lives inside t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
 from torch import nn
+
+from .hashing import file_sha256
 
 
 class TeacherError(ValueError):
@@ -26,14 +27,6 @@ def resolve_checkpoint(path: str) -> Path:
             raise TeacherError(f"checkpoint '{path}': package '{package}' is not installed")
         return Path(list(spec.submodule_search_locations)[0]) / rel
     return Path(path).expanduser()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def checkpoint_identity(spec) -> str:

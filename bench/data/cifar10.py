@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 from ..atomic import atomic_path, write_text
+from ..hashing import file_sha256
 from .errors import DataError
 from .paths import decoded_cache_dir
 from .tensors import Splits, TensorData
@@ -185,14 +186,6 @@ def _read_batch(path: Path, raw: bytes, num_classes: int) -> tuple[np.ndarray, n
     return data, labels
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_pickles(folder: Path, splits):
     """Read the batches of the `splits` asked from a cifar-10-batches-py folder."""
     folder = Path(folder)
@@ -221,7 +214,7 @@ def load_pickles(folder: Path, splits):
     # The identity covers every file present, read or not, so it names the dataset, not the split.
     for name in PICKLE_FILES:
         if name not in digests and (folder / name).is_file():
-            digests[name] = _sha256_file(folder / name)
+            digests[name] = file_sha256(folder / name)
     listing = "".join(f"{name}\t{digests[name]}\n" for name in PICKLE_FILES if name in digests)
     return out, classes, "cifar10-pickle:" + hashlib.sha256(listing.encode()).hexdigest()[:16]
 

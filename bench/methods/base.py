@@ -12,7 +12,9 @@ from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from .temperature import Temperature
 
 EnsembleMode = Literal["mean_probs", "mean_logits"]
 
@@ -20,6 +22,13 @@ EnsembleMode = Literal["mean_probs", "mean_logits"]
 class MethodParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
+
+
+class DistillParams(MethodParams):
+    """What the soft-target methods share: the hard-label weight and the temperature."""
+
+    alpha: float = Field(0.1, ge=0, le=1, description="weight of the hard-label cross-entropy; 1 - alpha weighs the soft term")
+    temperature: Temperature = Field(4.0, description="T, or a schedule {schedule, start, end}")
 
 
 class Method:

@@ -3,17 +3,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch.nn.functional as F
-from pydantic import Field
-
 from . import register_method
-from .base import Method, MethodParams, teacher_log_probs
-from .temperature import Temperature, temperature_at
+from .base import DistillParams, Method, teacher_log_probs
+from .temperature import temperature_at
 
 
-class KDMSEParams(MethodParams):
+class KDMSEParams(DistillParams):
     name: Literal["kd_mse"] = "kd_mse"
-    alpha: float = Field(0.1, ge=0, le=1, description="weight of the hard-label cross-entropy; 1 - alpha weighs the MSE term")
-    temperature: Temperature = Field(4.0, description="T, or a schedule {schedule, start, end}")
 
 
 @register_method("kd_mse")

@@ -77,33 +77,27 @@ def _pair_models(pair: Pair):
 
 @matplotlib.rc_context(RC)
 def noise_plot(data: ReportData, pair: Pair) -> str | None:
-    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == "noise", "condition"]))
-    if not conds:
-        return None
-    fig = _figure(3.6 * len(conds) + 0.6, 2.8)
-    axes = np.atleast_1d(fig.subplots(1, len(conds), squeeze=False)[0])
-    for ax, cond in zip(axes, conds):
-        for model, role in _pair_models(pair):
-            _draw(ax, _series(data, model, "noise", cond), role, f"{model} ({role})")
-        ax.set_xlabel(f"{_text(cond)} σ (pixels in [0, 1])")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(bottom=0)
-        ax.legend(fontsize=7, frameon=False)
-    return to_data_uri(fig)
+    return _level_plot(data, pair, "noise", lambda cond: f"{_text(cond)} σ (pixels in [0, 1])", scale=1, titled=False)
 
 
 @matplotlib.rc_context(RC)
 def attack_plot(data: ReportData, pair: Pair) -> str | None:
-    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == "attack", "condition"]))
+    return _level_plot(data, pair, "attack", lambda cond: "ε (×1/255)", scale=255, titled=True)
+
+
+def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale: float, titled: bool) -> str | None:
+    """One panel per condition of `group`: accuracy against its level, the pair's models on the same axes."""
+    conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == group, "condition"]))
     if not conds:
         return None
-    fig = _figure(3.4 * len(conds) + 0.6, 2.8)
+    fig = _figure(3.5 * len(conds) + 0.6, 2.8)
     axes = fig.subplots(1, len(conds), squeeze=False)[0]
     for ax, cond in zip(axes, conds):
         for model, role in _pair_models(pair):
-            _draw(ax, _series(data, model, "attack", cond), role, f"{model} ({role})", scale=255)
-        ax.set_title(_text(cond), fontsize=9)
-        ax.set_xlabel("ε (×1/255)")
+            _draw(ax, _series(data, model, group, cond), role, f"{model} ({role})", scale=scale)
+        if titled:
+            ax.set_title(_text(cond), fontsize=9)
+        ax.set_xlabel(xlabel(cond))
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, frameon=False)
