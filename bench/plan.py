@@ -51,7 +51,9 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     """What determines the evaluation of a model, apart from the model: conditions, levels, attack
     parameters, the examples. Two runs are comparable only when this is the same."""
     ev = suite.evaluate
-    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json")} for c in conditions_of(ev)]
+    # where files live or are cached does not change what is measured
+    where = {"root", "cache"}
+    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields))} for c in conditions_of(ev)]
     return {"seed": ev.seed, "conditions": conds, "example_ids_sha256": example_ids_sha256}
 
 

@@ -7,6 +7,8 @@
                             per-example correctness, row r <-> metrics.csv data row r;
                             model, seed, condition, level (R,): the row keys again, for checking
     <run>/agreement.csv     teacher-student agreement on clean test data: AGREEMENT_COLUMNS
+    <run>/summary.csv       only when corruptions ran: numbers derived from metrics.csv rows
+                            (mean corruption accuracy, CE, mCE, relative CE/mCE): SUMMARY_COLUMNS
 
 `level` is written as text: '' for conditions without levels (clean), the severity for
 corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] pixel units.
@@ -28,6 +30,7 @@ from .atomic import atomic_path, write_text
 METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
 ROLES = ("teacher", "baseline", "distilled")
+SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
 
@@ -55,6 +58,7 @@ class Run:
     example_index: np.ndarray
     correct: np.ndarray  # (R, N) bool, row r <-> metrics row r
     agreement: pd.DataFrame
+    summary: pd.DataFrame | None = None
 
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
@@ -66,8 +70,9 @@ class Run:
         return self.correct[hit[0]]
 
 
-def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame) -> Path:
-    """Write the four files, each atomically; manifest last, so its presence marks a complete run."""
+def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
+              summary: pd.DataFrame | None = None) -> Path:
+    """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     metrics = metrics.reset_index(drop=True).copy()
@@ -94,6 +99,9 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
             )
     with atomic_path(path / "agreement.csv") as tmp:
         agreement.reindex(columns=AGREEMENT_COLUMNS).to_csv(tmp, index=False)
+    if summary is not None:
+        with atomic_path(path / "summary.csv") as tmp:
+            summary.reindex(columns=SUMMARY_COLUMNS).to_csv(tmp, index=False)
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -135,7 +143,10 @@ def read_run(path) -> Run:
     correct = np.unpackbits(packed, axis=1, count=n).astype(bool)
     if not np.array_equal(correct.sum(axis=1), metrics["correct"].to_numpy()):
         raise ResultsError(path / "per_example.npz", "per-example correctness does not add up to metrics.csv 'correct'")
-    return Run(path, manifest, metrics, example_index, correct, agreement)
+    summary = None
+    if (path / "summary.csv").is_file():
+        summary = _read_csv(path / "summary.csv", SUMMARY_COLUMNS, {"model": str, "statistic": str, "corruption": str})
+    return Run(path, manifest, metrics, example_index, correct, agreement, summary)
 
 
 def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
@@ -147,10 +158,10 @@ def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
     if missing:
         raise ResultsError(file, f"missing columns {missing} (truncated or not a kdbench file?)")
     try:
-        for col in ("seed", "n", "correct", "agree"):
+        for col in ("seed", "n", "correct", "agree", "cells"):
             if col in df.columns:
                 df[col] = pd.to_numeric(df[col], errors="raise").astype(np.int64)
-        for col in ("accuracy", "agreement"):
+        for col in ("accuracy", "agreement", "value"):
             if col in df.columns:
                 df[col] = pd.to_numeric(df[col], errors="raise").astype(float)
     except (ValueError, TypeError) as exc:

@@ -46,6 +46,9 @@ def load_data(suite: Suite, data_root):
 
     ds = suite.dataset
     root = resolve_root(ds.root or data_root) if ds.name != "synthetic" else None
+    corruptions = getattr(suite.evaluate, "corruptions", None)
+    if corruptions is not None and corruptions.root is None and root is not None:
+        corruptions.root = str(root)  # released CIFAR-10-C files sit beside the dataset by default
     return load_dataset(
         ds.name, root, download=ds.download, train_subset=ds.train_subset, test_subset=ds.test_subset, subset_seed=ds.subset_seed, **ds.params
     )
@@ -83,6 +86,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
     metrics, correct, agreement = assemble(plan, store, test_eval)
+    summary = corruption_summary(suite, metrics)
     finished = datetime.now(timezone.utc)
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(out) / suite.name / run_id
@@ -114,7 +118,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "twin_warnings": suite.twin_warnings(),
         "jobs": [r.as_dict() for r in records],
     }
-    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement)
+    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary)
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
         tmp = run_dir.parent / ".latest.tmp"
@@ -155,6 +159,16 @@ def assemble(plan: Plan, store: Store, test_eval):
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     return metrics, correct, pd.DataFrame(agreement)
+
+
+def corruption_summary(suite: Suite, metrics: pd.DataFrame):
+    """Mean corruption accuracy, CE and mCE (against the suite's reference model), when corruptions ran."""
+    spec = getattr(suite.evaluate, "corruptions", None)
+    if spec is None or not (metrics["group"] == "corruption").any():
+        return None
+    from .conditions.corruptions.metrics import corruption_summary as summarise
+
+    return summarise(metrics, spec.reference_model)
 
 
 def _version(package: str) -> str | None:

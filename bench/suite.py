@@ -224,6 +224,11 @@ class Suite(Strict):
             for t in s.teachers:
                 if t not in self.teachers:
                     problems.append(f"students.{sname}.teachers: unknown teacher '{t}'{did_you_mean(t, self.teachers)}")
+        corruptions = getattr(self.evaluate, "corruptions", None)
+        ref = corruptions.reference_model if corruptions is not None else None
+        if ref is not None and ref not in self.teachers and ref not in self.students:
+            models = [*self.teachers, *self.students]
+            problems.append(f"evaluate.corruptions.reference_model: unknown model '{ref}'{did_you_mean(ref, models)}")
         for i, pair in enumerate(self.compare or []):
             for slot in ("distilled", "baseline"):
                 n = getattr(pair, slot)

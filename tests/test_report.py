@@ -2,7 +2,6 @@
 
 import base64
 import re
-import types
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -104,20 +103,18 @@ def test_a_subset_of_corruptions_says_so(tmp_path):
     assert data.mean_corruption_label == "corruptions: mean of 3 of the 15"
 
 
-def test_mce_is_shown_when_the_corruptions_package_offers_it(tmp_path, monkeypatch):
+def test_mce_is_shown_against_the_suites_reference_model(tmp_path):
+    from bench.conditions.corruptions.metrics import mce_table
+
     pieces = fakerun.fake_results(n=200, corruptions=True)
-    seen = {}
-
-    def mce_table(metrics, reference=None):
-        seen["reference"] = reference
-        return [{"model": BASE, "mce": 100.0, "relative_mce": 100.0}, {"model": KD, "mce": 91.5, "relative_mce": 88.0}]
-
-    monkeypatch.setattr(tables, "_corruption_metrics_module", lambda: (types.SimpleNamespace(mce_table=mce_table), ""))
-    pieces.manifest["suite"]["evaluate"]["corruptions"] = {"reference": BASE}
+    pieces.manifest["suite"]["evaluate"]["corruptions"] = {"reference_model": BASE}
     path = fakerun.write(tmp_path / "run", pieces)
     md = render(path, "md", n_boot=200)
-    assert seen["reference"] == BASE
-    assert "| mCE | 100 | 91.5 |" in md and "| relative mCE | 100 | 88 |" in md
+    want = mce_table(pieces.metrics, reference=BASE).set_index("model")
+    assert want.loc[BASE, "mce"].mean() == pytest.approx(100.0)
+    row = next(line for line in md.splitlines() if line.startswith("| mCE |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "100" and float(cells[2]) == pytest.approx(want.loc[KD, "mce"].mean(), abs=0.05)
     assert f"mCE relative to {BASE}" in md
 
 

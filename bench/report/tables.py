@@ -12,11 +12,9 @@ Statistics per compare pair (distilled - baseline, on the same test examples):
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -292,45 +290,18 @@ def mean_corruption_table(run: Run, idx: _Index, keys: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows, columns=["model", "seed", "accuracy"])
 
 
-def _corruption_metrics_module():
-    """bench.conditions.corruptions.metrics, or None with the reason (it is optional and built separately)."""
-    # Importing bench.conditions pulls in torch (seconds): look for the file before paying for that.
-    if not (Path(__file__).resolve().parents[1] / "conditions" / "corruptions" / "metrics.py").is_file():
-        return None, "bench.conditions.corruptions.metrics is not installed"
-    try:
-        from ..conditions.corruptions import metrics
-    except Exception as exc:  # noqa: BLE001 - absent or broken optional module: the report goes on without mCE
-        return None, f"bench.conditions.corruptions.metrics does not import ({type(exc).__name__}: {exc})"
-    return metrics, ""
-
-
 def mce_table(run: Run) -> tuple[pd.DataFrame | None, str]:
-    """mCE and relative mCE from the corruptions package when it offers them; else a note why not.
-
-    Expected there: `mce_table(metrics, reference=None) -> DataFrame` with columns model,
-    [seed,] mce[, relative_mce] (CE normalised by a reference model the suite names).
-    """
+    """mCE and relative mCE (percent, 100 = the reference model the suite names), or a note why not."""
     if not (run.metrics["group"] == "corruption").any():
         return None, ""
-    cm, why = _corruption_metrics_module()
-    if cm is None:
-        return None, f"mCE not shown: {why}"
-    fn = getattr(cm, "mce_table", None) or getattr(cm, "mce", None)
-    if not callable(fn):
-        return None, "mCE not shown: bench.conditions.corruptions.metrics offers no mce_table()"
-    evaluate = ((run.manifest.get("suite") or {}).get("evaluate") or {}) if isinstance(run.manifest.get("suite"), dict) else {}
-    corr = evaluate.get("corruptions") if isinstance(evaluate, dict) else None
-    reference = corr.get("reference") if isinstance(corr, dict) else None
-    try:
-        params = inspect.signature(fn).parameters
-        out = fn(run.metrics, reference=reference) if "reference" in params else fn(run.metrics)
-        out = pd.DataFrame(out)
-    except Exception as exc:  # noqa: BLE001 - a failure there must not cost the whole report
-        return None, f"mCE not shown: {type(exc).__name__}: {exc}"
-    if "model" not in out.columns or "mce" not in out.columns:
-        return None, "mCE not shown: mce_table() returned no model/mce columns"
-    note = f"mCE relative to {reference}" if reference else "mCE as computed by bench.conditions.corruptions.metrics"
-    return out, note
+    from ..conditions.corruptions.metrics import mce_table as corruption_mce
+
+    suite = run.manifest.get("suite") if isinstance(run.manifest.get("suite"), dict) else {}
+    corr = (suite.get("evaluate") or {}).get("corruptions") or {}
+    reference = corr.get("reference_model") if isinstance(corr, dict) else None
+    if not reference:
+        return None, "mCE not shown: the suite names no evaluate.corruptions.reference_model"
+    return corruption_mce(run.metrics, reference=reference), f"mCE relative to {reference} (100 = the reference)"
 
 
 # ------------------------------------------------------------------------------------ provenance

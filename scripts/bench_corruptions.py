@@ -1,0 +1,173 @@
+#!/usr/bin/env python
+"""Speed of kdbench's CIFAR-10-C corruptions: a figure-printing benchmark, not a test.
+
+For each of the benchmark's 15 corruptions it times kdbench generating all five severities of
+N images (default: the 10,000 CIFAR-10 test images) in batches, and the `imagecorruptions`
+package corrupting a sample of the same images one at a time in this process. That package
+uses ImageNet-C's parameters, so it is a speed reference for the same kind of work on 32x32
+images, not an oracle for CIFAR-10-C's bytes (tests/test_corruptions_oracles.py does that).
+
+    python scripts/bench_corruptions.py --data-root ../shared/data/cifar10-jpeg
+    python scripts/bench_corruptions.py --n 2000 --reference-n 100     # quicker
+
+Needs `pip install imagecorruptions` for the reference column (it is skipped otherwise).
+Prints a table and the total wall time for 15 corruptions x 5 severities x N images; exits 1
+when the total misses --target seconds or a corruption is slower than the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+import time
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.conditions.corruptions import BENCHMARK, corrupt  # noqa: E402
+
+
+def load_images(data_root, n):
+    """(uint8 (n, 3, 32, 32), where they came from): the CIFAR-10 test split when it can be read,
+    else 32x32 tiles of scikit-image's photographs (repeated)."""
+    from bench.data import DataError, load_split
+
+    try:
+        data, _, identity = load_split("cifar10", data_root, "test")
+        if len(data) >= n:
+            return data.images[:n], data.indices[:n], f"CIFAR-10 test ({identity})"
+    except (DataError, KeyError, OSError) as exc:
+        print(f"(CIFAR-10 not found: {exc}; using scikit-image photographs)", file=sys.stderr)
+    from skimage import data as skdata
+
+    tiles = []
+    for img in (skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()):
+        h, w = img.shape[:2]
+        tiles += [img[i:i + 32, j:j + 32] for i in range(0, h - 31, 8) for j in range(0, w - 31, 8)]
+    arr = np.stack([tiles[i % len(tiles)] for i in range(n)])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous(), torch.arange(n), "scikit-image photograph tiles"
+
+
+def imagecorruptions_module():
+    """The package, or None, made to run on today's libraries in this process only.
+
+    Its last release (1.1.2, 2020) imports pkg_resources (gone with setuptools 81) just to find
+    its frost files, calls skimage's gaussian with `multichannel=True` (removed in skimage 0.19)
+    and uses np.float_ (removed in numpy 2). Each stand-in does exactly what the old API did,
+    so the package's own code is what gets timed."""
+    try:
+        importlib.import_module("pkg_resources")
+    except ImportError:
+        stub = types.ModuleType("pkg_resources")
+        stub.resource_filename = lambda package, path: os.path.join(os.path.dirname(sys.modules[package].__file__), path)
+        sys.modules["pkg_resources"] = stub
+    if not hasattr(np, "float_"):
+        np.float_ = np.float64
+    try:
+        ic = importlib.import_module("imagecorruptions")
+    except ImportError:
+        return None
+    impl = importlib.import_module("imagecorruptions.corruptions")
+    gaussian = impl.gaussian
+
+    def old_gaussian(image, *args, multichannel=None, **kw):
+        if multichannel:
+            kw["channel_axis"] = -1
+        return gaussian(image, *args, **kw)
+
+    impl.gaussian = old_gaussian
+    return ic
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
+
+
+def time_ours(name, images, indices, batch, seed=0):
+    start = time.perf_counter()
+    for s in range(1, 6):
+        for i in range(0, len(images), batch):
+            corrupt(name, images[i:i + batch], indices[i:i + batch], s, seed)
+    return time.perf_counter() - start
+
+
+def time_reference(ic, name, images):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for s in range(1, 6):
+            for img in images:
+                ic.corrupt(img, severity=s, corruption_name=name)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", help="CIFAR-10 root (else $KDBENCH_DATA_ROOT / the user cache)")
+    p.add_argument("--n", type=int, default=10000, help="images per severity for kdbench (default: 10000)")
+    p.add_argument("--batch", type=int, default=1000, help="kdbench batch size (default: 1000)")
+    p.add_argument("--reference-n", type=int, default=200, help="images per severity for imagecorruptions (default: 200)")
+    p.add_argument("--names", nargs="+", default=list(BENCHMARK))
+    p.add_argument("--target", type=float, default=60.0, help="seconds allowed for the whole set (default: 60)")
+    args = p.parse_args(argv)
+
+    images, indices, source = load_images(args.data_root, args.n)
+    ic = imagecorruptions_module()
+    ref_images = [np.ascontiguousarray(x) for x in images[:args.reference_n].permute(0, 2, 3, 1).numpy()]
+    print(f"data: {len(images)} images, {source}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads); load average {os.getloadavg()[0]:.1f} at start")
+    print(f"kdbench: {args.n} images x 5 severities per corruption, batches of {args.batch}; "
+          f"imagecorruptions {_version('imagecorruptions') if ic else '(not installed)'}: "
+          f"{len(ref_images)} images x 5 severities, one at a time\n")
+    head = f"{'corruption':<18} {'kdbench s':>10} {'kdbench img/s':>14} {'imagecorr. img/s':>17} {'speed-up':>9}"
+    print(head)
+    print("-" * len(head))
+    # First calls import codecs and build tables (a second or so, once per process): timed
+    # separately so the rates below are steady-state, and added to the total.
+    start = time.perf_counter()
+    for name in args.names:
+        for s in range(1, 6):
+            corrupt(name, images[:8], indices[:8], s)
+    setup = time.perf_counter() - start
+    total, slower = setup, []
+    for name in args.names:
+        t = time_ours(name, images, indices, args.batch)
+        total += t
+        ours = 5 * len(images) / t
+        ref = ""
+        if ic is not None:
+            try:
+                ref_rate = 5 * len(ref_images) / time_reference(ic, name, ref_images)
+                ref = f"{ref_rate:>17.0f} {ours / ref_rate:>8.1f}x"
+                if ours < ref_rate:
+                    slower.append(name)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                ref = f"{'error: ' + type(exc).__name__:>17}"
+        print(f"{name:<18} {t:>10.2f} {ours:>14.0f} {ref}", flush=True)
+    print(f"{'(first calls)':<18} {setup:>10.2f}")
+    print("-" * len(head))
+    n_sets = len(args.names) * 5
+    print(f"total: {total:.1f} s for {len(args.names)} corruptions x 5 severities x {len(images)} images "
+          f"({n_sets * len(images) / total:.0f} images/s); target {args.target:.0f} s; "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
+    if slower:
+        print(f"slower than imagecorruptions: {', '.join(slower)}")
+    return 0 if total <= args.target and not slower else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
