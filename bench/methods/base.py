@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from .temperature import Temperature
+from .temperature import Temperature, temperature_at
 
 EnsembleMode = Literal["mean_probs", "mean_logits"]
 
@@ -42,6 +42,25 @@ class Method:
 
     def losses(self, student_logits, teacher_logits, labels, progress: float) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+
+class SoftTargetMethod(Method):
+    """alpha * CE(z_s, y) + (1 - alpha) * T^2 * soft(z_s, p_t^T, T): the frame kd and kd_mse share.
+
+    T^2 keeps the soft term's gradients on the scale of the hard term's as T grows (Hinton et al.).
+    """
+
+    needs_teacher = True
+    soft_name: ClassVar[str]
+
+    def soft(self, student_logits: torch.Tensor, teacher_log_p: torch.Tensor, t: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def losses(self, student_logits, teacher_logits, labels, progress):
+        a = self.params.alpha
+        t = temperature_at(self.params.temperature, progress)
+        soft = self.soft(student_logits, teacher_log_probs(teacher_logits, t, self.ensemble), t)
+        return {"ce": a * F.cross_entropy(student_logits, labels), self.soft_name: (1 - a) * t * t * soft}
 
 
 def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
