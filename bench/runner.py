@@ -66,7 +66,11 @@ def eval_examples(suite: Suite, test):
 def prepare(suite: Suite, data_root=None):
     splits = load_data(suite, data_root)
     test_eval = eval_examples(suite, splits.test)
-    ids_sha = hashlib.sha256(test_eval.indices.numpy().astype("<i8").tobytes()).hexdigest()
+    # Indices alone are not enough: position k is another image in another copy of the dataset.
+    h = hashlib.sha256(test_eval.indices.numpy().astype("<i8").tobytes())
+    h.update(test_eval.labels.numpy().astype("<i8").tobytes())
+    h.update(test_eval.images.numpy().tobytes())
+    ids_sha = h.hexdigest()
     identities = {n: checkpoint_identity(t) for n, t in suite.teachers.items() if t.source == "checkpoint"}
     plan = make_plan(suite, splits.identity, ids_sha, identities)
     return splits, test_eval, plan
