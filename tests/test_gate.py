@@ -69,7 +69,7 @@ def test_a_few_percent_flipped_in_one_metric_fails_on_that_metric_alone(tmp_path
     failing = {k for k, verdict in v.items() if verdict == "REGRESSION"}
     assert failing == {(KD, "pgd ε=4/255")}
     assert "Regressions: resnet20-kd pgd ε=4/255 −2." in out
-    expected_test = "McNemar" if which == "one_seed" else "paired t, 3 seeds"
+    expected_test = "McNemar" if which == "one_seed" else "McNemar, 3 seed pairs"
     assert expected_test in [line for line in out.splitlines() if "REGRESSION" in line and "|" in line][0]
 
 
