@@ -104,3 +104,21 @@ def test_evaluate_batch_size_does_not_change_results(model):
     b = evaluate({"m": model}, conds, images, labels, torch.arange(30), batch_size=30)["m"]
     assert torch.equal(a.correct, b.correct)
     assert torch.allclose(a.clean_logits, b.clean_logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,params,level", [
+    ("gaussian_noise", {"sigmas": [0.1]}, 0.1),
+    ("fgsm", {"eps": [8 / 255]}, 8 / 255),
+    ("pgd", {"eps": [8 / 255], "steps": 2}, 8 / 255),
+    ("corruptions", {"names": ["fog", "jpeg_compression", "glass_blur", "contrast"], "severities": [5]}, 5),
+])
+def test_conditions_never_write_into_the_shared_clean_batch(model, name, params, level):
+    cls = CONDITIONS.get(name)
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randint(0, 256, (6, 3, 32, 32), generator=g).float() / 255)
+    y, idx = torch.randint(0, 10, (6,), generator=g), torch.arange(6)
+    before = x.clone()
+    for cond in cls.build(cls.Params(**params), seed=0):
+        out = cond.attack(model, x, y, idx, level) if cond.model_dependent else cond.perturb(x, y, idx, level)
+        assert torch.equal(x, before), cond.name
+        assert not torch.equal(out, x), cond.name
