@@ -1,7 +1,5 @@
 """End to end through the CLI on the synthetic suite: results contract, determinism, resume."""
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -7,11 +7,6 @@ CONDITIONS: Registry[type[Condition]] = Registry("condition")
 
 # Importing the modules registers them; a new condition is one new module listed here.
 from . import clean, gaussian_noise, fgsm, pgd  # noqa: E402,F401
-
-try:  # the CIFAR-10-C family lives in its own package
-    from . import corruptions  # noqa: E402,F401
-except ImportError as exc:  # pragma: no cover - only while the package is being built
-    if "corruptions" not in str(exc):
-        raise
+from . import corruptions  # noqa: E402,F401  (the CIFAR-10-C family, a package of its own)
 
 __all__ = ["CONDITIONS", "Condition", "Params"]
