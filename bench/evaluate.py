@@ -48,7 +48,11 @@ def evaluate(
     """Score every model under every condition on the uint8 `images` (N, 3, H, W);
     `only` limits a model to some condition names (clean is always scored)."""
     wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
-    cells = {k: [c for c in cells_of(conditions) if wants[k] is None or c.condition in wants[k]] for k in models}
+
+    def scores(k: str, condition: str) -> bool:
+        return wants[k] is None or condition in wants[k]
+
+    cells = {k: [c for c in cells_of(conditions) if scores(k, c.condition)] for k in models}
     n = len(images)
     for m in models.values():
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
@@ -64,7 +68,7 @@ def evaluate(
         y, idx = labels_d[sl], indices[sl]
         row = dict.fromkeys(models, 0)
         for cond in conditions:
-            scored = {k: m for k, m in models.items() if wants[k] is None or cond.name in wants[k]}
+            scored = {k: m for k, m in models.items() if scores(k, cond.name)}
             if not scored:
                 continue
             for level in cond.levels():

@@ -32,9 +32,6 @@ class JobRecord:
     wall_s: float
     cached: bool
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
 
 class Store:
     def __init__(self, root: Path):

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .levels import parse_fraction
 from .report.format import DASH, metric_label, pct, pvalue, signed_pp
 from .report.markdown import md_escape, table
 from .report.runs import GROUP_ORDER, is_per_example, load_run
@@ -76,11 +77,8 @@ class Tolerances:
 
 
 def _level_number(text: str) -> float | None:
-    text = str(text).strip()
     try:
-        if text.endswith("/255"):
-            return float(text[:-4]) / 255
-        return float(text)
+        return parse_fraction(str(text))
     except ValueError:
         return None
 

@@ -17,11 +17,12 @@ from torch import nn
 from .atomic import atomic_path
 from .evaluate import evaluate
 from .execute import Handlers, Store
-from .methods import METHODS, build_method
 from .hashing import content_hash
+from .methods import METHODS, build_method
 from .plan import Job, Plan
 from .results import level_str
 from .seeding import derive_seed
+from .suite import TrainRecipe
 from .teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher
 from .train import predict_logits, train
 
@@ -58,7 +59,7 @@ class JobRunner:
     # ------------------------------------------------------------------ training
     def _fit(self, job: Job, out: Path, method, teachers=(), teacher_logits=None) -> None:
         spec = job.spec
-        recipe = type(self.suite.train).model_validate(spec["recipe"])
+        recipe = TrainRecipe.model_validate(spec["recipe"])
         # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
         torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
         model = build_architecture(spec["arch"], spec["normalize"])
@@ -75,7 +76,7 @@ class JobRunner:
     def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]
         if job.spec["source"] == "recipe":
-            self._fit(job, out, METHODS.get("baseline")(METHODS.get("baseline").Params()))
+            self._fit(job, out, build_method(METHODS.get("baseline").Params()))
         else:  # nothing to train: check that it loads, so a bad checkpoint fails here, named
             self.load_model(job)
 
@@ -85,7 +86,7 @@ class JobRunner:
         method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
         teachers = [self.load_model(d) for d in job.deps]
         cached = None
-        if method.needs_teacher and not type(self.suite.train).model_validate(job.spec["recipe"]).augment:
+        if method.needs_teacher and not TrainRecipe.model_validate(job.spec["recipe"]).augment:
             cached = self._teacher_logits(job.deps, job.spec["data"])
         self._fit(job, out, method, teachers=teachers, teacher_logits=cached)
 

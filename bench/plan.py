@@ -39,8 +39,7 @@ class Job:
 class Plan:
     suite: Suite
     jobs: list[Job]
-    model_jobs: dict[tuple[str, int], Job]  # (model, seed) -> the job that makes its weights
-    eval_jobs: dict[tuple[str, int], Job]
+    eval_jobs: dict[tuple[str, int], Job]  # (model, seed) -> its evaluation
     eval_spec: dict
 
     def describe(self) -> list[str]:
@@ -59,7 +58,7 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
 
 def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher_identities: dict[str, str]) -> Plan:
     jobs: list[Job] = []
-    model_jobs: dict[tuple[str, int], Job] = {}
+    model_jobs: dict[tuple[str, int], Job] = {}  # (model, seed) -> the job that makes its weights
     data = {"identity": data_identity, **suite.dataset.model_dump(mode="json", exclude={"root", "download"})}
     for name, t in suite.teachers.items():
         spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
@@ -96,4 +95,4 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
         job = Job("evaluate", name, seed, spec, deps=[mj])
         jobs.append(job)
         eval_jobs[(name, seed)] = job
-    return Plan(suite, jobs, model_jobs, eval_jobs, eval_spec)
+    return Plan(suite, jobs, eval_jobs, eval_spec)

@@ -3,6 +3,7 @@ it wires the stages together and writes what they made into the results contract
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import platform
@@ -18,8 +19,8 @@ import torch
 from . import __version__
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
-from .methods import teacher_log_probs
 from .hashing import content_hash
+from .methods import teacher_log_probs
 from .plan import Plan, make_plan
 from .results import write_run
 from .suite import Suite, conditions_of
@@ -120,7 +121,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "seeds": {n: s.seeds for n, s in suite.students.items()},
         "compare": [p.model_dump() for p in suite.pairs()],
         "twin_warnings": suite.twin_warnings(),
-        "jobs": [r.as_dict() for r in records],
+        "jobs": [dataclasses.asdict(r) for r in records],
     }
     write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary)
     latest = run_dir.parent / "latest"

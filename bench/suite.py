@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from .conditions import CONDITIONS
 from .methods import METHODS, method_spec_type
 from .methods.base import EnsembleMode
-from .registry import did_you_mean
+from .registry import UnknownName, did_you_mean
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -28,11 +28,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _registered(registry_getter, kind: str):
+def _registered(registry_getter):
+    """A validator: the name must be in the registry (whose error says what was meant)."""
+
     def check(value: str) -> str:
-        names = registry_getter().names()
-        if value not in names:
-            raise ValueError(f"unknown {kind} '{value}'{did_you_mean(value, names)}; expected one of: {', '.join(sorted(names))}")
+        try:
+            registry_getter().get(value)
+        except UnknownName as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     return check
@@ -60,7 +63,7 @@ class DatasetSpec(Strict):
     subset_seed: int = 0
     params: dict[str, Union[int, float, str]] = Field(default_factory=dict, description="dataset parameters (synthetic: n_train, n_test, seed, noise)")
 
-    _name = field_validator("name")(_registered(_datasets, "dataset"))
+    _name = field_validator("name")(_registered(_datasets))
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -110,7 +113,7 @@ class TeacherSpec(Strict):
     @field_validator("arch")
     @classmethod
     def _arch(cls, v):
-        return None if v is None else _registered(_models, "architecture")(v)
+        return None if v is None else _registered(_models)(v)
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -137,7 +140,7 @@ class StudentSpec(Strict):
     normalize: str = "cifar10"
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
 
-    _arch = field_validator("arch")(_registered(_models, "architecture"))
+    _arch = field_validator("arch")(_registered(_models))
 
     @field_validator("teachers", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from ..seeding import derive_seed
 from .base import Condition, Params
-from .levels import PixelValue
+from ..levels import PixelValue
 
 
 class AttackParams(Params):

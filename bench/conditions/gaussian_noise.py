@@ -8,7 +8,7 @@ from pydantic import Field
 from ..seeding import per_example_normal
 from . import CONDITIONS
 from .base import Condition, Params
-from .levels import PixelValue
+from ..levels import PixelValue
 
 
 class NoiseParams(Params):

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from . import CONDITIONS
 from .attack import Attack, AttackParams
-from .levels import PixelValue
+from ..levels import PixelValue
 
 
 class PGDParams(AttackParams):

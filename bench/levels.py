@@ -1,4 +1,5 @@
-"""Level values as users write them: 0.03, 8/255 or '8/255' (YAML cannot do arithmetic)."""
+"""Level values as users write them: 0.03, 8/255 or '8/255' (YAML cannot do arithmetic), in suite
+files and in gate tolerance keys alike. Kept free of torch so that the gate stays light."""
 
 from __future__ import annotations
 
