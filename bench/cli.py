@@ -129,6 +129,18 @@ def _print_summary(run_dir) -> None:
         print(f"{r.model:<24} {r.role:<10} {r.condition:<16} {r.level:>9} {r.mean:>9.4f} {sd:>7} {r.count}", file=sys.stderr)
     for r in run.agreement.itertuples():
         print(f"agreement {r.model} seed {r.seed} with {r.teachers}: {r.agreement:.4f}", file=sys.stderr)
+    for model, seconds in (run.manifest.get("attack_seconds") or {}).items():
+        print(f"attack time {model}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), file=sys.stderr)
+    from .diagnostics import flagged_summary
+
+    flags = flagged_summary(run.diagnostics)
+    if flags:
+        print(f"WARNING: gradient masking suspected ({len(flags)} check(s) flagged; see diagnostics.csv and README "
+              "'Gradient-masking checks'); do not read these models' robust accuracy as robustness:", file=sys.stderr)
+        for line in flags:
+            print(f"  {line}", file=sys.stderr)
+    elif run.diagnostics is not None:
+        print(f"gradient-masking checks: none flagged ({len(run.diagnostics)} rows in diagnostics.csv)", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- issue 3: corruptions export / preview

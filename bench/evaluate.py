@@ -1,17 +1,26 @@
 """One evaluation loop. Each model-independent condition (clean, noise, corruptions) perturbs a
-batch once and every model scores it; an attack runs per model. Correctness stays on the device
-until the end, so scoring adds little to the bare forward passes.
+batch once and every model scores it; an attack runs per model (AutoAttack once on the whole set,
+as its reference implementation batches by itself). Correctness stays on the device until the
+end, so scoring adds little to the bare forward passes.
+
+Attack rows follow RobustBench's convention: an example is robust only if it is classified
+correctly on the clean image and under the attack. Each epsilon also gets a derived
+`worst_case` row: correct only if correct under every attack run at that epsilon.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from .conditions import Condition
 from .progress import bar
+from .results import level_str
+
+WORST_CASE = "worst_case"
 
 
 @dataclass(frozen=True)
@@ -28,10 +37,32 @@ class ModelEval:
     cells: list[Cell]
     correct: torch.Tensor  # (len(cells), N) bool, on the CPU
     clean_logits: torch.Tensor  # (N, C) float32, on the CPU
+    attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
 
 
 def cells_of(conditions: list[Condition]) -> list[Cell]:
     return [Cell(c.name, c.group, level) for c in conditions for level in c.levels()]
+
+
+def worst_case_cells(cells: list[Cell]) -> list[Cell]:
+    """One worst-case cell per attack epsilon, in the order the epsilons first appear."""
+    levels = dict.fromkeys(level_str(c.level) for c in cells if c.group == "attack")
+    by_str = {level_str(c.level): c.level for c in cells if c.group == "attack"}
+    return [Cell(WORST_CASE, "attack", by_str[s]) for s in levels]
+
+
+def robust_convention(cells: list[Cell], correct: torch.Tensor) -> torch.Tensor:
+    """Attack rows AND the clean row, then the worst-case rows (the AND of every attack row at an
+    epsilon) appended in the order of `worst_case_cells`."""
+    clean = [i for i, c in enumerate(cells) if c.group == "clean"]
+    attack = [i for i, c in enumerate(cells) if c.group == "attack"]
+    if clean and attack:
+        correct[attack] &= correct[clean[0]]
+    worst = []
+    for w in worst_case_cells(cells):
+        rows = [i for i in attack if level_str(cells[i].level) == level_str(w.level)]
+        worst.append(correct[rows].all(0))
+    return torch.cat([correct, torch.stack(worst)]) if worst else correct
 
 
 def evaluate(
@@ -44,50 +75,96 @@ def evaluate(
     batch_size: int = 256,
     device="cpu",
     only: dict[str, set[str]] | None = None,
+    sources: dict[str, dict[str, nn.Module]] | None = None,
+    names: dict[str, str] | None = None,
 ) -> dict[str, ModelEval]:
-    """Score every model under every condition on the uint8 `images` (N, 3, H, W);
-    `only` limits a model to some condition names (clean is always scored)."""
+    """Score every model under every condition on the uint8 `images` (N, 3, H, W).
+
+    `only` limits a model to some condition names (clean is always scored); `sources[model][condition]`
+    is the model a transfer attack crafts on (a model without one is not scored under it);
+    `names` labels models in progress bars."""
     wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
+    sources = sources or {}
+    names = names or {k: k for k in models}
 
-    def scores(k: str, condition: str) -> bool:
-        return wants[k] is None or condition in wants[k]
+    def scores(k: str, cond: Condition) -> bool:
+        if getattr(cond, "needs_source", False) and sources.get(k, {}).get(cond.name) is None:
+            return False
+        return wants[k] is None or cond.name in wants[k]
 
-    cells = {k: [c for c in cells_of(conditions) if scores(k, c.condition)] for k in models}
+    cells = {k: [Cell(c.name, c.group, lv) for c in conditions if scores(k, c) for lv in c.levels()] for k in models}
     n = len(images)
     for m in models.values():
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
     correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
     clean_logits: dict[str, list[torch.Tensor]] = {k: [] for k in models}
+    seconds: dict[str, dict[str, float]] = {k: {} for k in models}
     labels_d = labels.to(device)
     # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
     # Conditions must not write into their input (the clean batch is shared by all of them).
     floats = images.to(device).float().div_(255)
-    for start in bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)"):
+
+    def run_attack(k, cond, x, y, idx, level):
+        start = time.perf_counter()
+        x_adv = cond.attack(models[k], x, y, idx, level, source=sources.get(k, {}).get(cond.name))
+        if x_adv.is_cuda:
+            torch.cuda.synchronize(x_adv.device)
+        seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
+        return x_adv
+
+    def score(k, x_adv, y) -> torch.Tensor:
+        with torch.inference_mode():
+            return models[k](x_adv).argmax(1) == y
+
+    per_batch = [c for c in conditions if not getattr(c, "whole_set", False)]
+    progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
+    for start in progress:
         sl = slice(start, start + batch_size)
         x = floats[sl]
         y, idx = labels_d[sl], indices[sl]
         row = dict.fromkeys(models, 0)
         for cond in conditions:
-            scored = {k: m for k, m in models.items() if scores(k, cond.name)}
-            if not scored:
+            scored = [k for k in models if scores(k, cond)]
+            if cond in per_batch and scored:
+                progress.set_postfix_str(cond.name, refresh=False)
+                for level in cond.levels():
+                    if cond.model_dependent:
+                        for k in scored:
+                            correct[k][row[k], sl] = score(k, run_attack(k, cond, x, y, idx, level), y)
+                    else:
+                        with torch.inference_mode():
+                            xp = cond.perturb(x, y, idx, level)
+                            for k in scored:
+                                logits = models[k](xp)
+                                correct[k][row[k], sl] = logits.argmax(1) == y
+                                if cond.group == "clean":
+                                    clean_logits[k].append(logits.float())
+                    for k in scored:
+                        row[k] += 1
+            else:
+                for k in scored:
+                    row[k] += len(cond.levels())
+    # Whole-set attacks: every evaluated example at once, per model and level.
+    for cond in conditions:
+        if cond in per_batch:
+            continue
+        cond.batch_size = batch_size
+        for k in models:
+            if not scores(k, cond):
                 continue
             for level in cond.levels():
-                if cond.model_dependent:
-                    for k, m in scored.items():
-                        x_adv = cond.attack(m, x, y, idx, level)
-                        with torch.inference_mode():
-                            correct[k][row[k], sl] = m(x_adv).argmax(1) == y
-                else:
-                    with torch.inference_mode():
-                        xp = cond.perturb(x, y, idx, level)
-                        for k, m in scored.items():
-                            logits = m(xp)
-                            correct[k][row[k], sl] = logits.argmax(1) == y
-                            if cond.group == "clean":
-                                clean_logits[k].append(logits.float())
-                for k in scored:
-                    row[k] += 1
-    return {
-        k: ModelEval(cells[k], correct[k].cpu(), torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0))
-        for k in models
-    }
+                r = cells[k].index(Cell(cond.name, cond.group, level))
+                for _ in bar([0], desc=f"{cond.name} {names[k]} eps={level_str(level)}"):
+                    x_adv = run_attack(k, cond, floats, labels_d, indices, level)
+                for s in range(0, n, batch_size):
+                    correct[k][r, s : s + batch_size] = score(k, x_adv[s : s + batch_size], labels_d[s : s + batch_size])
+    out = {}
+    for k in models:
+        full = robust_convention(cells[k], correct[k])
+        out[k] = ModelEval(
+            cells[k] + worst_case_cells(cells[k]),
+            full.cpu(),
+            torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0),
+            {c: round(s, 3) for c, s in seconds[k].items()},
+        )
+    return out

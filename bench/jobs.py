@@ -7,6 +7,7 @@ their inputs only from the outputs of the jobs they depend on.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -15,10 +16,11 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
+from .diagnostics import diagnose
 from .evaluate import evaluate
 from .execute import Handlers, Store
 from .hashing import content_hash
-from .methods import METHODS, build_method
+from .methods import build_method
 from .plan import Job, Plan
 from .results import level_str
 from .seeding import derive_seed
@@ -28,6 +30,7 @@ from .train import predict_logits, train
 
 WEIGHTS = "model.pt"  # the bare architecture's state_dict: loads into the plain network
 EVAL = "eval.npz"
+DIAGNOSTICS = "diagnostics.json"  # gradient-masking checks and seconds spent per attack
 
 
 class JobRunner:
@@ -76,7 +79,7 @@ class JobRunner:
     def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]
         if job.spec["source"] == "recipe":
-            self._fit(job, out, build_method(METHODS.get("baseline").Params()))
+            self._fit(job, out, build_method(self.suite.teachers[job.model].method_spec))
         else:  # nothing to train: check that it loads, so a bad checkpoint fails here, named
             self.load_model(job)
 
@@ -104,10 +107,19 @@ class JobRunner:
     def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         models = {j.hash: self.load_model(j.deps[0]) for j in jobs}
         t = self.test_eval
+        ev = self.suite.evaluate
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
-        results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=self.suite.evaluate.batch_size, device=self.device, only=only)
+        sources = {j.hash: {"transfer": self.load_model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
+        results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=ev.batch_size, device=self.device, only=only,
+                           sources=sources, names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs})  # fmt: skip
+        n = min(ev.diagnostics.subset, len(t.images))
+        x_sub, y_sub = t.images[:n].to(self.device).float().div_(255), t.labels[:n].to(self.device)
         for j, out in zip(jobs, outs):
             r = results[j.hash]
+            start = time.perf_counter()
+            checks = diagnose(models[j.hash], x_sub, y_sub, r, self.conditions, ev.diagnostics, derive_seed(ev.seed, "diagnostics"))
+            seconds = dict(r.attack_seconds, **({"diagnostics": round(time.perf_counter() - start, 3)} if checks else {}))
+            (out / DIAGNOSTICS).write_text(json.dumps({"checks": checks, "attack_seconds": seconds}, indent=1))
             with open(out / EVAL, "wb") as fh:
                 np.savez_compressed(
                     fh,
@@ -125,4 +137,6 @@ def read_eval(store: Store, job: Job) -> dict:
         out = {k: z[k] for k in z.files}
     n = len(out["example_index"])
     out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
+    extra = store.path(job) / DIAGNOSTICS
+    out.update(json.loads(extra.read_text()) if extra.is_file() else {"checks": [], "attack_seconds": {}})
     return out

@@ -53,7 +53,35 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     # where files live or are cached does not change what is measured
     where = {"root", "cache"}
     conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields))} for c in conditions_of(ev)]
-    return {"seed": ev.seed, "conditions": conds, "example_ids_sha256": example_ids_sha256}
+    return {"seed": ev.seed, "conditions": conds, "diagnostics": ev.diagnostics.model_dump(mode="json"), "example_ids_sha256": example_ids_sha256}
+
+
+def transfer_source(suite: Suite, name: str, seed: int) -> tuple[str, int] | None:
+    """The (model, seed) a transfer attack on `name` crafts on, or None when it has none.
+
+    teacher: a student's first teacher; a baseline borrows the teacher of the distilled student it
+    is compared with, so that both twins face the same attack. baseline_twin: the other member of
+    the model's compare pair, same seed. A model name: that model, at the same seed if it has it.
+    Teachers, and a model asked to attack itself, get none."""
+    spec = getattr(suite.evaluate, "transfer", None)
+    if spec is None or name in suite.teachers:
+        return None
+    pairs = suite.pairs()
+    partners = [p.distilled if p.baseline == name else p.baseline for p in pairs if name in (p.baseline, p.distilled)]
+    if spec.source == "teacher":
+        own = suite.students[name].teachers
+        borrowed = [t for p in partners for t in suite.students[p].teachers]
+        found = (own or borrowed)[:1]
+        return (found[0], suite.teachers[found[0]].seed) if found else None
+    if spec.source == "baseline_twin":
+        twin = partners[0] if partners else None
+        return (twin, seed) if twin is not None and seed in suite.students[twin].seeds else None
+    if spec.source == name:
+        return None
+    if spec.source in suite.teachers:
+        return spec.source, suite.teachers[spec.source].seed
+    seeds = suite.students[spec.source].seeds
+    return spec.source, seed if seed in seeds else seeds[0]
 
 
 def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher_identities: dict[str, str]) -> Plan:
@@ -64,6 +92,8 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
         spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
         if t.source == "recipe":
             spec |= {"recipe": suite.recipe_of(name).model_dump(mode="json"), "seed": t.seed, "data": data}
+            if t.method is not None:  # absent for the default, so that existing teachers keep their hashes
+                spec["method"] = t.method.model_dump(mode="json")
         elif t.source == "checkpoint":
             spec |= {"checkpoint_sha256": teacher_identities[name]}
         else:
@@ -90,9 +120,15 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
     eval_jobs = {}
     for (name, seed), mj in model_jobs.items():
         spec = {"eval": eval_spec, "data": data}
+        deps = [mj]
         if name in suite.teachers and suite.teachers[name].evaluate == "clean":
             spec["only"] = ["clean"]
-        job = Job("evaluate", name, seed, spec, deps=[mj])
+        else:
+            source = transfer_source(suite, name, seed)
+            if source is not None:  # the second dependency is the model the transfer attack crafts on
+                spec["transfer_source"] = f"{source[0]}:seed{source[1]}"
+                deps.append(model_jobs[source])
+        job = Job("evaluate", name, seed, spec, deps=deps)
         jobs.append(job)
         eval_jobs[(name, seed)] = job
     return Plan(suite, jobs, eval_jobs, eval_spec)

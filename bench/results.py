@@ -7,6 +7,8 @@
                             per-example correctness, row r <-> metrics.csv data row r;
                             model, seed, condition, level (R,): the row keys again, for checking
     <run>/agreement.csv     teacher-student agreement on clean test data: AGREEMENT_COLUMNS
+    <run>/diagnostics.csv   only when models were attacked: gradient-masking checks, DIAGNOSTIC_COLUMNS
+                            (model, seed, check, eps, value, threshold, flagged)
     <run>/summary.csv       only when corruptions ran: numbers derived from metrics.csv rows
                             (mean corruption accuracy, CE, mCE, relative CE/mCE): SUMMARY_COLUMNS
 
@@ -31,6 +33,7 @@ METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
 ROLES = ("teacher", "baseline", "distilled")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
+DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
 
@@ -59,6 +62,7 @@ class Run:
     correct: np.ndarray  # (R, N) bool, row r <-> metrics row r
     agreement: pd.DataFrame
     summary: pd.DataFrame | None = None
+    diagnostics: pd.DataFrame | None = None
 
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
@@ -71,7 +75,7 @@ class Run:
 
 
 def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
-              summary: pd.DataFrame | None = None) -> Path:
+              summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None) -> Path:
     """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -102,6 +106,9 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
     if summary is not None:
         with atomic_path(path / "summary.csv") as tmp:
             summary.reindex(columns=SUMMARY_COLUMNS).to_csv(tmp, index=False)
+    if diagnostics is not None:
+        with atomic_path(path / "diagnostics.csv") as tmp:
+            diagnostics.reindex(columns=DIAGNOSTIC_COLUMNS).to_csv(tmp, index=False)
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -146,7 +153,15 @@ def read_run(path) -> Run:
     summary = None
     if (path / "summary.csv").is_file():
         summary = _read_csv(path / "summary.csv", SUMMARY_COLUMNS, {"model": str, "statistic": str, "corruption": str})
-    return Run(path, manifest, metrics, example_index, correct, agreement, summary)
+    diagnostics = None
+    if (path / "diagnostics.csv").is_file():
+        diagnostics = _read_csv(path / "diagnostics.csv", DIAGNOSTIC_COLUMNS, {"model": str, "check": str, "eps": str})
+        try:
+            diagnostics["flagged"] = diagnostics["flagged"].map({"True": True, "False": False, True: True, False: False}).astype(bool)
+            diagnostics["threshold"] = pd.to_numeric(diagnostics["threshold"], errors="coerce")
+        except (ValueError, TypeError) as exc:
+            raise ResultsError(path / "diagnostics.csv", f"'flagged' must be True or False ({exc})") from None
+    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics)
 
 
 def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:

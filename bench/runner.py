@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .diagnostics import DIAGNOSTIC_COLUMNS
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
 from .hashing import content_hash
@@ -90,7 +91,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
-    metrics, correct, agreement = assemble(plan, store, test_eval)
+    metrics, correct, agreement, diagnostics, attack_seconds = assemble(plan, store, test_eval)
     summary = corruption_summary(suite, metrics)
     finished = datetime.now(timezone.utc)
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
@@ -122,8 +123,9 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "compare": [p.model_dump() for p in suite.pairs()],
         "twin_warnings": suite.twin_warnings(),
         "jobs": [dataclasses.asdict(r) for r in records],
+        "attack_seconds": attack_seconds,
     }
-    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary)
+    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics)
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
         tmp = run_dir.parent / ".latest.tmp"
@@ -137,9 +139,12 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
 def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
-    rows, correct_rows, clean_logits = [], [], {}
+    rows, correct_rows, clean_logits, checks, seconds = [], [], {}, [], {}
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
+        checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
+        if ev["attack_seconds"]:
+            seconds[f"{name}:seed{seed}"] = ev["attack_seconds"]
         if name in suite.teachers:
             t = suite.teachers[name]
             role, method, arch = "teacher", t.source, t.arch or t.robustbench
@@ -163,7 +168,8 @@ def assemble(plan: Plan, store: Store, test_eval):
             agreement.append(dict(model=name, seed=seed, teachers="+".join(s.teachers), n=len(t_pred), agree=agree, agreement=agree / len(t_pred)))
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
-    return metrics, correct, pd.DataFrame(agreement)
+    diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
+    return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds
 
 
 def corruption_summary(suite: Suite, metrics: pd.DataFrame):

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .conditions import CONDITIONS
+from .diagnostics import DiagnosticsParams
 from .methods import METHODS, method_spec_type
 from .methods.base import EnsembleMode
 from .registry import UnknownName, did_you_mean
@@ -109,6 +110,7 @@ class TeacherSpec(Strict):
     seed: int = 0
     evaluate: Literal["all", "clean"] = Field("all", description="clean: score this teacher on clean data only (saves attack time on big teachers)")
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
+    method: Optional[method_spec_type()] = Field(None, description="how a recipe teacher is trained (default baseline); a method without a teacher")  # type: ignore[valid-type]
 
     @field_validator("arch")
     @classmethod
@@ -124,7 +126,16 @@ class TeacherSpec(Strict):
             raise ValueError("a teacher needs 'arch' (trained from the recipe, or with 'checkpoint'), or 'robustbench'")
         if self.checkpoint is not None and self.train is not None:
             raise ValueError("a checkpoint teacher is not trained: drop 'train'")
+        if self.method is not None:
+            if self.source != "recipe":
+                raise ValueError("only a teacher trained from the recipe takes 'method'")
+            if METHODS.get(self.method.name).needs_teacher:
+                raise ValueError(f"teacher method '{self.method.name}' learns from a teacher; teachers are trained without one")
         return self
+
+    @property
+    def method_spec(self):
+        return self.method if self.method is not None else METHODS.get("baseline").Params()
 
     @property
     def source(self) -> str:
@@ -172,6 +183,7 @@ def _evaluate_model():
         "n": (Optional[int], Field(None, ge=1, description="test examples (seeded, class-stratified); all when absent")),
         "seed": (int, 0),
         "batch_size": (int, Field(256, ge=1)),
+        "diagnostics": (DiagnosticsParams, Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model")),
     }
     for name, cls in CONDITIONS.items():
         default = cls.Params() if name == "clean" else None  # clean always runs: agreement needs it
@@ -227,6 +239,16 @@ class Suite(Strict):
             for t in s.teachers:
                 if t not in self.teachers:
                     problems.append(f"students.{sname}.teachers: unknown teacher '{t}'{did_you_mean(t, self.teachers)}")
+        names = [c.name for c in conditions_of(self.evaluate) if c.group == "attack"]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"evaluate: {', '.join(repeated)} asked for twice (the 'robust' preset already runs autoattack, fgsm, pgd and cw; "
+                            "drop it or those keys)")
+        transfer = getattr(self.evaluate, "transfer", None)
+        if transfer is not None and transfer.source not in ("teacher", "baseline_twin") and transfer.source not in {*self.teachers, *self.students}:
+            models = ["teacher", "baseline_twin", *self.teachers, *self.students]
+            problems.append(f"evaluate.transfer.source: unknown model '{transfer.source}'{did_you_mean(transfer.source, models)}; "
+                            "expected teacher, baseline_twin or a model of the suite")
         corruptions = getattr(self.evaluate, "corruptions", None)
         ref = corruptions.reference_model if corruptions is not None else None
         if ref is not None and ref not in self.teachers and ref not in self.students:

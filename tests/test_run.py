@@ -37,13 +37,14 @@ def test_run_directory_follows_the_contract(first_run):
     assert list(zip(per_model.condition, per_model.level)) == [
         ("clean", ""), ("gaussian_noise", "0.05"), ("gaussian_noise", "0.2"),
         ("fgsm", "0.00784314"), ("fgsm", "0.0313725"), ("pgd", "0.00784314"), ("pgd", "0.0313725"),
+        ("worst_case", "0.00784314"), ("worst_case", "0.0313725"),
     ]
     assert (m.n == 120).all() and np.allclose(m.accuracy, m.correct / m.n)
     assert run.correct.shape == (len(m), 120)
     # the test examples are a stratified subset of the 200: 12 per class
     assert len(set(run.example_index.tolist())) == 120
     manifest = run.manifest
-    for key in ("kdbench_version", "torch", "torchvision", "torchattacks", "device", "device_name", "suite", "jobs", "eval_spec_hash", "example_ids_sha256"):
+    for key in ("kdbench_version", "torch", "torchvision", "torchattacks", "device", "device_name", "suite", "jobs", "eval_spec_hash", "example_ids_sha256", "attack_seconds"):
         assert manifest.get(key) is not None, key
     assert {j["kind"] for j in manifest["jobs"]} == {"teacher", "student", "evaluate"}
     assert all(j["wall_s"] >= 0 for j in manifest["jobs"])
@@ -62,6 +63,27 @@ def test_models_learn_and_attacks_hurt(first_run):
             assert acc[cond, "0.00784314"] >= acc[cond, "0.0313725"], (model, cond)
         assert acc["pgd", "0.0313725"] <= acc["fgsm", "0.0313725"] <= acc["clean", ""], model
         assert acc["gaussian_noise", "0.2"] <= acc["clean", ""]
+        for eps in ("0.00784314", "0.0313725"):
+            assert acc["worst_case", eps] <= min(acc["fgsm", eps], acc["pgd", eps])
+
+
+def test_worst_case_is_the_and_of_the_attack_rows(first_run):
+    run = read_run(first_run[1])
+    m = run.metrics
+    for (model, seed), rows in m.groupby(["model", "seed"]):
+        clean = run.correct[rows.index[rows.condition == "clean"][0]]
+        for eps in ("0.00784314", "0.0313725"):
+            attacks = rows.index[(rows.group == "attack") & (rows.level == eps) & (rows.condition != "worst_case")]
+            worst = run.correct[rows.index[(rows.condition == "worst_case") & (rows.level == eps)][0]]
+            assert len(attacks) == 2 and np.array_equal(worst, run.correct[attacks].all(0))
+            assert not (run.correct[attacks] & ~clean).any()  # clean mistakes never count as robust
+
+
+def test_diagnostics_are_written_and_unflagged_for_plain_models(first_run):
+    d = read_run(first_run[1]).diagnostics
+    assert d is not None and set(d.model) == {"teacher", "base", "kd"}
+    assert {"iterative_vs_single_step", "unbounded", "vanishing_gradient", "more_steps_help"} <= set(d.check)
+    assert not d.flagged.any(), d[d.flagged]
 
 
 def test_same_suite_same_numbers(first_run, tmp_path):

@@ -167,3 +167,32 @@ def test_shipped_suites_validate():
 
     for path in sorted(Path(__file__).resolve().parents[1].glob("suites/*.yaml")):
         load_suite(path)
+
+
+@pytest.mark.parametrize("change,expected", [
+    ("evaluate:\n  robust: {eps: [8/255]}\n  pgd: {eps: [2/255]}", "pgd asked for twice"),
+    ("evaluate:\n  transfer: {eps: [8/255], source: techer}", "unknown model 'techer' (did you mean 'teacher'?)"),
+    ("evaluate:\n  pgd: {eps: [8/255], restarts: 3, random_start: false}", "repeats the same attack"),
+    ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "greater than 0"),
+    ("evaluate:\n  autoattack: {eps: [8/255], version: custom}", "needs 'attacks'"),
+    ("evaluate:\n  autoattack: {eps: [8/255], attacks: [apgd-ce]}", "is for version custom"),
+    ("teachers:\n  t: {arch: cnn_small, method: {name: kd, temperature: 4}}", "learns from a teacher"),
+    ("teachers:\n  t: {arch: cnn_small, checkpoint: x.pt, method: baseline}", "only a teacher trained from the recipe"),
+    ("students:\n  base: {arch: cnn_small, method: {name: baseline, temperature: 0}}", "greater than 0"),
+])  # fmt: skip
+def test_attack_and_teacher_method_errors(tmp_path, change, expected):
+    raw = yaml.safe_load(GOOD)
+    for section, value in yaml.safe_load(change).items():
+        raw[section] = {**raw[section], **value} if section != "evaluate" else {"n": 50, **value}
+    assert expected in problems(tmp_path, yaml.safe_dump(raw))
+
+
+def test_robust_preset_and_teacher_methods_validate(tmp_path):
+    raw = yaml.safe_load(GOOD)
+    raw["teachers"]["t"]["method"] = {"name": "baseline", "temperature": 100}
+    raw["evaluate"] = {"robust": {"eps": ["8/255"]}, "transfer": {"eps": ["8/255"], "source": "baseline_twin"}, "square": {"eps": ["8/255"]}}
+    suite = load_suite(write(tmp_path, yaml.safe_dump(raw)))
+    assert suite.teachers["t"].method_spec.temperature == 100
+    from bench.suite import conditions_of
+
+    assert [c.name for c in conditions_of(suite.evaluate) if c.group == "attack"] == ["square", "transfer", "autoattack", "fgsm", "pgd", "cw"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch.nn.functional as F
+from pydantic import Field
 
 from . import register_method
 from .base import Method, MethodParams
@@ -10,14 +11,19 @@ from .base import Method, MethodParams
 
 class BaselineParams(MethodParams):
     name: Literal["baseline"] = "baseline"
+    temperature: float = Field(1.0, gt=0, description="softmax temperature in training: CE on z / T (T = 100 is defensive distillation's teacher)")
 
 
 @register_method("baseline")
 class Baseline(Method):
-    """Cross-entropy on hard labels: the twin every distilled student is held against."""
+    """Cross-entropy on hard labels, CE(z / T, y): the twin every distilled student is held against.
+
+    T = 1 is the ordinary baseline. A high T trains large logits, so at test time (T = 1) the
+    softmax saturates: Papernot et al.'s (2016) defensive-distillation teacher."""
 
     name = "baseline"
     Params = BaselineParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):
-        return {"ce": F.cross_entropy(student_logits, labels)}
+        t = self.params.temperature
+        return {"ce": F.cross_entropy(student_logits if t == 1 else student_logits / t, labels)}

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import __version__
 from . import plots, rows
-from .tables import STATISTICS_TEXT, ReportData
+from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -60,6 +60,8 @@ def context(data: ReportData, n_boot: int) -> dict:
         "statistics": STATISTICS_TEXT.format(n_boot=n_boot, family=data.holm_family),
         "band_note": ("Bands: ±1 standard deviation over seeds." if multi else "Bands: Wilson 95% intervals.") + " The teacher is dashed.",
         "provenance": rows.provenance_rows(data),
+        "masking": rows.masking_rows(data),
+        "masking_text": MASKING_TEXT,
     }
 
 

@@ -7,7 +7,7 @@ entities and | is escaped so a name cannot break out of its table cell or inject
 from __future__ import annotations
 
 from . import rows
-from .tables import STATISTICS_TEXT, ReportData
+from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 # Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "\n": " ", "\r": " "}
@@ -45,7 +45,8 @@ def render_markdown(data: ReportData, n_boot: int) -> str:
         body = []
         for r in rows.headline_rows(data, pair):
             mark = " *" if r["significant"] else ""
-            body.append([r["metric"], r["baseline"], r["distilled"], r["diff"] + mark, r["ci"], r["p"], r["p_holm"], *r["teachers"]])
+            metric = r["metric"] + (f" ⚠ {r['warning']}" if r["warning"] else "")
+            body.append([metric, r["baseline"], r["distilled"], r["diff"] + mark, r["ci"], r["p"], r["p_holm"], *r["teachers"]])
         out += [table(header, body), ""]
         diff_note = f" ({h['diff_note']})" if h["diff_note"] else ""
         out += [md_escape(f"Accuracy in %, {h['acc_note']}. Δ = distilled − baseline in percentage points{diff_note}; "
@@ -54,6 +55,10 @@ def render_markdown(data: ReportData, n_boot: int) -> str:
             out += [md_escape(data.mce_note), ""]
     if not data.pairs:
         out += ["This run compares no distilled student with a baseline.", ""]
+    masking = rows.masking_rows(data)
+    if masking:
+        out += ["## ⚠ Gradient masking suspected", "", md_escape(MASKING_TEXT), ""]
+        out += [table(["model", "seed", "check", "ε", "value", "threshold"], [[m["model"], m["seed"], m["check"], m["eps"], m["value"], m["threshold"]] for m in masking]), ""]
     names, trows = rows.teacher_rows(data)
     if names:
         out += ["## Teachers", "", table(["metric", *names], [[r["metric"], *r["cells"]] for r in trows]), ""]

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .format import DASH, interval_pct, interval_pp, pct, pvalue, signed_pp
-from .tables import MEAN_CORRUPTION, Pair, ReportData
+from .format import DASH, interval_pct, interval_pp, level_text, pct, pvalue, signed_pp
+from .tables import MEAN_CORRUPTION, Pair, ReportData, masking_warning
 
 ALPHA = 0.05
 
@@ -48,7 +48,7 @@ def pair_header(pair: Pair) -> dict:
     }
 
 
-def _pair_row(row, teachers) -> dict:
+def _pair_row(row, teachers, warning: str = "") -> dict:
     seeds = int(row["seed_pairs"])
     p_holm = row.get("p_holm", np.nan)
     sig = not _nan(p_holm) and p_holm < ALPHA
@@ -65,6 +65,7 @@ def _pair_row(row, teachers) -> dict:
         "teachers": [pct(row.get(f"teacher:{t}", np.nan)) for t in teachers],
         "significant": sig,
         "sign": "up" if row["diff"] > 0 else "down" if row["diff"] < 0 else "flat",
+        "warning": warning,
     }
 
 
@@ -74,11 +75,20 @@ def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
     out = [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "clean"].iterrows()]
     out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == MEAN_CORRUPTION].iterrows()]
     out += mce_rows(data, pair)
-    for group in ("noise", "attack"):
-        out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == group].iterrows()]
+    out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "noise"].iterrows()]
+    # an attack row never shows a robust-looking model without the masking flag beside it
+    out += [_pair_row(r, pair.teachers, masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"]))
+            for _, r in t[t["group"] == "attack"].iterrows()]
     known = {"clean", MEAN_CORRUPTION, "noise", "attack", "corruption"}
     out += [_pair_row(r, pair.teachers) for _, r in t[~t["group"].isin(known)].iterrows()]
     return out
+
+
+def masking_rows(data: ReportData) -> list[dict]:
+    return [
+        {"model": r.model, "seed": int(r.seed), "check": r.check, "eps": level_text("attack", r.eps) or DASH, "value": f"{r.value:.3g}", "threshold": f"{r.threshold:g}"}
+        for r in data.masking.itertuples(index=False)
+    ]
 
 
 def corruption_rows(pair: Pair) -> list[dict]:
@@ -100,7 +110,7 @@ def mce_rows(data: ReportData, pair: Pair) -> list[dict]:
         if col in m.columns:
             rows.append({"metric": name, "group": "mce", "baseline": value(pair.baseline, col), "distilled": value(pair.distilled, col),
                          "diff": DASH, "ci": DASH, "discordant": DASH, "p": DASH, "p_holm": DASH,
-                         "teachers": [value(t, col) for t in pair.teachers], "significant": False, "sign": "flat"})  # fmt: skip
+                         "teachers": [value(t, col) for t in pair.teachers], "significant": False, "sign": "flat", "warning": ""})  # fmt: skip
     return rows
 
 

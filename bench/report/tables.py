@@ -60,6 +60,7 @@ class ReportData:
     mean_corruption_label: str
     provenance: dict = field(default_factory=dict)
     holm_family: int = 0
+    masking: pd.DataFrame = field(default_factory=pd.DataFrame)  # flagged gradient-masking checks
 
 
 # ------------------------------------------------------------------------------------------ keys
@@ -67,6 +68,7 @@ def metric_keys(metrics: pd.DataFrame) -> pd.DataFrame:
     """Metric keys in reading order: clean, noise, attacks, corruptions; conditions as first met; levels ascending."""
     keys = metrics[KEY].drop_duplicates().copy()
     first = {c: i for i, c in enumerate(dict.fromkeys(metrics["condition"]))}
+    first["worst_case"] = -1  # the robust accuracy the report headlines leads its group
     keys["_g"] = [GROUP_ORDER.index(g) if g in GROUP_ORDER else len(GROUP_ORDER) for g in keys["group"]]
     keys["_c"] = keys["condition"].map(first)
     keys["_l"] = keys["level"].map(level_value)
@@ -364,7 +366,30 @@ def build(run: Run, n_boot: int = N_BOOT) -> ReportData:
         mean_corruption_label=mc_label,
         provenance=provenance(run),
         holm_family=family,
+        masking=masking_table(run),
     )
+
+
+def masking_table(run: Run) -> pd.DataFrame:
+    """The flagged rows of diagnostics.csv (empty when nothing was flagged or nothing attacked)."""
+    d = run.diagnostics
+    if d is None or d.empty:
+        return pd.DataFrame(columns=["model", "seed", "check", "eps", "value", "threshold", "flagged"])
+    return d[d["flagged"]].reset_index(drop=True)
+
+
+def masking_warning(masking: pd.DataFrame, models, eps: str | None = None) -> str:
+    """'model: check, check' for the models whose robust accuracy a flagged check puts in doubt
+    (checks at `eps`, and those that hold for every epsilon)."""
+    parts = []
+    for model in models:
+        m = masking[masking["model"] == model]
+        if eps is not None:
+            m = m[(m["eps"] == eps) | (m["eps"] == "")]
+        checks = list(dict.fromkeys(m["check"]))
+        if checks:
+            parts.append(f"{model}: {', '.join(checks)}")
+    return "gradient masking suspected (" + "; ".join(parts) + ")" if parts else ""
 
 
 STATISTICS_TEXT = (
@@ -377,4 +402,12 @@ STATISTICS_TEXT = (
     "({n_boot} resamples of the test examples, seeds averaged per example, fixed seed). The p-values are "
     "two-sided and Holm-corrected across all {family} differences in this report. These tests are "
     "conditional on the trained networks; the spread over seeds (± sd) is the training-randomness part."
+)
+
+MASKING_TEXT = (
+    "These checks (Carlini et al. 2019; Athalye et al. 2018) say an attack may have been fooled by the "
+    "model's gradients rather than stopped by its robustness, so the model's robust accuracy is an upper "
+    "bound at best; the worst case over attacks is the number to read, and a flagged model must not be "
+    "called more robust on cross-entropy attacks alone. Values and thresholds are "
+    "fractions (0.03 = 3 points) except the logit margin. README: 'Gradient-masking checks'."
 )

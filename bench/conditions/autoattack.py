@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from . import CONDITIONS
+from .attack import Attack, AttackParams
+
+AutoAttackName = Literal["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
+
+
+class AutoAttackParams(AttackParams):
+    version: Literal["standard", "rand", "custom"] = Field("standard", description="standard: APGD-CE, APGD-T, FAB-T, Square (RobustBench's protocol)")
+    attacks: Optional[list[AutoAttackName]] = Field(None, description="version custom only: which of AutoAttack's attacks to run, in order")
+    batch_size: Optional[int] = Field(None, ge=1, description="AutoAttack's own batch size (default: evaluate.batch_size)")
+
+    @model_validator(mode="after")
+    def _attacks_only_for_custom(self):
+        if self.version == "custom" and not self.attacks:
+            raise ValueError("version custom needs 'attacks', e.g. [apgd-ce, apgd-t]")
+        if self.version != "custom" and self.attacks is not None:
+            raise ValueError(f"'attacks' is for version custom; version {self.version} fixes its own")
+        return self
+
+
+@CONDITIONS.register("autoattack")
+class AutoAttackCondition(Attack):
+    """AutoAttack (Croce & Hein, 2020), the reference implementation (pyautoattack.AutoAttack) with
+    its published budget, run once on all evaluated examples per model with the evaluation seed."""
+
+    name = "autoattack"
+    kind = "composite"
+    whole_set = True
+    Params = AutoAttackParams
+    batch_size: int = 256  # set by the evaluator from evaluate.batch_size
+
+    def make(self, model, eps: float, device):
+        from pyautoattack import AutoAttack
+
+        p = self.params
+        aa = AutoAttack(model, norm="Linf", eps=eps, version=p.version, attacks=p.attacks if p.version == "custom" else None,
+                        seed=self.seed, device=device)  # fmt: skip
+        aa.verbose = False
+        return aa
+
+    def attack(self, model, x, y, indices, level, source=None):
+        aa = self.make(model, float(level), x.device)
+        # its own sanity checks (randomness, output range) still warn through the 'auto-attack' logger
+        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=self.params.batch_size or self.batch_size)
+        return x_adv

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from . import CONDITIONS
+from .attack import Attack, AttackParams
+from .autoattack import AutoAttackCondition, AutoAttackParams
+from .cw import CW, CWParams
+from .fgsm import FGSM
+from .pgd import PGD, PGDParams
+
+EXPANDS_TO = ("autoattack", "fgsm", "pgd", "cw")
+
+
+class RobustParams(AttackParams):
+    steps: int = Field(20, ge=1, description="iterations of the PGD-CE and CW attacks (AutoAttack keeps its own budget)")
+
+
+@CONDITIONS.register("robust")
+class Robust(Attack):
+    """Preset: AutoAttack (standard), FGSM, PGD on cross-entropy and PGD on the CW margin at the same
+    epsilons; the worst case over them is the headline, the single attacks feed the masking checks."""
+
+    name = "robust"
+    Params = RobustParams
+
+    @classmethod
+    def build(cls, params, seed):
+        eps, steps = params.eps, params.steps
+        return [
+            AutoAttackCondition(AutoAttackParams(eps=eps), seed),
+            FGSM(AttackParams(eps=eps), seed),
+            PGD(PGDParams(eps=eps, steps=steps), seed),
+            CW(CWParams(eps=eps, steps=steps), seed),
+        ]

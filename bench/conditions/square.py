@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from . import CONDITIONS
+from .attack import Attack, AttackParams
+
+
+class SquareParams(AttackParams):
+    queries: int = Field(5000, ge=1, description="model queries per example")
+    p_init: float = Field(0.8, gt=0, le=1, description="initial fraction of pixels in a square (AutoAttack's 0.8)")
+
+
+@CONDITIONS.register("square")
+class Square(Attack):
+    """The Square Attack (Andriushchenko et al., 2020), pyautoattack's SquareAttack: random
+    search on the margin loss with queries only, no gradients, so gradient masking cannot stop it."""
+
+    name = "square"
+    kind = "black_box"
+    Params = SquareParams
+
+    def run_once(self, model, x, y, eps, seed):
+        from pyautoattack.square import SquareAttack
+
+        p = self.params
+        atk = SquareAttack(model, p_init=p.p_init, n_queries=p.queries, eps=eps, norm="Linf", n_restarts=1, seed=seed,
+                           verbose=False, device=x.device, resc_schedule=False)  # fmt: skip
+        return atk.perturb(x, y)

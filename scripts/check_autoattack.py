@@ -1,0 +1,68 @@
+"""kdbench's `autoattack` against pyautoattack.AutoAttack called directly, on a real model.
+
+    python scripts/check_autoattack.py --data-root DIR [--n 500] [--eps 8/255] [--version standard]
+
+Loads the CIFAR-10 ResNet-18 shipped in pyautoattack (examples/model_test.pt), takes the suite's
+way of choosing `n` test examples (seeded, class-stratified), scores it through kdbench's
+evaluation loop and through AutoAttack's own call with the same seed and batch size, and prints
+both robust accuracies and whether the per-example results are identical.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from bench.conditions import CONDITIONS
+from bench.data import load_split
+from bench.data.subsets import stratified_subset
+from bench.evaluate import evaluate
+from bench.levels import parse_fraction
+from bench.suite import TeacherSpec
+from bench.teachers import load_checkpoint_teacher
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--n", type=int, default=500)
+    ap.add_argument("--eps", default="8/255")
+    ap.add_argument("--version", default="standard", choices=["standard", "rand"])
+    ap.add_argument("--batch-size", type=int, default=250)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    eps = parse_fraction(args.eps)
+
+    from pyautoattack import AutoAttack
+
+    model = load_checkpoint_teacher(TeacherSpec(checkpoint="pkg:pyautoattack/examples/model_test.pt", arch="resnet18", normalize="none"))
+    model.eval().requires_grad_(False)
+    test, _, _ = load_split("cifar10", args.data_root, "test")
+    test = test.subset(stratified_subset(test.labels, args.n, args.seed))
+    x, y = test.images.float() / 255, test.labels
+
+    conds = [c for name, params in (("clean", {}), ("autoattack", {"eps": [eps], "version": args.version}))
+             for c in CONDITIONS.get(name).build(CONDITIONS.get(name).Params(**params), args.seed)]  # fmt: skip
+    t0 = time.perf_counter()
+    result = evaluate({"m": model}, conds, test.images, test.labels, test.indices, batch_size=args.batch_size)["m"]
+    t1 = time.perf_counter()
+    ours = result.correct[[c.condition for c in result.cells].index("autoattack")]
+
+    reference = AutoAttack(model, norm="Linf", eps=eps, version=args.version, seed=args.seed, device="cpu")
+    x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=args.batch_size)
+    t2 = time.perf_counter()
+    with torch.no_grad():
+        clean = torch.cat([model(x[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
+        adv = torch.cat([model(x_adv[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
+    theirs = clean & adv
+    print(f"examples {len(y)}, eps {eps:.6g}, version {args.version}, seed {args.seed}")
+    print(f"clean accuracy            {clean.float().mean():.2%}")
+    print(f"kdbench autoattack        {ours.float().mean():.2%}  ({t1 - t0:.0f} s)")
+    print(f"pyautoattack directly     {theirs.float().mean():.2%}  ({t2 - t1:.0f} s)")
+    print(f"per-example identical     {bool(torch.equal(ours, theirs))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The attacks against their references: AutoAttack against pyautoattack called directly, CW's
+margin PGD against torchattacks' PGD where the two must agree, every attack inside the ball."""
+
+import pytest
+import torch
+import torchattacks
+from torch import nn
+
+from bench.conditions import CONDITIONS
+from bench.data import load_dataset
+from bench.evaluate import evaluate
+from bench.methods import METHODS, build_method
+from bench.models import create_model, wrap
+from bench.suite import TrainRecipe
+from bench.train import train
+
+EPS = 8 / 255
+
+
+def build(name, **params):
+    cls = CONDITIONS.get(name)
+    return cls.build(cls.Params(**params), seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.set_num_threads(1)
+    data = load_dataset("synthetic", None, n_train=600, n_test=200, seed=1)
+    torch.manual_seed(0)
+    net = wrap(create_model("cnn_tiny"), "cifar10")
+    recipe = TrainRecipe(epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False)
+    train(net, data.train.images, data.train.labels, recipe, build_method(METHODS.get("baseline").Params()), seed=0)
+    return net.eval().requires_grad_(False), data.test
+
+
+def test_autoattack_equals_pyautoattack_called_directly(trained):
+    from pyautoattack import AutoAttack
+
+    model, test = trained
+    test = test.subset(torch.arange(48))  # AutoAttack's full budget: keep it small
+    x, y = test.images.float() / 255, test.labels
+    (cond,) = build("autoattack", eps=[EPS])
+    result = evaluate({"m": model}, build("clean") + [cond], test.images, test.labels, test.indices, batch_size=16)["m"]
+    row = [c.condition for c in result.cells].index("autoattack")
+
+    reference = AutoAttack(model, norm="Linf", eps=EPS, version="standard", seed=0, device="cpu")
+    x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=16)
+    with torch.no_grad():
+        robust_ref = (model(x_ref).argmax(1) == y) & (model(x).argmax(1) == y)
+    assert torch.equal(result.correct[row], robust_ref)
+    assert 0 < int(robust_ref.sum()) < int((model(x).argmax(1) == y).sum())  # the attack did something, not everything
+
+
+def test_cw_on_two_classes_is_pgd_on_cross_entropy():
+    # with two classes the CE gradient is a positive multiple of the margin's, so their signed steps agree
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.Tanh(), nn.Linear(16, 2)).eval().requires_grad_(False)
+    x, y = torch.rand(32, 3, 8, 8), torch.randint(0, 2, (32,))
+    (cw,) = build("cw", eps=[EPS], steps=7, step_size=1 / 255, random_start=False)
+    ours = cw.attack(model, x, y, torch.arange(32), EPS)
+    theirs = torchattacks.PGD(model, eps=EPS, alpha=1 / 255, steps=7, random_start=False)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_margin_loss_by_hand():
+    from bench.conditions.cw import margin_loss
+
+    z = torch.tensor([[1.0, 3.0, -2.0], [5.0, 0.5, 4.0]])
+    assert margin_loss(z, torch.tensor([0, 0])).tolist() == [2.0, -1.0]
+
+
+@pytest.mark.parametrize("name,params", [
+    ("cw", {"steps": 3}), ("apgd", {"steps": 5}), ("apgd", {"steps": 5, "loss": "dlr"}),
+    ("apgd_t", {"steps": 3, "target_classes": 2}), ("square", {"queries": 30}),
+])  # fmt: skip
+def test_attacks_stay_in_the_ball_and_the_box_and_repeat(trained, name, params):
+    model, test = trained
+    x, y, idx = test.images[:24].float() / 255, test.labels[:24], test.indices[:24]
+    (cond,) = build(name, eps=[EPS], **params)
+    adv = cond.attack(model, x, y, idx, EPS)
+    assert (adv - x).abs().max() <= EPS + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    assert torch.equal(adv, cond.attack(model, x, y, idx, EPS))  # seeded
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).sum() < (model(x).argmax(1) == y).sum()
+
+
+def test_transfer_crafts_on_the_source_and_scores_the_target(trained):
+    model, test = trained
+    torch.manual_seed(5)
+    source = wrap(create_model("cnn_tiny"), "cifar10").eval().requires_grad_(False)
+    conds = build("clean") + build("transfer", eps=[EPS], steps=5) + build("pgd", eps=[EPS], steps=5, step_size=2.5 * EPS / 5)
+    results = evaluate({"t": model, "s": source}, conds, test.images[:64], test.labels[:64], test.indices[:64], batch_size=32,
+                       sources={"t": {"transfer": source}})  # fmt: skip
+    assert [c.condition for c in results["s"].cells] == ["clean", "pgd", "worst_case"]  # no source, no transfer row
+    x, y = test.images[:64].float() / 255, test.labels[:64]
+    crafted = torch.cat([build("pgd", eps=[EPS], steps=5)[0].attack(source, x[s:s + 32], y[s:s + 32], test.indices[s:s + 32], EPS) for s in (0, 32)])
+    with torch.no_grad():
+        expected = (model(crafted).argmax(1) == y) & (model(x).argmax(1) == y)
+    t = results["t"]
+    assert torch.equal(t.correct[[c.condition for c in t.cells].index("transfer")], expected)
+
+
+def test_robust_preset_expands_to_the_four_attacks():
+    conds = build("robust", eps=[EPS], steps=7)
+    assert [c.name for c in conds] == ["autoattack", "fgsm", "pgd", "cw"]
+    assert conds[2].params.steps == 7 and conds[0].params.version == "standard"

@@ -1,0 +1,50 @@
+"""Defensive distillation (Papernot et al. 2016) end to end, in miniature: a T=100 teacher and a
+student distilled from it at T=100 look robust to PGD on cross-entropy; the worst case over attacks
+does not, the masking checks flag them, and the report says so next to the number."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.report import render
+from bench.results import read_run
+
+SUITE = Path(__file__).parent / "suites" / "defensive_synthetic.yaml"
+EPS = "0.0313725"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dd")
+    assert main(["run", str(SUITE), "--out", str(out), "--device", "cpu"]) == 0
+    return read_run(out / "defensive_synthetic" / "latest")
+
+
+def acc(run, model, condition):
+    m = run.metrics
+    return float(m[(m.model == model) & (m.condition == condition) & (m.level == (EPS if condition != "clean" else ""))].accuracy.iloc[0])
+
+
+def test_the_trap_and_the_worst_case(run):
+    assert acc(run, "defensive", "clean") > 0.8 and acc(run, "baseline", "clean") > 0.8
+    assert acc(run, "defensive", "pgd") > acc(run, "baseline", "pgd") + 0.25  # PGD-CE: "far more robust"
+    assert acc(run, "defensive", "worst_case") <= acc(run, "baseline", "worst_case") + 0.05  # it is not
+
+
+def test_masking_is_flagged_on_the_distilled_models_only(run):
+    d = run.diagnostics
+    flagged = set(map(tuple, d[d.flagged][["model", "check"]].to_numpy()))
+    assert {("defensive", "loss_dependence"), ("defensive", "vanishing_gradient")} <= flagged
+    assert ("teacher_t100", "vanishing_gradient") in flagged
+    assert not any(model == "baseline" for model, _ in flagged)
+
+
+def test_report_puts_the_flag_beside_the_robust_accuracy(run):
+    md = render(run.path, "md", n_boot=200)
+    pair_table = [line for line in md.splitlines() if line.count("|") >= 9]  # the pair's table, not the teacher's
+    rows = [line for line in pair_table if line.startswith(("| pgd ", "| cw ", "| fgsm ", "| worst_case "))]
+    assert len(rows) == 4 and all("gradient masking suspected (defensive: " in line for line in rows), rows
+    assert "## ⚠ Gradient masking suspected" in md
+    html = render(run.path, "html", n_boot=200)
+    assert 'id="masking"' in html and "gradient masking suspected (defensive: " in html
