@@ -236,7 +236,8 @@ def _order(keys: list[tuple], metrics_frames: list[pd.DataFrame]) -> list[tuple]
             lv = float(level) if level != "" else -1.0
         except ValueError:
             lv = math.inf
-        return (first_model[model], GROUP_ORDER.index(group) if group in GROUP_ORDER else 9, first_cond[cond], lv)
+        cond_rank = -1 if cond == "worst_case" else first_cond[cond]  # the headline robust accuracy leads its group
+        return (first_model[model], GROUP_ORDER.index(group) if group in GROUP_ORDER else 9, cond_rank, lv)
 
     return sorted(keys, key=sort_key)
 
@@ -365,6 +366,10 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
                   f"correction over the {n_gated} metrics."),
         "",
     ]  # fmt: skip
+    worst = t[(t["condition"] == "worst_case") & (t["status"] == "both")] if "condition" in t.columns else t.iloc[0:0]
+    if len(worst):
+        lines += ["Robust accuracy (worst case over the attacks, per example): " + md_escape("; ".join(
+            f"{m} {lbl} {pct(b, 2)} → {pct(r, 2)} %" for m, lbl, b, r in zip(worst["model"], worst["label"], worst["base_acc"], worst["run_acc"]))), ""]  # fmt: skip
     if n_reg:
         reg = t[t["verdict"] == "REGRESSION"]
         lines += ["Regressions: " + md_escape("; ".join(f"{m} {lbl} {signed_pp(d)} pp" for m, lbl, d in zip(reg["model"], reg["label"], reg["diff"]))), ""]

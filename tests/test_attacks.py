@@ -104,3 +104,30 @@ def test_robust_preset_expands_to_the_four_attacks():
     conds = build("robust", eps=[EPS], steps=7)
     assert [c.name for c in conds] == ["autoattack", "fgsm", "pgd", "cw"]
     assert conds[2].params.steps == 7 and conds[0].params.version == "standard"
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("teacher", {"kd": ("t", 0), "base": ("t", 0), "t": None}),
+    ("baseline_twin", {"kd": ("base", 1), "base": ("kd", 1), "t": None}),
+    ("base", {"kd": ("base", 1), "base": None, "t": None}),
+])  # fmt: skip
+def test_transfer_sources_follow_the_compare_pairs(source, expected):
+    from bench.plan import make_plan, transfer_source
+    from bench.suite import Suite
+
+    suite = Suite.model_validate({
+        "name": "s", "dataset": {"name": "synthetic"},
+        "teachers": {"t": {"arch": "cnn_tiny"}},
+        "students": {"base": {"arch": "cnn_tiny", "method": "baseline", "seeds": [1]},
+                     "kd": {"arch": "cnn_tiny", "method": "kd", "teachers": ["t"], "seeds": [1]}},
+        "evaluate": {"transfer": {"eps": [EPS], "source": source}},
+    })  # fmt: skip
+    for model, want in expected.items():
+        seed = 0 if model == "t" else 1
+        assert transfer_source(suite, model, seed) == want
+    plan = make_plan(suite, "data", "ids", {})
+    for (model, seed), job in plan.eval_jobs.items():
+        want = expected[model]
+        assert len(job.deps) == (1 if want is None else 2)
+        if want is not None:
+            assert job.deps[1].id.endswith(f"{want[0]}:seed{want[1]}") and job.spec["transfer_source"] == f"{want[0]}:seed{want[1]}"

@@ -32,6 +32,13 @@ def test_the_trap_and_the_worst_case(run):
     assert acc(run, "defensive", "worst_case") <= acc(run, "baseline", "worst_case") + 0.05  # it is not
 
 
+def test_transfer_from_the_twin_beats_cross_entropy_pgd(run):
+    m = run.metrics
+    assert set(m[m.condition == "transfer"].model) == {"baseline", "defensive"}  # a teacher has no twin
+    # black-box examples crafted on the baseline fool the defensive student more than its own CE gradients
+    assert acc(run, "defensive", "transfer") < acc(run, "defensive", "pgd") - 0.1
+
+
 def test_masking_is_flagged_on_the_distilled_models_only(run):
     d = run.diagnostics
     flagged = set(map(tuple, d[d.flagged][["model", "check"]].to_numpy()))
@@ -43,8 +50,8 @@ def test_masking_is_flagged_on_the_distilled_models_only(run):
 def test_report_puts_the_flag_beside_the_robust_accuracy(run):
     md = render(run.path, "md", n_boot=200)
     pair_table = [line for line in md.splitlines() if line.count("|") >= 9]  # the pair's table, not the teacher's
-    rows = [line for line in pair_table if line.startswith(("| pgd ", "| cw ", "| fgsm ", "| worst_case "))]
-    assert len(rows) == 4 and all("gradient masking suspected (defensive: " in line for line in rows), rows
+    rows = [line for line in pair_table if line.startswith(("| pgd ", "| cw ", "| fgsm ", "| transfer ", "| worst_case "))]
+    assert len(rows) == 5 and all("gradient masking suspected (defensive: " in line for line in rows), rows
     assert "## ⚠ Gradient masking suspected" in md
     html = render(run.path, "html", n_boot=200)
     assert 'id="masking"' in html and "gradient masking suspected (defensive: " in html
