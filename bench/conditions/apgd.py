@@ -16,8 +16,10 @@ class APGDParams(AttackParams):
 
 @CONDITIONS.register("apgd")
 class APGD(Attack):
-    """Auto-PGD (Croce & Hein, 2020), pyautoattack's reference APGDAttack: step size adapted from
-    the loss' progress, no step size to tune; restarts keep each example's first success."""
+    """Auto-PGD (Croce & Hein, 2020) on CE or DLR, pyautoattack's reference APGDAttack.
+
+    The step size adapts to the loss' progress, so there is none to tune; restarts keep each
+    example's first success."""
 
     name = "apgd"
     Params = APGDParams

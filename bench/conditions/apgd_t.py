@@ -14,8 +14,7 @@ class APGDTParams(AttackParams):
 
 @CONDITIONS.register("apgd_t")
 class APGDT(Attack):
-    """Targeted APGD on the DLR loss (Croce & Hein, 2020), pyautoattack's APGDAttack_targeted:
-    one run towards each of the top-k wrong classes."""
+    """Targeted APGD-DLR towards each of the top-k wrong classes, pyautoattack's APGDAttack_targeted."""
 
     name = "apgd_t"
     kind = "margin"

@@ -26,8 +26,9 @@ class AutoAttackParams(AttackParams):
 
 @CONDITIONS.register("autoattack")
 class AutoAttackCondition(Attack):
-    """AutoAttack (Croce & Hein, 2020), the reference implementation (pyautoattack.AutoAttack) with
-    its published budget, run once on all evaluated examples per model with the evaluation seed."""
+    """AutoAttack (Croce & Hein, 2020): the reference implementation, pyautoattack.AutoAttack.
+
+    Its published budget, run once on all evaluated examples per model with the evaluation seed."""
 
     name = "autoattack"
     kind = "composite"

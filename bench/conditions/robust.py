@@ -18,8 +18,9 @@ class RobustParams(AttackParams):
 
 @CONDITIONS.register("robust")
 class Robust(Attack):
-    """Preset: AutoAttack (standard), FGSM, PGD on cross-entropy and PGD on the CW margin at the same
-    epsilons; the worst case over them is the headline, the single attacks feed the masking checks."""
+    """Preset: autoattack (standard), fgsm, pgd and cw at the same epsilons.
+
+    The worst case over them is the headline; the single attacks feed the masking checks."""
 
     name = "robust"
     Params = RobustParams

@@ -13,8 +13,10 @@ class SquareParams(AttackParams):
 
 @CONDITIONS.register("square")
 class Square(Attack):
-    """The Square Attack (Andriushchenko et al., 2020), pyautoattack's SquareAttack: random
-    search on the margin loss with queries only, no gradients, so gradient masking cannot stop it."""
+    """Square Attack (Andriushchenko et al., 2020), black-box, pyautoattack's SquareAttack.
+
+    Random search on the margin loss with queries only, no gradients, so gradient masking cannot
+    stop it."""
 
     name = "square"
     kind = "black_box"

@@ -18,8 +18,9 @@ class TransferParams(AttackParams):
 
 @CONDITIONS.register("transfer")
 class Transfer(Attack):
-    """Black-box transfer: adversarial examples crafted on another model of the suite (its teacher,
-    its baseline twin, or a named model) and scored on this one."""
+    """Transfer attack: examples crafted on another model of the suite, scored on this one.
+
+    The source is the model's teacher, its baseline twin, or a named model."""
 
     name = "transfer"
     kind = "black_box"
