@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--version", default="standard", choices=["standard", "rand"])
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--images", action="store_true", help="also compare the adversarial images (one more AutoAttack run)")
     args = ap.parse_args()
     eps = parse_fraction(args.eps)
 
@@ -49,6 +50,10 @@ def main() -> None:
     result = evaluate({"m": model}, conds, test.images, test.labels, test.indices, batch_size=args.batch_size)["m"]
     t1 = time.perf_counter()
     ours = result.correct[[c.condition for c in result.cells].index("autoattack")]
+    if args.images:  # the adversarial images themselves, from the condition evaluate() calls
+        conds[1].batch_size = args.batch_size
+        x_ours = conds[1].attack(model, x, y, test.indices, eps)
+    t1b = time.perf_counter()
 
     reference = AutoAttack(model, norm="Linf", eps=eps, version=args.version, seed=args.seed, device="cpu")
     x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=args.batch_size)
@@ -60,8 +65,10 @@ def main() -> None:
     print(f"examples {len(y)}, eps {eps:.6g}, version {args.version}, seed {args.seed}")
     print(f"clean accuracy            {clean.float().mean():.2%}")
     print(f"kdbench autoattack        {ours.float().mean():.2%}  ({t1 - t0:.0f} s)")
-    print(f"pyautoattack directly     {theirs.float().mean():.2%}  ({t2 - t1:.0f} s)")
+    print(f"pyautoattack directly     {theirs.float().mean():.2%}  ({t2 - t1b:.0f} s)")
     print(f"per-example identical     {bool(torch.equal(ours, theirs))}")
+    if args.images:
+        print(f"adversarial images equal  {bool(torch.equal(x_ours, x_adv))}")
 
 
 if __name__ == "__main__":
