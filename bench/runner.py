@@ -147,7 +147,8 @@ def assemble(plan: Plan, store: Store, test_eval):
             seconds[f"{name}:seed{seed}"] = ev["attack_seconds"]
         if name in suite.teachers:
             t = suite.teachers[name]
-            role, method, arch = "teacher", t.source, t.arch or t.robustbench
+            # a trained teacher names its method (a T=100 teacher is not a plain one); others their source
+            role, method, arch = "teacher", t.method_spec.name if t.source == "recipe" else t.source, t.arch or t.robustbench
         else:
             s = suite.students[name]
             role, method, arch = s.role, s.method.name, s.arch

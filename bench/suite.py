@@ -249,6 +249,13 @@ class Suite(Strict):
             models = ["teacher", "baseline_twin", *self.teachers, *self.students]
             problems.append(f"evaluate.transfer.source: unknown model '{transfer.source}'{did_you_mean(transfer.source, models)}; "
                             "expected teacher, baseline_twin or a model of the suite")
+        elif transfer is not None:
+            from .plan import transfer_source
+
+            models = [(n, t.seed) for n, t in self.teachers.items()] + [(n, s) for n, st in self.students.items() for s in st.seeds]
+            if not any(transfer_source(self, n, s) for n, s in models):
+                problems.append(f"evaluate.transfer: no model of the suite has a '{transfer.source}' to craft on "
+                                "(teacher: a student with a teacher or the baseline twin of one; baseline_twin: a compare pair)")
         corruptions = getattr(self.evaluate, "corruptions", None)
         ref = corruptions.reference_model if corruptions is not None else None
         if ref is not None and ref not in self.teachers and ref not in self.students:

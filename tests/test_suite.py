@@ -171,6 +171,7 @@ def test_shipped_suites_validate():
 
 @pytest.mark.parametrize("change,expected", [
     ("evaluate:\n  robust: {eps: [8/255]}\n  pgd: {eps: [2/255]}", "pgd asked for twice"),
+    ("students:\n  kd: {arch: cnn_small, method: baseline, seeds: [0]}\nevaluate:\n  transfer: {eps: [8/255], source: teacher}", "no model of the suite has a 'teacher'"),
     ("evaluate:\n  transfer: {eps: [8/255], source: techer}", "unknown model 'techer' (did you mean 'teacher'?)"),
     ("evaluate:\n  pgd: {eps: [8/255], restarts: 3, random_start: false}", "repeats the same attack"),
     ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "greater than 0"),
