@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from .evaluate import Cell, ModelEval
-from .results import DIAGNOSTIC_COLUMNS, level_str  # noqa: F401  (the columns are the results contract's)
+from .results import level_str
 
 THRESHOLDS = {
     "iterative_vs_single_step": 0.01,
@@ -122,9 +122,8 @@ def probes(model, x, y, result: ModelEval, pgd, params: DiagnosticsParams, seed:
         for level in pgd.levels():
             r = result.cells.index(Cell(pgd.name, pgd.group, level))
             base = float(result.correct[r, :n].double().mean())
-            steps = p.steps * params.steps_factor
-            step = p.step_size if p.step_size is not None else 2.5 * level / steps
-            more = _pgd_accuracy(model, x, y, level, steps, step, derive_seed(seed, "more_steps", float(level)))
+            longer = p.model_copy(update={"steps": p.steps * params.steps_factor})
+            more = _pgd_accuracy(model, x, y, level, longer.steps, longer.alpha(level), derive_seed(seed, "more_steps", float(level)))
             rows.append(_check("more_steps_help", level, base - more))
     return rows
 

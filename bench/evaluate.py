@@ -51,18 +51,16 @@ def worst_case_cells(cells: list[Cell]) -> list[Cell]:
     return [Cell(WORST_CASE, "attack", by_str[s]) for s in levels]
 
 
-def robust_convention(cells: list[Cell], correct: torch.Tensor) -> torch.Tensor:
-    """Attack rows AND the clean row, then the worst-case rows (the AND of every attack row at an
-    epsilon) appended in the order of `worst_case_cells`."""
+def robust_convention(cells: list[Cell], correct: torch.Tensor) -> tuple[list[Cell], torch.Tensor]:
+    """Attack rows AND the clean row (in place), then the worst-case rows (the AND of every attack
+    row at an epsilon) appended: the cells and the correctness with them."""
     clean = [i for i, c in enumerate(cells) if c.group == "clean"]
     attack = [i for i, c in enumerate(cells) if c.group == "attack"]
     if clean and attack:
         correct[attack] &= correct[clean[0]]
-    worst = []
-    for w in worst_case_cells(cells):
-        rows = [i for i in attack if level_str(cells[i].level) == level_str(w.level)]
-        worst.append(correct[rows].all(0))
-    return torch.cat([correct, torch.stack(worst)]) if worst else correct
+    worst_cells = worst_case_cells(cells)
+    worst = [correct[[i for i in attack if level_str(cells[i].level) == level_str(w.level)]].all(0) for w in worst_cells]
+    return cells + worst_cells, torch.cat([correct, torch.stack(worst)]) if worst else correct
 
 
 def evaluate(
@@ -92,7 +90,7 @@ def evaluate(
             return False
         return wants[k] is None or cond.name in wants[k]
 
-    cells = {k: [Cell(c.name, c.group, lv) for c in conditions if scores(k, c) for lv in c.levels()] for k in models}
+    cells = {k: cells_of([c for c in conditions if scores(k, c)]) for k in models}
     n = len(images)
     for m in models.values():
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
@@ -160,9 +158,9 @@ def evaluate(
                     correct[k][r, s : s + batch_size] = score(k, x_adv[s : s + batch_size], labels_d[s : s + batch_size])
     out = {}
     for k in models:
-        full = robust_convention(cells[k], correct[k])
+        all_cells, full = robust_convention(cells[k], correct[k])
         out[k] = ModelEval(
-            cells[k] + worst_case_cells(cells[k]),
+            all_cells,
             full.cpu(),
             torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0),
             {c: round(s, 3) for c, s in seconds[k].items()},

@@ -17,13 +17,12 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .diagnostics import DIAGNOSTIC_COLUMNS
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
 from .hashing import content_hash
 from .methods import teacher_log_probs
 from .plan import Plan, make_plan
-from .results import write_run
+from .results import DIAGNOSTIC_COLUMNS, write_run
 from .suite import Suite, conditions_of
 from .teachers import checkpoint_identity
 

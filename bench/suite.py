@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .conditions import CONDITIONS
+from .conditions.robust import EXPANDS_TO
 from .diagnostics import DiagnosticsParams
 from .methods import METHODS, method_spec_type
 from .methods.base import EnsembleMode
@@ -242,7 +243,7 @@ class Suite(Strict):
         names = [c.name for c in conditions_of(self.evaluate) if c.group == "attack"]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            problems.append(f"evaluate: {', '.join(repeated)} asked for twice (the 'robust' preset already runs autoattack, fgsm, pgd and cw; "
+            problems.append(f"evaluate: {', '.join(repeated)} asked for twice (the 'robust' preset already runs {', '.join(EXPANDS_TO)}; "
                             "drop it or those keys)")
         transfer = getattr(self.evaluate, "transfer", None)
         if transfer is not None and transfer.source not in ("teacher", "baseline_twin") and transfer.source not in {*self.teachers, *self.students}:

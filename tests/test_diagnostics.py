@@ -17,7 +17,8 @@ def test_attack_rows_need_clean_and_worst_case_is_their_and():
     cells = [Cell("clean", "clean", None), Cell("fgsm", "attack", E8), Cell("pgd", "attack", E8), Cell("pgd", "attack", E2),
              Cell("gaussian_noise", "noise", 0.1)]  # fmt: skip
     correct = torch.tensor([bits("11110000"), bits("11001100"), bits("10101010"), bits("11111111"), bits("00001111")])
-    out = robust_convention(cells, correct.clone())
+    with_worst, out = robust_convention(cells, correct.clone())
+    assert with_worst == cells + worst_case_cells(cells)
     assert [c.condition for c in worst_case_cells(cells)] == ["worst_case", "worst_case"]
     assert [c.level for c in worst_case_cells(cells)] == [E8, E2]
     assert out[1].tolist() == bits("11000000")  # fgsm: the clean mistakes that an attack 'fixed' do not count

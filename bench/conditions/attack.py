@@ -48,10 +48,6 @@ class Attack(Condition):
     def levels(self):
         return list(self.params.eps)
 
-    @property
-    def kinds(self) -> set[str]:
-        return {self.kind}
-
     def batch_seed(self, level, restart: int, indices) -> int:
         """A seed per (attack, level, restart, first example): the same suite and batch size give
         the same adversarial examples."""

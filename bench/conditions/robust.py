@@ -9,7 +9,7 @@ from .cw import CW, CWParams
 from .fgsm import FGSM
 from .pgd import PGD, PGDParams
 
-EXPANDS_TO = ("autoattack", "fgsm", "pgd", "cw")
+EXPANDS_TO = ("autoattack", "fgsm", "pgd", "cw")  # what `build` returns, in order; the suite's error names them
 
 
 class RobustParams(AttackParams):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..results import Run
+from ..results import DIAGNOSTIC_COLUMNS, Run
 from .format import level_value, metric_label
 from .runs import GROUP_ORDER, is_per_example
 
@@ -374,7 +374,7 @@ def masking_table(run: Run) -> pd.DataFrame:
     """The flagged rows of diagnostics.csv (empty when nothing was flagged or nothing attacked)."""
     d = run.diagnostics
     if d is None or d.empty:
-        return pd.DataFrame(columns=["model", "seed", "check", "eps", "value", "threshold", "flagged"])
+        return pd.DataFrame(columns=DIAGNOSTIC_COLUMNS)
     return d[d["flagged"]].reset_index(drop=True)
 
 
