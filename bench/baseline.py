@@ -5,6 +5,8 @@ so the gate reads both sides with the same code. Blessing reads the run through 
 gate applies, refuses one that lacks what the gate needs, and rewrites it with write_run, whose
 per-example file is bit-packed (one bit per example per metrics row), so a smoke suite's baseline
 is tens of kilobytes. The manifest keeps its provenance plus a `blessed` note saying from where.
+With two or more seeds per model, `seed_spread.csv` records each metric's spread between seeds
+(the retraining noise the gate's method-level test weighs a retrained run against).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+import pandas as pd
+
 from .atomic import atomic_dir
 from .gate import REQUIRED
 from .report.runs import load_run
-from .results import FILES, ResultsError, write_run
+from .results import ResultsError, write_run
+
+SPREAD = "seed_spread.csv"
 
 
 def bless(run_dir, out_dir) -> tuple[Path, int]:
@@ -30,7 +36,17 @@ def bless(run_dir, out_dir) -> tuple[Path, int]:
         "from": str(run.path),
         "at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     }
+    spread = seed_spread(run.metrics)
     with atomic_dir(out_dir) as tmp:
         write_run(tmp, manifest, run.metrics, run.example_index, run.correct, run.agreement)
         load_run(tmp)  # what we commit must read back
-    return out_dir, sum((out_dir / f).stat().st_size for f in FILES)
+        if len(spread):
+            spread.to_csv(tmp / SPREAD, index=False, float_format="%.6g")
+    return out_dir, sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
+
+
+def seed_spread(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per model and metric with two or more seeds: seeds, mean accuracy, sample sd between seeds."""
+    g = metrics.groupby(["model", "group", "condition", "level"], sort=False)["accuracy"]
+    out = g.agg(seeds="count", mean="mean", sd=lambda a: a.std(ddof=1)).reset_index()
+    return out[out["seeds"] >= 2].reset_index(drop=True)

@@ -1,7 +1,8 @@
 """Command line only: parse, call, print, exit codes.
 
 Exit codes: 0 success; 1 a failure the command reports (a gate regression); 2 bad input
-(suite, flags, files); 3 runs that cannot be compared (gate); 130 interrupted.
+(suite, flags, files); 3 runs that cannot be compared (gate); 4 inconclusive metrics under
+`gate --strict`; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ def add_report_commands(sub) -> None:
         from .results import ResultsError
 
         try:
-            result = g.gate_paths(args.run_dir, args.baseline, args.tolerance, args.alpha)
+            result = g.gate_paths(args.run_dir, args.baseline, args.tolerance, args.alpha, args.strict)
         except (ResultsError, g.GateUsageError) as exc:
             raise bad_input(exc) from None
         except g.NotComparable as exc:
@@ -314,6 +315,7 @@ def add_report_commands(sub) -> None:
                    help="allowed fall in percentage points: a default (PP) or for a group, condition or condition:level "
                         "(attack=2, pgd=3, pgd:8/255=5); repeatable; default 1, or the suite's gate section")  # fmt: skip
     p.add_argument("--alpha", type=float, help="significance level after Holm's correction (default 0.05)")
+    p.add_argument("--strict", action="store_true", help="exit 4 when any metric is INCONCLUSIVE (its test could not detect a fall of its tolerance)")
     p.set_defaults(func=gate)
 
 

@@ -5,23 +5,24 @@ A metric is one (model, condition, level). It regresses only when both hold:
   condition or condition:level, with a default), and
 - a one-sided test says the fall is real, after Holm's correction over every gated metric.
 
-Which test (chosen from the runs' structure, never from the outcome):
-- one seed on each side: the exact one-sided McNemar test on the same test examples (the
-  discordant examples' split is Binomial(d, 1/2) when nothing changed);
-- seeds that both runs trained: seed k of the baseline is held against seed k of the run on the
-  same examples, and the discordant examples of all seed pairs are pooled (a stratified exact
-  McNemar test: under no change each pair's split is Binomial(d_k, 1/2), so the pooled split is
-  Binomial(sum d_k, 1/2));
-- otherwise, at least two seeds on each side: a one-sided Welch t-test on the per-seed accuracies.
-Why not a t-test on the per-seed accuracies of shared seeds: with the 2-3 seeds suites use it has
-1-2 degrees of freedom, cannot reach significance after Holm over hundreds of metrics (an
-11-point fall of clean accuracy over 2 seeds gave p = 0.007, Holm 1.0), and returns p = 0 when
-the per-seed drops happen to be equal. Training noise between reruns that are not bit-identical
-(GPU) flips examples both ways; the tolerance is what keeps such noise from failing the gate.
+Which test follows from what changed, read from the weights hashes both manifests record
+(never from the outcome):
+- the same networks (every seed's weights hash equal: an evaluation-only change, or a
+  bit-identical rerun): the exact one-sided McNemar test, seed k against seed k, pooled over the
+  seed pairs. Pooling is exact here: with the networks fixed, each discordant example is a fair
+  coin when nothing changed.
+- retrained networks (any hash differs, or none was recorded): the method-level test of
+  bench.stats (training randomness and test examples both vary), paired by seed when both runs
+  trained the same seeds, else unpaired with the seed spread pooled over both sides, so a
+  one-seed run can be tested against a baseline of several.
+A metric whose test could not have detected a fall the size of its tolerance (its MDD at 80%
+power, at the Bonferroni level alpha / m of the m gated tests, exceeds the tolerance, or no seed
+spread exists to test against) is INCONCLUSIVE, never a silent pass: exit 0 by default, exit 4
+with `--strict`.
 
 Exit codes: 0 no regression; 1 a regression; 2 bad input (raised as ResultsError); 3 the runs
-are not comparable (NotComparable: different evaluation specification, test examples,
-missing metrics, or seeds too few to test), saying what differs.
+are not comparable (NotComparable: different evaluation specification, test examples or
+missing metrics), saying what differs; 4 inconclusive metrics under --strict.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ import pandas as pd
 
 from . import stats
 from .levels import parse_fraction
-from .report.format import DASH, metric_label, pct, pvalue, signed_pp
+from .report.format import DASH, mdd_pp, metric_label, pct, pvalue, signed_pp
 from .report.markdown import md_escape, table
 from .report.runs import GROUP_ORDER, is_per_example, load_run
 from .results import ResultsError, Run
 
-EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARABLE = 0, 1, 3
+EXIT_OK, EXIT_REGRESSION, EXIT_NOT_COMPARABLE, EXIT_INCONCLUSIVE = 0, 1, 3, 4
 DEFAULT_TOLERANCE_PP = 1.0
 DEFAULT_ALPHA = 0.05
 KEY = ["model", "group", "condition", "level"]
@@ -242,12 +243,57 @@ def _order(keys: list[tuple], metrics_frames: list[pd.DataFrame]) -> list[tuple]
     return sorted(keys, key=sort_key)
 
 
-def compare_runs(base: Run, run: Run, alternative: str = "less", paired_examples: bool = True) -> tuple[pd.DataFrame, list[str]]:
+def network_identity(base: Run, run: Run) -> dict[str, str]:
+    """Per model on both sides: "same" when every seed's weights hash is recorded and equal on
+    both sides (the same networks, re-evaluated), else "retrained" (or "unknown", no hashes)."""
+    bw, rw = base.manifest.get("weights_sha256"), run.manifest.get("weights_sha256")
+    out = {}
+    for model in set(base.metrics["model"]) & set(run.metrics["model"]):
+        b = bw.get(model) if isinstance(bw, dict) else None
+        r = rw.get(model) if isinstance(rw, dict) else None
+        if not isinstance(b, dict) or not isinstance(r, dict) or not b or not r:
+            out[model] = "unknown"
+        else:
+            out[model] = "same" if b == r else "retrained"
+    return out
+
+
+def _matrix(run: Run, rows: dict, seeds) -> np.ndarray:
+    return run.correct[[rows[s] for s in seeds]]
+
+
+def _test_metric(base: Run, run: Run, bs: dict, rs: dict, identity: str, alternative: str) -> dict:
+    """The test for one metric, chosen from the runs' structure (never from the outcome); its MDD
+    as a function of the level, which depends on the size of the Holm family."""
+    if identity == "same" and sorted(bs) == sorted(rs):
+        # the very networks of the baseline: each discordant example is a fair coin under "nothing
+        # changed", so the seed pairs pool into one exact test
+        seeds = sorted(bs)
+        res = stats.mcnemar_exact(_matrix(base, bs, seeds), _matrix(run, rs, seeds), alternative)
+        n = len(seeds) * base.correct.shape[1]
+        mdd = lambda level: stats.mcnemar_mdd(res.only_a + res.only_b, n, level, one_sided=alternative != "two-sided")  # noqa: E731
+        return dict(test=f"McNemar, same networks, {len(seeds)} seed(s) ({res.only_a} lost / {res.only_b} gained)", p=res.pvalue, mdd=mdd)
+    why = "retrained" if identity == "retrained" else "weights unrecorded"
+    a, b = _matrix(base, bs, sorted(bs)), _matrix(run, rs, sorted(rs))
+    if sorted(bs) == sorted(rs) and len(bs) >= 2:
+        t = stats.method_test_paired(a, b, alternative)
+        name = f"method-level, {why}, paired over {len(bs)} seeds"
+    else:
+        t = stats.method_test_unpaired(a, b, alternative)
+        name = f"method-level, {why}, {len(bs)} vs {len(rs)} seeds"
+    if not t.testable:
+        name = f"{why}, {len(bs)} vs {len(rs)} seed(s): no seed spread to test against"
+    return dict(test=name, p=t.pvalue, mdd=t.mdd_at)
+
+
+def compare_runs(base: Run, run: Run, alternative: str = "less", paired_examples: bool = True, alpha: float = DEFAULT_ALPHA) -> tuple[pd.DataFrame, list[str]]:
     """One row per metric in either run: accuracies (mean over seeds), difference run - base, the
-    test chosen as the module says and its p-value. Returns the table and the structural problems
-    (metrics or seeds the baseline has that the run cannot match)."""
+    test chosen as the module says, its p-value, its MDD (at the Bonferroni level of the Holm
+    family: alpha / number of tests) and the baseline's seed spread. Returns the
+    table and the structural problems (metrics the baseline has that the run lacks)."""
     b_rows, r_rows = _rows_by_key(base), _rows_by_key(run)
     roles = {**dict(zip(base.metrics["model"], base.metrics["role"])), **dict(zip(run.metrics["model"], run.metrics["role"]))}
+    identity = network_identity(base, run)
     problems, out = [], []
     run_models = {k[0] for k in r_rows}
     missing_models = sorted({k[0] for k in b_rows if k[0] not in run_models})
@@ -261,11 +307,13 @@ def compare_runs(base: Run, run: Run, alternative: str = "less", paired_examples
         model, group, cond, level = key
         row = dict(model=model, role=roles.get(model, ""), group=group, condition=cond, level=level, label=metric_label(group, cond, level))
         bs, rs = b_rows.get(key, {}), r_rows.get(key, {})
-        row.update(seeds_base=len(bs), seeds_run=len(rs))
-        row["base_acc"] = float(np.mean([b_acc[i] for i in bs.values()])) if bs else np.nan
+        row.update(seeds_base=len(bs), seeds_run=len(rs), networks=identity.get(model, ""))
+        base_accs = [b_acc[i] for i in bs.values()]
+        row["base_acc"] = float(np.mean(base_accs)) if bs else np.nan
+        row["base_sd"] = float(np.std(base_accs, ddof=1)) if len(bs) > 1 else np.nan
         row["run_acc"] = float(np.mean([r_acc[i] for i in rs.values()])) if rs else np.nan
         row["diff"] = row["run_acc"] - row["base_acc"]
-        row["test"], row["p"], row["status"] = DASH, np.nan, "both"
+        row["test"], row["p"], row["mdd"], row["status"] = DASH, np.nan, np.nan, "both"
         if not rs:
             row["status"] = "baseline only"
             if model not in missing_models:  # a whole missing model is reported once, above
@@ -274,30 +322,17 @@ def compare_runs(base: Run, run: Run, alternative: str = "less", paired_examples
             row["status"] = "run only"
         elif not is_per_example(group):
             row["status"] = "summary"
-        else:
-            shared = sorted(set(bs) & set(rs))
-            if len(bs) == 1 and len(rs) == 1:
-                if paired_examples:
-                    (ib,), (ir,) = bs.values(), rs.values()
-                    res = stats.mcnemar_exact(base.correct[ib], run.correct[ir], alternative)
-                    row.update(test=f"McNemar ({res.only_a} lost / {res.only_b} gained)", p=res.pvalue)
-            elif len(shared) >= 2 and paired_examples:
-                res = stats.mcnemar_exact(base.correct[[bs[s] for s in shared]], run.correct[[rs[s] for s in shared]], alternative)
-                diff = float(np.mean([r_acc[rs[s]] - b_acc[bs[s]] for s in shared]))
-                row.update(test=f"McNemar, {len(shared)} seed pairs ({res.only_a} lost / {res.only_b} gained)", p=res.pvalue, diff=diff)
-            elif len(bs) >= 2 and len(rs) >= 2:
-                res = stats.ttest_welch([b_acc[i] for i in bs.values()], [r_acc[i] for i in rs.values()], alternative)
-                row.update(test=f"Welch t, {len(bs)} vs {len(rs)} seeds", p=res.pvalue)
-            else:
-                row["status"] = "untestable"
-                problems.append(f"{model} {row['label']}: {len(bs)} seed(s) in the baseline, {len(rs)} in the run; "
-                                "a per-seed test needs two or more on each side, a per-example test one on each")  # fmt: skip
+        elif paired_examples:
+            row.update(_test_metric(base, run, bs, rs, identity.get(model, "unknown"), alternative))
         out.append(row)
     if missing:
         problems.append(f"the run lacks {len(missing)} metric(s) the baseline has: " + ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else ""))
-    cols = [*KEY[:1], "role", *KEY[1:], "label", "status", "seeds_base", "seeds_run", "base_acc", "run_acc", "diff", "test", "p"]
+    cols = [*KEY[:1], "role", *KEY[1:], "label", "status", "networks", "seeds_base", "seeds_run", "base_acc", "base_sd", "run_acc", "diff", "test", "p", "mdd"]
     table_ = pd.DataFrame(out, columns=cols)
     table_["p_holm"] = stats.holm(table_["p"].to_numpy(dtype=float))
+    # MDD at the Bonferroni level of the family: a fall that large is caught however the other tests come out
+    level = alpha / max(int(table_["p"].notna().sum()), 1)
+    table_["mdd"] = [m(level) if callable(m) else np.nan for m in table_["mdd"]]
     return table_, problems
 
 
@@ -315,31 +350,38 @@ class GateResult:
     alpha: float
 
 
-def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float) -> GateResult:
+def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: bool = False) -> GateResult:
     _require_provenance(base)
     _require_provenance(run)
     problems = comparability_problems(base, run)
     if problems:
         raise NotComparable(problems)
-    t, structural = compare_runs(base, run, "less")
+    t, structural = compare_runs(base, run, "less", alpha=alpha)
     if structural:
         raise NotComparable(structural)
     t["tolerance_pp"] = [tolerances.lookup(g, c, lv) for g, c, lv in zip(t["group"], t["condition"], t["level"])]
     gated = t["status"] == "both"
     falls = t["diff"] < -t["tolerance_pp"] / 100 - 1e-12
     significant = t["p_holm"] <= alpha
+    # the test could not have seen a fall the size of the tolerance: say so rather than pass
+    undecidable = t["p"].isna() | ~(t["mdd"] <= t["tolerance_pp"] / 100 + 1e-12)
     t["verdict"] = np.select(
-        [t["status"] == "run only", t["status"] == "summary", gated & falls & significant, gated & falls],
-        ["new, not gated", "summary, not gated", "REGRESSION", "fell, not significant"],
+        [t["status"] == "run only", t["status"] == "summary", gated & falls & significant, gated & undecidable, gated & falls],
+        ["new, not gated", "summary, not gated", "REGRESSION", "INCONCLUSIVE", "fell, not significant"],
         default="ok",
     )
-    code = EXIT_REGRESSION if (t["verdict"] == "REGRESSION").any() else EXIT_OK
+    if (t["verdict"] == "REGRESSION").any():
+        code = EXIT_REGRESSION
+    elif strict and (t["verdict"] == "INCONCLUSIVE").any():
+        code = EXIT_INCONCLUSIVE
+    else:
+        code = EXIT_OK
     result = GateResult(t, code, "", tolerances, alpha)
     result.markdown = gate_markdown(result, base.path, run.path)
     return result
 
 
-def gate_paths(run_dir, baseline_dir, tolerance_args=None, alpha=None) -> GateResult:
+def gate_paths(run_dir, baseline_dir, tolerance_args=None, alpha=None, strict: bool = False) -> GateResult:
     """Load both (ResultsError on bad input), settle tolerances and alpha, and judge."""
     base = load_run(baseline_dir)
     run = load_run(run_dir)
@@ -347,25 +389,34 @@ def gate_paths(run_dir, baseline_dir, tolerance_args=None, alpha=None) -> GateRe
         tol, a = settings(run, tolerance_args, alpha)
     except ValueError as exc:
         raise GateUsageError(str(exc)) from None
-    return evaluate(base, run, tol, a)
+    return evaluate(base, run, tol, a, strict)
 
 
 def gate_markdown(result: GateResult, base_path, run_path) -> str:
     t = result.table
     n_reg = int((t["verdict"] == "REGRESSION").sum())
+    n_inc = int((t["verdict"] == "INCONCLUSIVE").sum())
     n_gated = int((t["status"] == "both").sum())
-    head = "PASS" if result.exit_code == EXIT_OK else "FAIL"
+    head = "FAIL" if n_reg else "INCONCLUSIVE" if n_inc else "PASS"
+    counts = f"{n_reg} regression{'s' if n_reg != 1 else ''}" + (f", {n_inc} inconclusive" if n_inc else "")
     tol = result.tolerances
     tol_text = f"{tol.default:g} pp" + ("".join(f", {k}: {v:g} pp" for k, v in tol.by_key.items()) if tol.by_key else "")
     lines = [
-        f"## kdbench gate: {head} ({n_reg} regression{'s' if n_reg != 1 else ''} in {n_gated} metrics)",
+        f"## kdbench gate: {head} ({counts} in {n_gated} metrics)",
         "",
         md_escape(f"Run {run_path} against baseline {base_path}. A metric regresses when its accuracy falls by more than "
-                  f"its tolerance ({tol_text}) and a one-sided test (exact McNemar on the same examples, seed k "
-                  f"with seed k and pooled over seeds; Welch t on per-seed accuracies when seeds differ) is significant at α = {result.alpha:g} after Holm's "
-                  f"correction over the {n_gated} metrics."),
+                  f"its tolerance ({tol_text}) and a one-sided test is significant at α = {result.alpha:g} after Holm's correction "
+                  f"over the {n_gated} metrics. The test follows the networks: the same networks (equal weights hashes) re-evaluated get "
+                  "the exact McNemar test pooled over seed pairs; retrained networks get the method-level test (seeds and test "
+                  "examples both vary). A metric is INCONCLUSIVE when that test could not have detected a fall the size of its "
+                  "tolerance (MDD at 80% power and the Bonferroni level α / m of the m tests above the tolerance, or too few seeds); "
+                  "`kdbench gate --strict` fails on it (exit 4)."),
         "",
     ]  # fmt: skip
+    if n_inc:
+        inc = t[t["verdict"] == "INCONCLUSIVE"]
+        lines += ["Inconclusive (the test cannot tell a fall of the tolerance's size): " + md_escape("; ".join(
+            f"{m} {lbl} (MDD {mdd_pp(d)} pp, tolerance {tl:g} pp)" for m, lbl, d, tl in zip(inc["model"], inc["label"], inc["mdd"], inc["tolerance_pp"]))), ""]  # fmt: skip
     worst = t[(t["condition"] == "worst_case") & (t["status"] == "both")] if "condition" in t.columns else t.iloc[0:0]
     if len(worst):
         lines += ["Robust accuracy (worst case over the attacks, per example): " + md_escape("; ".join(
@@ -374,13 +425,13 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
         reg = t[t["verdict"] == "REGRESSION"]
         lines += ["Regressions: " + md_escape("; ".join(f"{m} {lbl} {signed_pp(d)} pp" for m, lbl, d in zip(reg["model"], reg["label"], reg["diff"]))), ""]
     body = []
-    for r in t.itertuples(index=False):
-        verdict = f"**{r.verdict}**" if r.verdict == "REGRESSION" else r.verdict
-        body.append([r.model, r.label, r.test, pct(r.base_acc, 2), pct(r.run_acc, 2), signed_pp(r.diff, 2), f"{r.tolerance_pp:g}", pvalue(r.p), pvalue(r.p_holm), verdict])
-    header = ["model", "metric", "test", "baseline %", "run %", "Δ pp", "tolerance pp", "p (one-sided)", "p Holm", "verdict"]
-    tbl = table(header, body, ["l", "l", "l", "r", "r", "r", "r", "r", "r", "l"])
-    # the verdict column is ours, not user text: let its bold survive the escaping
-    tbl = tbl.replace("\\*\\*REGRESSION\\*\\*", "**REGRESSION**")
+    first = t.assign(_k=(t["verdict"] != "INCONCLUSIVE").astype(int)).sort_values("_k", kind="stable")  # inconclusive first
+    for r in first.itertuples(index=False):
+        verdict = f"**{r.verdict}**" if r.verdict in ("REGRESSION", "INCONCLUSIVE") else r.verdict
+        body.append([r.model, r.label, r.test, pct(r.base_acc, 2), pct(r.base_sd, 2) if r.seeds_base > 1 else DASH, pct(r.run_acc, 2),
+                     signed_pp(r.diff, 2), f"{r.tolerance_pp:g}", mdd_pp(r.mdd), pvalue(r.p), pvalue(r.p_holm), verdict])  # fmt: skip
+    header = ["model", "metric", "test", "baseline %", "baseline seed sd", "run %", "Δ pp", "tolerance pp", "MDD pp", "p (one-sided)", "p Holm", "verdict"]
+    tbl = table(header, body, ["l", "l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "l"])
     return "\n".join(lines + [tbl, ""])
 
 
@@ -410,8 +461,10 @@ def compare_markdown(run_a, run_b) -> str:
         lines += [md_escape("No paired tests: " + "; ".join(problems)), ""]
     if structural:
         lines += [md_escape("Note: " + "; ".join(structural)), ""]
-    body = [[r.model, r.label, r.status, pct(r.base_acc, 2), pct(r.run_acc, 2), signed_pp(r.diff, 2), r.test, pvalue(r.p), pvalue(r.p_holm)] for r in t.itertuples(index=False)]
-    lines.append(table(["model", "metric", "in", "A %", "B %", "Δ pp (B − A)", "test", "p (two-sided)", "p Holm"], body, ["l", "l", "l", "r", "r", "r", "l", "r", "r"]))
+    body = [[r.model, r.label, r.status, pct(r.base_acc, 2), pct(r.run_acc, 2), signed_pp(r.diff, 2), r.test, mdd_pp(r.mdd), pvalue(r.p), pvalue(r.p_holm)]
+            for r in t.itertuples(index=False)]  # fmt: skip
+    lines.append(table(["model", "metric", "in", "A %", "B %", "Δ pp (B − A)", "test", "MDD pp", "p (two-sided)", "p Holm"], body,
+                       ["l", "l", "l", "r", "r", "r", "l", "r", "r", "r"]))  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ import torch
 from . import __version__
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
-from .hashing import content_hash
+from .hashing import content_hash, weights_sha256
 from .methods import teacher_log_probs
 from .plan import Plan, make_plan
 from .results import DIAGNOSTIC_COLUMNS, write_run
@@ -91,6 +91,10 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
     metrics, correct, agreement, diagnostics, attack_seconds = assemble(plan, store, test_eval)
+    # the gate tells "the same networks re-evaluated" from "retrained" by these
+    weights = {}
+    for (name, seed), job in plan.eval_jobs.items():
+        weights.setdefault(name, {})[str(seed)] = weights_sha256(runner.load_model(job.deps[0]))
     summary = corruption_summary(suite, metrics)
     finished = datetime.now(timezone.utc)
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
@@ -123,6 +127,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "twin_warnings": suite.twin_warnings(),
         "jobs": [dataclasses.asdict(r) for r in records],
         "attack_seconds": attack_seconds,
+        "weights_sha256": weights,
     }
     write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics)
     latest = run_dir.parent / "latest"

@@ -131,6 +131,8 @@ def fake_results(
         "suite_name": "fake", "suite": suite, "suite_hash": "suite-" + eval_spec_hash,
         "eval_spec_hash": eval_spec_hash, "example_ids_sha256": f"ids-{zlib.crc32(example_index.tobytes()):08x}",
         "compare": compare,
+        # the same fake networks for the same (seed, model, training seed): a copy is "re-evaluated"
+        "weights_sha256": {m[0]: {str(s): f"w{seed}-{zlib.crc32(m[0].encode()):08x}-{s}" for s in ((0,) if m[1] == "teacher" else seeds)} for m in models},
         "jobs": [{"id": f"train-{m[0]}-{s}", "kind": "train", "hash": "h", "model": m[0], "seed": s, "wall_s": 60.0, "cached": False}
                  for m in models for s in seeds],
     }  # fmt: skip
@@ -139,6 +141,14 @@ def fake_results(
 
 def write(path, pieces: Pieces):
     return write_run(path, pieces.manifest, pieces.metrics, pieces.example_index, pieces.correct, pieces.agreement)
+
+
+def retrain(pieces: Pieces, models=None, tag: str = "retrained") -> None:
+    """Mark models (default: all) as retrained networks: new weights hashes, so the gate uses its
+    method-level test instead of the same-networks McNemar test."""
+    for model, seeds in pieces.manifest["weights_sha256"].items():
+        if models is None or model in models:
+            pieces.manifest["weights_sha256"][model] = {s: f"{h}-{tag}" for s, h in seeds.items()}
 
 
 def flip_correct_to_wrong(pieces: Pieces, rows, fraction: float, seed: int = 0) -> None:

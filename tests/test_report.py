@@ -35,62 +35,112 @@ def planted(tmp_path_factory):
     return load_run(fakerun.write(tmp_path_factory.mktemp("planted") / "run", pieces)), pieces
 
 
-def test_pair_table_matches_the_planted_difference(planted):
+def test_one_seed_pair_has_per_network_tests_but_no_method_level_claim(planted):
     run, pieces = planted
-    data = tables.build(run, n_boot=4000)
+    data = tables.build(run)
     (pair,) = data.pairs
     assert (pair.distilled, pair.baseline, pair.teachers) == (KD, BASE, [TEACHER])
     row = pair.table.set_index("label").loc["clean"]
     n = 800
     assert row["diff"] == pytest.approx(20 / n)
-    assert (row["only_base"], row["only_dist"]) == (10, 30)
-    assert row["p"] == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
-    assert row["ci_lo"] < 20 / n < row["ci_hi"]
-    # the paired interval has the width the discordant pairs imply (normal approximation),
-    # less than half of what treating the two accuracies as independent would give
-    paired_se = np.sqrt((40 / n - (20 / n) ** 2) / n)
-    width = row["ci_hi"] - row["ci_lo"]
-    assert width == pytest.approx(2 * 1.96 * paired_se, rel=0.15)
-    p = row["base_acc"]
-    assert width < 0.5 * 2 * 1.96 * np.sqrt(2 * p * (1 - p) / n)
+    # training randomness cannot be estimated from one seed: no interval, no p, an infinite MDD
+    assert np.isnan(row["p"]) and np.isnan(row["ci_lo"]) and np.isinf(row["mdd"])
+    assert row["verdict"] == "too few seeds to tell"
+    assert data.holm_family == 0
+    # the per-network detail: exact McNemar on the planted discordant examples
+    detail = pair.per_seed.set_index("label").loc["clean"]
+    assert (detail["only_base"], detail["only_dist"]) == (10, 30)
+    assert detail["p"] == pytest.approx(sps.binomtest(30, 40, 0.5).pvalue)
     base_correct = int(pieces.correct[pieces.rows(model=BASE, condition="clean")[0]].sum())
     ref = sps.binomtest(base_correct, n).proportion_ci(method="wilson")
     assert (row["base_lo"], row["base_hi"]) == pytest.approx((ref.low, ref.high))
     assert row[f"teacher:{TEACHER}"] == pytest.approx(pieces.metrics.set_index(["model", "condition"]).loc[(TEACHER, "clean"), "accuracy"])
-    # Holm over all 7 differences: adjusted >= raw, and equal to the stats function's
-    assert data.holm_family == 7
-    assert np.all(pair.table["p_holm"] >= pair.table["p"] - 1e-15)
+
+
+def _matrix(pieces, model, condition="clean"):
+    return pieces.correct[pieces.rows(model=model, condition=condition)]
+
+
+def test_several_seeds_give_the_method_level_test_and_holm(tmp_path):
     from bench import stats
 
-    assert pair.table["p_holm"].to_numpy() == pytest.approx(stats.holm(pair.table["p"].to_numpy()))
-
-
-def test_several_seeds_pool_discordant_pairs_and_show_spread(tmp_path):
     pieces = fakerun.fake_results(n=500, seeds=(0, 1, 2))
     for s in range(3):
         plant(pieces, lose=5 + s, gain=15, seed_row=s)
-    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=2000)
-    row = data.pairs[0].table.set_index("label").loc["clean"]
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
+    (pair,) = data.pairs
+    assert pair.design == "paired"
+    row = pair.table.set_index("label").loc["clean"]
     assert row["seed_pairs"] == 3
-    assert (row["only_base"], row["only_dist"]) == (18, 45)
     diffs = np.array([10, 9, 8]) / 500
     assert row["diff"] == pytest.approx(diffs.mean())
     assert row["diff_sd"] == pytest.approx(diffs.std(ddof=1))
+    want = stats.method_test_paired(_matrix(pieces, BASE), _matrix(pieces, KD))
+    assert (row["p"], row["ci_lo"], row["ci_hi"]) == pytest.approx((want.pvalue, *want.ci))
     accs = pieces.metrics[(pieces.metrics["model"] == BASE) & (pieces.metrics["condition"] == "clean")]["accuracy"]
     assert row["base_sd"] == pytest.approx(accs.std(ddof=1))
     assert np.isnan(row["base_lo"])  # no single-model Wilson interval for a mean over seeds
+    # per seed pair, never pooled
+    detail = pair.per_seed[pair.per_seed["label"] == "clean"]
+    assert list(zip(detail["only_base"], detail["only_dist"])) == [(5, 15), (6, 15), (7, 15)]
+    # Holm over every difference; the verdict follows p Holm and the MDD
+    assert data.holm_family == 7
+    assert pair.table["p_holm"].to_numpy() == pytest.approx(stats.holm(pair.table["p"].to_numpy()))
+    for r in pair.table.itertuples():
+        expected = ("kd higher" if r.diff > 0 else "kd lower") if r.p_holm <= 0.05 else ("too few seeds to tell" if r.mdd > max(abs(r.diff), 0.01) else "no detectable difference")
+        assert r.verdict == expected
+        assert r.mdd == pytest.approx(r.test.mdd_at(0.05 / 7))  # the family's Bonferroni level
+
+
+def test_seeds_that_differ_get_the_unpaired_test(tmp_path):
+    from bench import stats
+
+    pieces = fakerun.fake_results(n=400, seeds=(0, 1, 2))
+    keep = ~((pieces.metrics["model"] == KD) & (pieces.metrics["seed"] == 0)).to_numpy()
+    keep &= ~((pieces.metrics["model"] == BASE) & (pieces.metrics["seed"] == 2)).to_numpy()
+    pieces.metrics, pieces.correct = pieces.metrics[keep].reset_index(drop=True), pieces.correct[keep]
+    path = fakerun.write(tmp_path / "run", pieces)
+    data = tables.build(load_run(path))
+    (pair,) = data.pairs
+    assert pair.design == "unpaired" and pair.seeds == ([0, 1], [1, 2])
+    row = pair.table.set_index("label").loc["clean"]
+    want = stats.method_test_unpaired(_matrix(pieces, BASE), _matrix(pieces, KD))
+    assert (row["diff"], row["p"], row["mdd"]) == pytest.approx((want.difference, want.pvalue, want.mdd_at(0.05 / 7)))
+    assert "unpaired (the two models' seeds differ)" in render(path, "md")
+
+
+def test_verdict_words():
+    assert tables.verdict(0.02, 0.01, 0.01, "kd") == "kd higher"
+    assert tables.verdict(-0.02, 0.01, 0.01, "kd") == "kd lower"
+    assert tables.verdict(0.005, 0.3, 0.03, "kd") == "too few seeds to tell"
+    assert tables.verdict(0.005, 0.3, float("inf"), "kd") == "too few seeds to tell"
+    assert tables.verdict(0.02, 0.3, 0.01, "kd") == "no detectable difference"
+    assert tables.verdict(0.001, 0.8, 0.008, "kd") == "no detectable difference"  # could have seen 1 pp, saw nothing
+    assert tables.verdict(-0.015, 0.2, 0.016, "kd") == "too few seeds to tell"
+
+
+def test_corruption_cells_are_a_holm_family_of_their_own(tmp_path):
+    pieces = fakerun.fake_results(n=300, seeds=(0, 1, 2), corruptions=True)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
+    t = data.pairs[0].table
+    assert (data.holm_family, data.holm_detail) == (8, 75)  # clean, mean corruption, 2 noise, 4 attack; 15 x 5
+    from bench import stats
+
+    head = t[t["group"] != "corruption"]
+    assert head["p_holm"].to_numpy() == pytest.approx(stats.holm(head["p"].to_numpy()))
 
 
 def test_mean_corruption_accuracy_over_the_benchmark_15(tmp_path):
     pieces = fakerun.fake_results(n=300, seeds=(0, 1), corruptions=True)
-    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=1000)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     m = pieces.metrics
     want = m[(m["model"] == KD) & (m["group"] == "corruption")].groupby("seed")["accuracy"].mean()
     got = data.mean_corruption.set_index(["model", "seed"]).loc[KD, "accuracy"]
     assert got.to_numpy() == pytest.approx(want.to_numpy())
     row = data.pairs[0].table.set_index("condition").loc[tables.MEAN_CORRUPTION]
     assert row["label"] == "corruptions: mean of the 15"
-    assert np.isnan(row["p"]) and row["ci_lo"] < row["diff"] < row["ci_hi"]
+    # not binary, still tested at the method level (two seeds)
+    assert row["p"] > 0 and row["ci_lo"] < row["diff"] < row["ci_hi"]
     assert data.corruption.shape == (15, 3)
     assert data.mce is None and "mCE not shown" in data.mce_note
 
@@ -99,7 +149,7 @@ def test_a_subset_of_corruptions_says_so(tmp_path):
     pieces = fakerun.fake_results(n=200, corruptions=True)
     keep = (~pieces.metrics["condition"].isin(fakerun.CORRUPTIONS15[3:]) | (pieces.metrics["group"] != "corruption")).to_numpy()
     pieces.metrics, pieces.correct = pieces.metrics[keep].reset_index(drop=True), pieces.correct[keep]
-    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=500)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     assert data.mean_corruption_label == "corruptions: mean of 3 of the 15"
 
 
@@ -109,7 +159,7 @@ def test_mce_is_shown_against_the_suites_reference_model(tmp_path):
     pieces = fakerun.fake_results(n=200, corruptions=True)
     pieces.manifest["suite"]["evaluate"]["corruptions"] = {"reference_model": BASE}
     path = fakerun.write(tmp_path / "run", pieces)
-    md = render(path, "md", n_boot=200)
+    md = render(path, "md")
     want = mce_table(pieces.metrics, reference=BASE).set_index("model")
     assert want.loc[BASE, "mce"].mean() == pytest.approx(100.0)
     row = next(line for line in md.splitlines() if line.startswith("| mCE |"))
@@ -120,15 +170,15 @@ def test_mce_is_shown_against_the_suites_reference_model(tmp_path):
 
 def test_summary_rows_are_shown_but_not_tested(tmp_path):
     """Rows of an unknown group (a summary such as a mean) carry no per-example results."""
-    pieces = fakerun.fake_results(n=200)
+    pieces = fakerun.fake_results(n=200, seeds=(0, 1))
     import pandas as pd
 
     extra = pieces.metrics[pieces.metrics["condition"] == "clean"].copy()
     extra["condition"], extra["group"], extra["correct"] = "mce", "summary", 0
-    extra["accuracy"] = [1.0, 1.0, 0.9]
+    extra["accuracy"] = [1.0, 1.0, 1.0, 0.9, 0.9]
     pieces.metrics = pd.concat([pieces.metrics, extra], ignore_index=True)
     pieces.correct = np.vstack([pieces.correct, np.zeros((len(extra), pieces.correct.shape[1]), bool)])
-    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)), n_boot=200)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     row = data.pairs[0].table.set_index("condition").loc["mce"]
     assert row["diff"] == pytest.approx(-0.1) and np.isnan(row["p"])
     assert data.holm_family == 7
@@ -138,7 +188,7 @@ def test_summary_rows_are_shown_but_not_tested(tmp_path):
 def full_html(tmp_path_factory):
     pieces = fakerun.fake_results(n=400, seeds=(0, 1), corruptions=True)
     path = fakerun.write(tmp_path_factory.mktemp("full") / "run", pieces)
-    return render(path, "html", n_boot=500)
+    return render(path, "html")
 
 
 def _data_uris(html):
@@ -173,7 +223,9 @@ def test_html_shows_the_headline_numbers(full_html):
     assert "corruptions: mean of the 15" in html
     assert "pgd ε=4/255" in html and "gaussian_noise σ=0.1" in html
     assert "mean ± sd over 2 seeds" in html
-    assert "Holm-corrected across all" in html and "exact McNemar" in html
+    assert "headline differences" in html and "Banerjee" in html and "exact McNemar" in html
+    assert "MDD pp" in html and "Per seed pair: these trained networks" in html
+    assert re.search(r'<td class="l[^"]*">(too few seeds to tell|no detectable difference|kd higher|kd lower)</td>', html)
 
 
 def test_model_names_and_manifest_values_are_escaped(tmp_path):
@@ -182,11 +234,11 @@ def test_model_names_and_manifest_values_are_escaped(tmp_path):
     pieces.manifest["git_commit"] = '"><img src=x onerror=alert(2)>'
     pieces.manifest["suite"]["name"] = EVIL
     path = fakerun.write(tmp_path / "run", pieces)
-    html = render(path, "html", n_boot=200)
+    html = render(path, "html")
     assert "<script" not in html.lower() and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(2)&gt;" in html
-    md = render(path, "md", n_boot=200)
+    md = render(path, "md")
     assert "<script" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
     for uri in _data_uris(html):  # names in figures are drawn as glyph paths, never as markup
         assert b"<script" not in base64.b64decode(uri.split(",", 1)[1])
@@ -195,25 +247,25 @@ def test_model_names_and_manifest_values_are_escaped(tmp_path):
 def test_markdown_has_the_same_tables(tmp_path):
     pieces = fakerun.fake_results(n=300, seeds=(0,))
     plant(pieces)
-    md = render(fakerun.write(tmp_path / "run", pieces), "md", n_boot=300)
-    line = next(ln for ln in md.splitlines() if ln.startswith("| clean |"))
-    cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[3].startswith("+6.7")  # 20 of 300 examples
-    assert cells[5] == f"{sps.binomtest(30, 40).pvalue:.3f}"
+    md = render(fakerun.write(tmp_path / "run", pieces), "md")
+    headline, detail = [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines() if ln.startswith("| clean |")][:2]
+    assert headline[3].startswith("+6.7")  # 20 of 300 examples
+    assert headline[5] == "—" and headline[8] == "too few seeds to tell"  # one seed: no method-level claim
+    assert detail[5] == "10 / 30" and detail[6] == f"{sps.binomtest(30, 40).pvalue:.3f}"
     assert "## Teachers" in md and "## Teacher-student agreement (clean)" in md and "## Statistics" in md
 
 
 def test_report_tolerates_a_sparse_manifest(tmp_path):
     pieces = fakerun.fake_results(n=100)
     pieces.manifest = {"suite_name": "bare"}
-    html = render(fakerun.write(tmp_path / "run", pieces), "html", n_boot=100)
+    html = render(fakerun.write(tmp_path / "run", pieces), "html")
     assert "kdbench report: bare / run" in html
     assert "resnet20-kd</span> vs" in html  # pairs found from roles and architectures
 
 
 def test_report_without_pairs(tmp_path):
     pieces = fakerun.fake_results(n=100, models=fakerun.MODELS[:1])
-    html = render(fakerun.write(tmp_path / "run", pieces), "html", n_boot=100)
+    html = render(fakerun.write(tmp_path / "run", pieces), "html")
     assert "compares no distilled student" in html
 
 

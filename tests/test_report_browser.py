@@ -41,7 +41,7 @@ def report(tmp_path_factory):
     models = (("wrn40_2-teacher", "teacher", "teacher", "wrn40_2", 0.93), ("resnet20-baseline", "baseline", "baseline", "resnet20", 0.85),
               (EVIL, "distilled", "kd", "resnet20", 0.87))  # fmt: skip
     pieces = fakerun.fake_results(n=400, seeds=(0, 1), models=models, corruptions=True)
-    html = write_report(fakerun.write(tmp / "run", pieces), tmp / "report.html", n_boot=500)
+    html = write_report(fakerun.write(tmp / "run", pieces), tmp / "report.html")
     page = load_page(html, CHROMIUM)
     shot = tmp / "report.png"
     shot.write_bytes(page.screenshot)

@@ -93,6 +93,11 @@ def test_same_suite_same_numbers(first_run, tmp_path):
     pd.testing.assert_frame_equal(a.metrics, b.metrics)
     assert np.array_equal(a.correct, b.correct)
     assert a.manifest["jobs"][0]["hash"] == b.manifest["jobs"][0]["hash"]
+    # retrained bit for bit: the gate sees the same networks
+    assert a.manifest["weights_sha256"] == b.manifest["weights_sha256"]
+    weights = a.manifest["weights_sha256"]
+    assert set(weights) == {"teacher", "base", "kd"} and set(weights["kd"]) == {"0"}
+    assert len({h for seeds in weights.values() for h in seeds.values()}) == 3  # three different networks
 
 
 def test_second_run_uses_the_cache(first_run, capsys):

@@ -50,7 +50,7 @@ def test_mcnemar_direction():
     assert stats.mcnemar_exact(a, a, "less").pvalue == 1.0
 
 
-def test_mcnemar_pools_seed_pairs():
+def test_mcnemar_pools_seed_pairs_of_the_same_networks():
     a1, b1 = _table(10, 4, 1, 5)
     a2, b2 = _table(12, 3, 0, 5)
     res = stats.mcnemar_exact(np.stack([a1, a2]), np.stack([b1, b2]), "less")
@@ -62,69 +62,114 @@ def test_mcnemar_pools_seed_pairs():
         stats.binomial_discordant_p(1, 2, "smaller")
 
 
-def test_paired_bootstrap_agrees_with_scipy_bootstrap():
-    rng = np.random.default_rng(3)
-    a = rng.random(400) < 0.7
-    b = a.copy()
-    flip = rng.random(400) < 0.15
-    b[flip] = ~b[flip]
-    ours = stats.paired_difference_interval(a, b, n_boot=20000, seed=1)
-    ref = sps.bootstrap(
-        (a.astype(float), b.astype(float)),
-        lambda x, y, axis=-1: y.mean(axis=axis) - x.mean(axis=axis),
-        paired=True,
-        vectorized=True,
-        n_resamples=20000,
-        method="percentile",
-        random_state=2,
-    ).confidence_interval
-    # Two Monte Carlo estimates of the same percentiles: agree to well within one example's weight.
-    assert ours[0] == pytest.approx(ref.low, abs=0.006)
-    assert ours[1] == pytest.approx(ref.high, abs=0.006)
-    diff = b.mean() - a.mean()
-    assert ours[0] < diff < ours[1]
-
-
-def test_paired_bootstrap_is_seeded_and_degenerate_cases():
-    d = np.r_[np.ones(30), np.zeros(60), -np.ones(10)]
-    assert stats.paired_bootstrap_interval(d, seed=5) == stats.paired_bootstrap_interval(d, seed=5)
-    assert stats.paired_bootstrap_interval(np.zeros(50)) == (0.0, 0.0)
-    assert all(np.isnan(stats.paired_bootstrap_interval([])))
-
-
-def test_paired_bootstrap_multinomial_equals_index_resampling():
-    """The multinomial shortcut is the same distribution as resampling indices: compare the spread."""
-    rng = np.random.default_rng(0)
-    d = rng.choice([-1.0, 0.0, 0.5, 1.0], size=300, p=[0.1, 0.6, 0.1, 0.2])
-    idx = rng.integers(0, d.size, size=(20000, d.size))
-    direct = np.quantile(d[idx].mean(axis=1), [0.025, 0.975])
-    ours = stats.paired_bootstrap_interval(d, n_boot=20000, seed=4)
-    assert ours == pytest.approx(tuple(direct), abs=0.005)
+def test_two_way_mean_squares_by_definition():
+    y = np.array([[1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]])
+    s, n = y.shape
+    g, r, c = y.mean(), y.mean(axis=1), y.mean(axis=0)
+    resid = sum((y[i, j] - r[i] - c[j] + g) ** 2 for i in range(s) for j in range(n))
+    want = (n * ((r - g) ** 2).sum() / (s - 1), s * ((c - g) ** 2).sum() / (n - 1), resid / ((s - 1) * (n - 1)))
+    assert stats.two_way_mean_squares(y) == pytest.approx(want)
+    rows, cols, res = stats.two_way_mean_squares(y[:1])
+    assert np.isnan(rows) and np.isnan(res) and cols == pytest.approx(y[0].var(ddof=1))
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
-def test_t_tests_match_scipy(alternative):
-    x = np.array([0.712, 0.705, 0.721, 0.698])
-    y = np.array([0.701, 0.699, 0.715, 0.690])
-    ours = stats.ttest_paired(x, y, alternative)
-    ref = sps.ttest_rel(y, x, alternative=alternative)
-    assert ours.statistic == pytest.approx(ref.statistic)
-    assert ours.pvalue == pytest.approx(ref.pvalue)
-    assert ours.df == 3
-    z = np.array([0.69, 0.70, 0.66])
-    ours = stats.ttest_welch(x, z, alternative)
-    ref = sps.ttest_ind(z, x, equal_var=False, alternative=alternative)
-    assert ours.statistic == pytest.approx(ref.statistic)
-    assert ours.pvalue == pytest.approx(ref.pvalue)
+def test_method_test_is_students_t_when_examples_add_no_variance(alternative):
+    """Per-seed differences constant over examples: the paired test is the one-sample t-test on the
+    per-seed differences, and the unpaired test Student's pooled two-sample t-test."""
+    d = np.array([0.012, -0.004, 0.02, 0.007])
+    a = np.zeros((4, 50))
+    b = np.repeat(d[:, None], 50, axis=1)
+    ours = stats.method_test_paired(a, b, alternative)
+    ref = sps.ttest_1samp(d, 0.0, alternative=alternative)
+    assert ours.example_var == pytest.approx(0, abs=1e-30) and ours.seed_df == 3
+    assert ours.pvalue == pytest.approx(ref.pvalue, rel=1e-6)
+    ci = sps.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert ours.ci == pytest.approx((ci.low, ci.high), rel=1e-6)
+    x = np.array([0.70, 0.71, 0.69])
+    y = np.array([0.72, 0.735, 0.71, 0.725])
+    ours = stats.method_test_unpaired(np.repeat(x[:, None], 40, 1), np.repeat(y[:, None], 40, 1), alternative)
+    ref = sps.ttest_ind(y, x, equal_var=True, alternative=alternative)
+    assert ours.seed_df == 5 and ours.pvalue == pytest.approx(ref.pvalue, rel=1e-6)
 
 
-def test_t_tests_degenerate_spread():
-    x = np.array([0.7, 0.71, 0.72])
-    assert stats.ttest_paired(x, x, "less").pvalue == 1.0
-    assert stats.ttest_paired(x, x - 0.03, "less").pvalue == 0.0  # a constant shift is certain
-    assert stats.ttest_paired(x, x + 0.03, "less").pvalue == 1.0
-    assert np.isnan(stats.ttest_paired(x[:1], x[:1]).pvalue)
-    assert np.isnan(stats.ttest_welch(x[:1], x).pvalue)
+def test_method_test_is_the_examples_t_test_when_seeds_add_no_variance():
+    rng = np.random.default_rng(2)
+    per_example = rng.choice([-1.0, 0.0, 1.0], size=300, p=[0.08, 0.8, 0.12])
+    b = np.repeat(per_example[None, :], 3, axis=0)
+    ours = stats.method_test_paired(np.zeros_like(b), b)
+    assert ours.seed_var == pytest.approx(1 / (12 * 300**2 * 3))  # only the resolution floor
+    assert ours.pvalue == pytest.approx(sps.ttest_1samp(per_example, 0.0).pvalue, rel=1e-2)
+
+
+def test_banerjee_combination_by_hand():
+    parts = [(4e-5, 2), (1e-5, 999)]
+    want = np.sqrt(sps.t.ppf(0.975, 2) ** 2 * 4e-5 + sps.t.ppf(0.975, 999) ** 2 * 1e-5)
+    assert stats._quantile(0.025, parts) == pytest.approx(want)
+    assert stats._tail(want, parts) == pytest.approx(0.025, rel=1e-6)
+    assert stats._tail(0.0, parts) == 0.5 and stats._tail(1e60, parts) == 0.0
+
+
+def test_mdd_gives_the_stated_power():
+    """One variance part: the test is a t-test, whose power at the MDD the noncentral t gives."""
+    for df in (4, 9, 30):
+        d = np.linspace(-1, 1, df + 1)
+        t = stats.method_test_paired(np.zeros((df + 1, 20)), np.repeat(d[:, None], 20, 1) * 0.01)
+        se = np.sqrt(t.seed_var)
+        crit = sps.t.ppf(0.975, df)
+        power = sps.nct.sf(crit, df, t.mdd / se) + sps.nct.cdf(-crit, df, t.mdd / se)
+        assert 0.78 <= power <= 0.86, (df, power)
+
+
+def test_mcnemar_mdd_by_exact_power():
+    """The MDD's power, by simulating its own model (Poisson counts) and the exact test."""
+    rng = np.random.default_rng(4)
+    for discordant, n, level in ((0, 10000, 0.05), (0, 1000, 0.05 / 21), (60, 1000, 0.05), (600, 10000, 0.01)):
+        m = stats.mcnemar_mdd(discordant, n, level)
+        lost = rng.poisson(discordant / 2 + m * n, 4000)
+        gained = rng.poisson(discordant / 2, 4000)
+        rejected = np.mean([stats.binomial_discordant_p(a, b, "less") <= level for a, b in zip(lost, gained)])
+        assert 0.77 <= rejected <= 0.84, (discordant, n, level, rejected)
+    # nothing discordant: p = 2^-k for k examples lost, so about log2(1/level) of them are enough
+    assert 7 <= stats.mcnemar_mdd(0, 1000, 0.05 / 21) * 1000 <= 13
+    # many discordant: close to the normal approximation delta*sqrt(n) = k*sqrt(r + delta)
+    k = sps.norm.ppf(0.99) + sps.norm.ppf(0.8)
+    m = stats.mcnemar_mdd(600, 10000, 0.01)
+    assert m * np.sqrt(10000) == pytest.approx(k * np.sqrt(0.06 + m), rel=0.1)
+    assert stats.mcnemar_mdd(600, 10000, one_sided=False) > stats.mcnemar_mdd(600, 10000)
+
+
+def test_two_seeds_that_agree_exactly_claim_no_certainty():
+    """Per-seed differences equal by chance (+7 examples in both seeds, seen in the smoke suite):
+    the seed part never falls below the resolution of an accuracy on N examples (Sheppard), so the
+    interval keeps a width and p stays above 0."""
+    rng = np.random.default_rng(3)
+    a = rng.random((2, 2000)) < 0.5
+    b = a.copy()
+    for k in range(2):  # 30 gained and 23 lost in each seed, on different examples
+        b[k, rng.choice(np.flatnonzero(~a[k]), 30, replace=False)] = True
+        b[k, rng.choice(np.flatnonzero(a[k]), 23, replace=False)] = False
+    t = stats.method_test_paired(a, b)
+    assert t.difference == pytest.approx(7 / 2000)
+    assert t.seed_var == pytest.approx(1 / (12 * 2000**2 * 2))
+    half = sps.t.ppf(0.975, 1) * np.sqrt(t.seed_var + t.example_var)
+    assert t.ci == pytest.approx((t.difference - half, t.difference + half)) and t.ci[1] - t.ci[0] > 0.002
+    assert t.pvalue > 0.01  # as a tie within one example's resolution would give, not 0
+
+
+def test_method_test_needs_two_seeds():
+    a = np.ones((1, 30))
+    t = stats.method_test_paired(a, a * 0)
+    assert not t.testable and np.isnan(t.pvalue) and np.isinf(t.mdd)
+    assert np.isnan(stats.method_test_unpaired(a, a).pvalue)
+    assert stats.method_test_unpaired(np.ones((2, 30)), a).testable  # one side's single seed borrows the other's spread
+    same = np.tile([1.0, 0.0, 1.0], (3, 1000))
+    t = stats.method_test_paired(same, same)
+    assert t.pvalue == 1.0 and t.mdd < 0.01 and -0.001 < t.ci[0] < 0 < t.ci[1] < 0.001
+    with pytest.raises(ValueError):
+        stats.method_test_paired(np.ones((2, 30)), np.ones((3, 30)))
+    with pytest.raises(ValueError):
+        stats.method_test_unpaired(np.ones((2, 30)), np.ones((2, 31)))
 
 
 def _holm_by_definition(p):

@@ -1,6 +1,6 @@
 """Reports: a run directory becomes one self-contained HTML page or a Markdown summary.
 
-    tables.py    the numbers (accuracies, paired differences, tests, intervals) as DataFrames
+    tables.py    the numbers (accuracies, method-level differences, tests, intervals) as DataFrames
     rows.py      those numbers as display strings, shared by both renderers
     plots.py     matplotlib figures as SVG data URIs
     html.py      the Jinja2 page (templates/report.html.j2), autoescaped, no scripts, nothing fetched
@@ -13,22 +13,22 @@ from pathlib import Path
 
 from ..atomic import write_text
 from .runs import load_run
-from .tables import N_BOOT, build
+from .tables import build
 
 FORMATS = ("html", "md")
 
 
-def render(run_dir, fmt: str = "html", n_boot: int = N_BOOT) -> str:
+def render(run_dir, fmt: str = "html") -> str:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
-    data = build(load_run(run_dir), n_boot=n_boot)
+    data = build(load_run(run_dir))
     if fmt == "html":
         from .html import render_html
 
-        return render_html(data, n_boot)
+        return render_html(data)
     from .markdown import render_markdown
 
-    return render_markdown(data, n_boot)
+    return render_markdown(data)
 
 
 def default_output(run_dir, fmt: str = "html", root="reports") -> Path:
@@ -37,8 +37,8 @@ def default_output(run_dir, fmt: str = "html", root="reports") -> Path:
     return Path(root) / f"{run_dir.parent.name}-{run_dir.name}.{fmt}"
 
 
-def write_report(run_dir, out=None, fmt: str = "html", n_boot: int = N_BOOT) -> Path:
-    text = render(run_dir, fmt, n_boot)
+def write_report(run_dir, out=None, fmt: str = "html") -> Path:
+    text = render(run_dir, fmt)
     out = Path(out) if out is not None else default_output(run_dir, fmt)
     write_text(out, text)
     return out

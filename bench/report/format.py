@@ -82,3 +82,13 @@ def pvalue(p) -> str:
     if p == 0:
         return "0"
     return f"{p:.1e}"
+
+
+def mdd_pp(value) -> str:
+    """A minimum detectable difference in percentage points; beyond 100 pp it only says "over 100"
+    (no accuracy difference that large exists: the design cannot tell anything)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    if value > 1:
+        return "over 100"
+    return f"{100 * value:.2f}"

@@ -21,7 +21,7 @@ def environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def context(data: ReportData, n_boot: int) -> dict:
+def context(data: ReportData) -> dict:
     figures = plots.all_figures(data)
     agreement = rows.agreement_rows(data)
     pairs = []
@@ -30,6 +30,7 @@ def context(data: ReportData, n_boot: int) -> dict:
             "header": rows.pair_header(pair),
             "rows": rows.headline_rows(data, pair),
             "corruption_rows": rows.corruption_rows(pair),
+            "per_seed_rows": rows.per_seed_pair_rows(pair),
             "teachers": pair.teachers,
             "agreement": [a for a in agreement if a["model"] == pair.distilled],
             "mce_note": data.mce_note,
@@ -57,7 +58,8 @@ def context(data: ReportData, n_boot: int) -> dict:
         "heatmap": figures["heatmap"],
         "per_seed": rows.per_seed_rows(data),
         "holm_family": data.holm_family,
-        "statistics": STATISTICS_TEXT.format(n_boot=n_boot, family=data.holm_family),
+        "holm_detail": data.holm_detail,
+        "statistics": STATISTICS_TEXT.format(family=data.holm_family, detail=data.holm_detail),
         "band_note": ("Bands: ±1 standard deviation over seeds." if multi else "Bands: Wilson 95% intervals.") + " The teacher is dashed.",
         "provenance": rows.provenance_rows(data),
         "masking": rows.masking_rows(data),
@@ -70,5 +72,5 @@ def _short_commit(commit) -> str:
     return text[:12] + ("-dirty" if text.endswith("-dirty") else "")
 
 
-def render_html(data: ReportData, n_boot: int) -> str:
-    return environment().get_template("report.html.j2").render(**context(data, n_boot))
+def render_html(data: ReportData) -> str:
+    return environment().get_template("report.html.j2").render(**context(data))

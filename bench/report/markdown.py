@@ -25,7 +25,7 @@ def table(header: list[str], body: list[list], align: list[str] | None = None) -
     return "\n".join(lines)
 
 
-def render_markdown(data: ReportData, n_boot: int) -> str:
+def render_markdown(data: ReportData) -> str:
     out = [f"# {md_escape(data.title)}", ""]
     man = data.run.manifest
     facts = [f"{k} {man[k]}" for k in ("finished", "device", "device_name", "git_commit") if man.get(k)]
@@ -35,24 +35,31 @@ def render_markdown(data: ReportData, n_boot: int) -> str:
     for pair in data.pairs:
         h = rows.pair_header(pair)
         out += [f"## {md_escape(h['title'])}", ""]
-        bits = [f"{h['n_seeds']} seed pair(s): {h['seeds']}"]
+        bits = [h["seeds"], f"test: {h['design']}"]
         if h["teachers"]:
             bits.append(f"teacher: {h['teachers']}")
         bits += [f"teacher-student agreement {a['agreement']} %" for a in agreement if a["model"] == pair.distilled]
         out += [md_escape("; ".join(bits)), ""]
-        header = ["metric", "baseline", "distilled", "Δ pp", "95% CI", "p", "p Holm"]
+        header = ["metric", "baseline", "distilled", "Δ pp", "95% CI", "p", "p Holm", "MDD pp", "verdict"]
         header += [f"teacher {t}" for t in pair.teachers]
         body = []
         for r in rows.headline_rows(data, pair):
             mark = " *" if r["significant"] else ""
             metric = r["metric"] + (f" ⚠ {r['warning']}" if r["warning"] else "")
-            body.append([metric, r["baseline"], r["distilled"], r["diff"] + mark, r["ci"], r["p"], r["p_holm"], *r["teachers"]])
-        out += [table(header, body), ""]
+            body.append([metric, r["baseline"], r["distilled"], r["diff"] + mark, r["ci"], r["p"], r["p_holm"], r["mdd"], r["verdict"], *r["teachers"]])
+        out += [table(header, body, ["l", "r", "r", "r", "r", "r", "r", "r", "l"] + ["r"] * len(pair.teachers)), ""]
         diff_note = f" ({h['diff_note']})" if h["diff_note"] else ""
         out += [md_escape(f"Accuracy in %, {h['acc_note']}. Δ = distilled − baseline in percentage points{diff_note}; "
-                          f"95% CI: paired bootstrap; p: exact McNemar, two-sided; p Holm over all {data.holm_family} differences; * marks p Holm below 0.05."), ""]  # fmt: skip
+                          f"95% CI and p: method-level (seeds and test examples both vary), two-sided; p Holm over the {data.holm_family} headline differences "
+                          f"(corruption cells: a family of {data.holm_detail}); MDD: the smallest difference these seeds detect with 80% power "
+                          "after that correction; * marks p Holm below 0.05."), ""]  # fmt: skip
         if data.mce_note:
             out += [md_escape(data.mce_note), ""]
+        detail = rows.per_seed_pair_rows(pair)
+        if detail:
+            out += ["### Per seed pair: these trained networks (exact McNemar, two-sided, not corrected)", ""]
+            out += [table(["metric", "seed", "baseline %", "distilled %", "Δ pp", "only baseline / only distilled", "p"],
+                          [[d["metric"], d["seeds"], d["baseline"], d["distilled"], d["diff"], d["discordant"], d["p"]] for d in detail]), ""]  # fmt: skip
     if not data.pairs:
         out += ["This run compares no distilled student with a baseline.", ""]
     masking = rows.masking_rows(data)
@@ -69,5 +76,5 @@ def render_markdown(data: ReportData, n_boot: int) -> str:
     if cols:
         out += ["## Corruptions by model (accuracy %, mean over severities and seeds)", ""]
         out += [table(["corruption", *cols], [[r["metric"], *r["cells"]] for r in crows]), ""]
-    out += ["## Statistics", "", md_escape(STATISTICS_TEXT.format(n_boot=n_boot, family=data.holm_family)), ""]
+    out += ["## Statistics", "", md_escape(STATISTICS_TEXT.format(family=data.holm_family, detail=data.holm_detail)), ""]
     return "\n".join(out)

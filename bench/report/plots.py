@@ -130,7 +130,7 @@ def corruption_plot(data: ReportData, pair: Pair) -> str | None:
 
 @matplotlib.rc_context(RC)
 def difference_plot(data: ReportData, pair: Pair) -> str | None:
-    """Differences (distilled - baseline) with their bootstrap intervals; corruptions only as their mean."""
+    """Differences (distilled - baseline) with their method-level intervals; corruptions only as their mean."""
     t = pair.table
     t = t[(t["group"] != "corruption")]
     if t.empty:
@@ -151,7 +151,7 @@ def difference_plot(data: ReportData, pair: Pair) -> str | None:
     for yi, d, h, s in zip(y, diff, hi, sig):
         ax.annotate(signed_pp(d / 100) + (" *" if s else ""), (max(h, d, 0), yi), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=7)  # fmt: skip
-    ax.set_xlabel(f"{_text(pair.distilled)} − {_text(pair.baseline)} (percentage points, 95% bootstrap interval; * Holm p < 0.05)")
+    ax.set_xlabel(f"{_text(pair.distilled)} − {_text(pair.baseline)} (percentage points, 95% interval; * Holm p < 0.05)")
     ax.margins(x=0.15)
     return to_data_uri(fig)
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .format import DASH, interval_pct, interval_pp, level_text, pct, pvalue, signed_pp
+from .format import DASH, interval_pct, interval_pp, level_text, mdd_pp, pct, pvalue, signed_pp
 from .tables import MEAN_CORRUPTION, Pair, ReportData, masking_warning
 
 ALPHA = 0.05
@@ -34,24 +34,36 @@ def _diff_cell(row) -> str:
     return f"{d} ± {pct(row['diff_sd'])}" if row["seed_pairs"] > 1 and not _nan(row["diff_sd"]) else d
 
 
+def _seed_list(seeds) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
 def pair_header(pair: Pair) -> dict:
-    seeds = ", ".join(str(b) if b == d else f"{b}/{d}" for b, d in pair.seed_pairs)
+    if pair.design == "paired":
+        seeds = f"{len(pair.seed_pairs)} seed pair{'s' if len(pair.seed_pairs) != 1 else ''}: {_seed_list(pair.seeds[0])}"
+        test = "paired by seed" if len(pair.seed_pairs) > 1 else "one seed pair: too few seeds for a method-level test"
+    else:
+        seeds = f"seeds {_seed_list(pair.seeds[0])} (baseline) and {_seed_list(pair.seeds[1])} (distilled)"
+        test = "unpaired (the two models' seeds differ)"
+    many = max(len(pair.seeds[0]), len(pair.seeds[1])) > 1
     return {
         "title": f"{pair.distilled} vs {pair.baseline}",
         "distilled": pair.distilled,
         "baseline": pair.baseline,
         "seeds": seeds,
+        "design": test,
         "n_seeds": len(pair.seed_pairs),
         "teachers": ", ".join(pair.teachers),
-        "acc_note": f"mean ± sd over {len(pair.seed_pairs)} seeds" if len(pair.seed_pairs) > 1 else "with its Wilson 95% interval",
-        "diff_note": "mean ± sd of the per-seed differences" if len(pair.seed_pairs) > 1 else "",
+        "acc_note": f"mean ± sd over {max(len(pair.seeds[0]), len(pair.seeds[1]))} seeds" if many else "with its Wilson 95% interval",
+        "diff_note": "mean ± sd of the per-seed differences" if pair.design == "paired" and len(pair.seed_pairs) > 1 else "",
     }
 
 
 def _pair_row(row, teachers, warning: str = "") -> dict:
-    seeds = int(row["seed_pairs"])
+    seeds = max(int(row.get("base_seeds", row["seed_pairs"])), int(row.get("dist_seeds", row["seed_pairs"])))
     p_holm = row.get("p_holm", np.nan)
     sig = not _nan(p_holm) and p_holm < ALPHA
+    mdd = row.get("mdd", np.nan)
     return {
         "metric": row["label"],
         "group": row["group"],
@@ -59,14 +71,26 @@ def _pair_row(row, teachers, warning: str = "") -> dict:
         "distilled": accuracy_cell(row["dist_acc"], row["dist_sd"], row["dist_lo"], row["dist_hi"], seeds),
         "diff": _diff_cell(row),
         "ci": interval_pp(row["ci_lo"], row["ci_hi"]),
-        "discordant": DASH if _nan(row["only_base"]) else f"{int(row['only_base'])} / {int(row['only_dist'])}",
         "p": pvalue(row["p"]),
         "p_holm": pvalue(p_holm),
+        "mdd": mdd_pp(mdd),
+        "verdict": row.get("verdict", "") or DASH,
         "teachers": [pct(row.get(f"teacher:{t}", np.nan)) for t in teachers],
         "significant": sig,
-        "sign": "up" if row["diff"] > 0 else "down" if row["diff"] < 0 else "flat",
+        # colour says "significant, this way"; an insignificant +0.1 is not good news
+        "sign": ("up" if row["diff"] > 0 else "down") if sig else "flat",
         "warning": warning,
     }
+
+
+def per_seed_pair_rows(pair: Pair) -> list[dict]:
+    """Exact McNemar per seed pair: about these two trained networks, never pooled, never the headline."""
+    return [
+        {"metric": r.label, "seeds": f"{r.base_seed}" if r.base_seed == r.dist_seed else f"{r.base_seed} / {r.dist_seed}",
+         "baseline": pct(r.base_acc, 2), "distilled": pct(r.dist_acc, 2), "diff": signed_pp(r.diff, 2),
+         "discordant": f"{int(r.only_base)} / {int(r.only_dist)}", "p": pvalue(r.p)}
+        for r in pair.per_seed.itertuples(index=False)
+    ]  # fmt: skip
 
 
 def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
@@ -109,7 +133,7 @@ def mce_rows(data: ReportData, pair: Pair) -> list[dict]:
     for col, name in (("mce", "mCE"), ("relative_mce", "relative mCE")):
         if col in m.columns:
             rows.append({"metric": name, "group": "mce", "baseline": value(pair.baseline, col), "distilled": value(pair.distilled, col),
-                         "diff": DASH, "ci": DASH, "discordant": DASH, "p": DASH, "p_holm": DASH,
+                         "diff": DASH, "ci": DASH, "p": DASH, "p_holm": DASH, "mdd": DASH, "verdict": DASH,
                          "teachers": [value(t, col) for t in pair.teachers], "significant": False, "sign": "flat", "warning": ""})  # fmt: skip
     return rows
 

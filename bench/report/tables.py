@@ -2,12 +2,12 @@
 
 Statistics per compare pair (distilled - baseline, on the same test examples):
 - each accuracy: Wilson 95% interval (one seed) or mean and sample standard deviation over seeds;
-- each difference: exact McNemar test (two-sided) on the discordant examples, pooled over the
-  seed pairs; a paired percentile bootstrap interval (examples resampled, seeds averaged per
-  example, seeded); the per-seed differences' spread; and Holm's correction over every
-  difference in the report. The tests and intervals are conditional on the trained models: they
-  say how sure we are given these networks and this test set; the seed spread is the
-  training-randomness part, which only more seeds can narrow.
+- each difference (the headline): the method-level test of bench.stats, paired when both models
+  were trained with the same seeds, unpaired otherwise; its interval and p-value count training
+  randomness and the draw of test examples; its MDD says how small a difference the seeds can
+  see, and the verdict says "too few seeds to tell" when the MDD exceeds the observed difference;
+  Holm's correction runs over every difference in the report;
+- per seed pair (detail only, about these trained networks): the exact McNemar test.
 """
 
 from __future__ import annotations
@@ -31,16 +31,21 @@ BENCHMARK_CORRUPTIONS = (
 )  # fmt: skip
 KEY = ["group", "condition", "level"]
 MEAN_CORRUPTION = "mean_corruption"
-N_BOOT = 10000
+ALPHA = 0.05
+MEANINGFUL = 0.01  # 1 pp, the gate's default tolerance: below it "too few seeds" is judged at 1 pp
 
 
 @dataclass
 class Pair:
     distilled: str
     baseline: str
-    seed_pairs: list[tuple[int, int]]  # (baseline seed, distilled seed)
+    seed_pairs: list[tuple[int, int]]  # (baseline seed, distilled seed): the per-seed detail
     teachers: list[str]
     table: pd.DataFrame  # one row per metric plus the derived mean-corruption row
+    design: str = "paired"  # the headline test: "paired" (same seeds) or "unpaired"
+    seeds: tuple[list[int], list[int]] = ([], [])  # (baseline seeds, distilled seeds)
+    method: str = ""  # the distilled model's method, for the verdict ("kd higher")
+    per_seed: pd.DataFrame = field(default_factory=pd.DataFrame)  # McNemar per seed pair and metric
 
 
 @dataclass
@@ -59,7 +64,8 @@ class ReportData:
     mce_note: str
     mean_corruption_label: str
     provenance: dict = field(default_factory=dict)
-    holm_family: int = 0
+    holm_family: int = 0  # tests in the headline family
+    holm_detail: int = 0  # tests in the corruption-cell family
     masking: pd.DataFrame = field(default_factory=pd.DataFrame)  # flagged gradient-masking checks
 
 
@@ -141,10 +147,12 @@ def compare_list(run: Run) -> list[tuple[str, str]]:
 
 
 def _seed_pairs(base_seeds: list[int], dist_seeds: list[int]) -> list[tuple[int, int]]:
+    """Seed k with seed k when both models have it; otherwise in order (any pairing is valid for a
+    per-network McNemar test on the same examples)."""
     shared = sorted(set(base_seeds) & set(dist_seeds))
     if shared:
         return [(s, s) for s in shared]
-    return list(zip(sorted(base_seeds), sorted(dist_seeds)))  # any pairing is valid on the same examples
+    return list(zip(sorted(base_seeds), sorted(dist_seeds)))
 
 
 def _teachers_of(run: Run, distilled: str) -> list[str]:
@@ -177,29 +185,36 @@ def _corruption_matrix(idx: _Index, keys: pd.DataFrame, names: list[str], model:
     return np.mean([mat.astype(float) for mat in mats], axis=0)
 
 
-def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseline: str, n_boot: int = N_BOOT) -> Pair:
-    seed_pairs = _seed_pairs(idx.seeds.get(baseline, []), idx.seeds.get(distilled, []))
-    bs = [p[0] for p in seed_pairs]
-    ds = [p[1] for p in seed_pairs]
+def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseline: str) -> Pair:
+    base_seeds, dist_seeds = idx.seeds.get(baseline, []), idx.seeds.get(distilled, [])
+    # Twins trained with the same seeds are compared seed k with seed k; anything else (other seeds,
+    # a partial overlap) is the unpaired version of the same method-level test, on all seeds.
+    design = "paired" if base_seeds and base_seeds == dist_seeds else "unpaired"
+    bs, ds = (base_seeds, dist_seeds)
+    seed_pairs = _seed_pairs(base_seeds, dist_seeds)
     teachers = _teachers_of(run, distilled)
+    methods = run.metrics.loc[run.metrics["model"] == distilled, "method"]
     names, mean_label = corruption_set(keys)
-    rows = []
+    rows, per_seed = [], []
+    sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else np.nan  # noqa: E731
 
-    def add(key, label, a, b, test: bool):
+    def add(key, label, a, b, binary: bool):
         acc_a, acc_b = a.mean(axis=1), b.mean(axis=1)
-        per_seed_diff = acc_b - acc_a
-        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs),
-                   base_acc=acc_a.mean(), base_sd=acc_a.std(ddof=1) if len(acc_a) > 1 else np.nan,
-                   dist_acc=acc_b.mean(), dist_sd=acc_b.std(ddof=1) if len(acc_b) > 1 else np.nan,
-                   diff=per_seed_diff.mean(), diff_sd=per_seed_diff.std(ddof=1) if len(per_seed_diff) > 1 else np.nan)  # fmt: skip
-        if len(seed_pairs) == 1 and test:
+        test = stats.method_test_paired(a, b) if design == "paired" else stats.method_test_unpaired(a, b)
+        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_seeds=len(bs), dist_seeds=len(ds),
+                   base_acc=acc_a.mean(), base_sd=sd(acc_a), dist_acc=acc_b.mean(), dist_sd=sd(acc_b),
+                   diff=test.difference, diff_sd=sd(acc_b - acc_a) if design == "paired" else np.nan,
+                   ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, mdd=test.mdd, test=test)  # fmt: skip
+        if len(bs) == 1 and len(ds) == 1 and binary:
             n = a.shape[1]
             row["base_lo"], row["base_hi"] = stats.wilson_interval(int(a.sum()), n)
             row["dist_lo"], row["dist_hi"] = stats.wilson_interval(int(b.sum()), n)
-        row["ci_lo"], row["ci_hi"] = stats.paired_difference_interval(a, b, n_boot=n_boot, seed=0)
-        if test:
-            mc = stats.mcnemar_exact(a, b, "two-sided")
-            row.update(only_base=mc.only_a, only_dist=mc.only_b, p=mc.pvalue)
+        if binary and key[0] != "corruption":
+            for sb, sdist in seed_pairs:
+                ra, rb = a[bs.index(sb)], b[ds.index(sdist)]
+                mc = stats.mcnemar_exact(ra, rb, "two-sided")
+                per_seed.append(dict(zip(KEY, key), label=label, base_seed=sb, dist_seed=sdist, base_acc=ra.mean(), dist_acc=rb.mean(),
+                                     diff=rb.mean() - ra.mean(), only_base=mc.only_a, only_dist=mc.only_b, p=mc.pvalue))  # fmt: skip
         for t in teachers:
             tm = idx.matrix(t, idx.seeds.get(t, []), key) if key[0] != MEAN_CORRUPTION else _corruption_matrix(idx, keys, names, t, idx.seeds.get(t, []))
             row[f"teacher:{t}"] = float(tm.mean()) if tm is not None else np.nan
@@ -210,10 +225,9 @@ def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseli
         va, vb = idx.values(baseline, bs, key), idx.values(distilled, ds, key)
         if va is None or vb is None:
             return
-        d = vb - va
-        sd = lambda v: v.std(ddof=1) if len(v) > 1 else np.nan  # noqa: E731
-        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_acc=va.mean(), base_sd=sd(va),
-                   dist_acc=vb.mean(), dist_sd=sd(vb), diff=d.mean(), diff_sd=sd(d))  # fmt: skip
+        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_seeds=len(bs), dist_seeds=len(ds), base_acc=va.mean(),
+                   base_sd=sd(va), dist_acc=vb.mean(), dist_sd=sd(vb), diff=vb.mean() - va.mean(),
+                   diff_sd=sd(vb - va) if design == "paired" else np.nan)  # fmt: skip
         for t in teachers:
             tv = idx.values(t, idx.seeds.get(t, []), key)
             row[f"teacher:{t}"] = float(tv.mean()) if tv is not None else np.nan
@@ -225,28 +239,63 @@ def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseli
             continue
         a, b = idx.matrix(baseline, bs, tuple(key)), idx.matrix(distilled, ds, tuple(key))
         if a is not None and b is not None:
-            add(tuple(key), metric, a, b, test=True)
+            add(tuple(key), metric, a, b, binary=True)
     if names:
         a = _corruption_matrix(idx, keys, names, baseline, bs)
         b = _corruption_matrix(idx, keys, names, distilled, ds)
         if a is not None and b is not None:
-            add((MEAN_CORRUPTION, MEAN_CORRUPTION, ""), mean_label, a, b, test=False)
-    cols = [*KEY, "label", "seed_pairs", "base_acc", "base_sd", "base_lo", "base_hi", "dist_acc", "dist_sd", "dist_lo", "dist_hi",
-            "diff", "diff_sd", "ci_lo", "ci_hi", "only_base", "only_dist", "p"] + [f"teacher:{t}" for t in teachers]  # fmt: skip
+            add((MEAN_CORRUPTION, MEAN_CORRUPTION, ""), mean_label, a, b, binary=False)
+    cols = [*KEY, "label", "seed_pairs", "base_seeds", "dist_seeds", "base_acc", "base_sd", "base_lo", "base_hi", "dist_acc", "dist_sd",
+            "dist_lo", "dist_hi", "diff", "diff_sd", "ci_lo", "ci_hi", "p", "mdd", "test"] + [f"teacher:{t}" for t in teachers]  # fmt: skip
     table = pd.DataFrame(rows).reindex(columns=cols)
-    return Pair(distilled, baseline, seed_pairs, teachers, table)
+    per_seed_cols = [*KEY, "label", "base_seed", "dist_seed", "base_acc", "dist_acc", "diff", "only_base", "only_dist", "p"]
+    return Pair(distilled, baseline, seed_pairs, teachers, table, design, (list(bs), list(ds)),
+                str(methods.iloc[0]) if len(methods) else distilled, pd.DataFrame(per_seed, columns=per_seed_cols))  # fmt: skip
 
 
-def apply_holm(pairs: list[Pair]) -> int:
-    """Holm over every difference test in the report (all pairs, all metrics); returns the family size."""
-    ps = np.concatenate([p.table["p"].to_numpy(dtype=float) for p in pairs]) if pairs else np.array([])
-    adj = stats.holm(ps)
-    at = 0
+def verdict(diff, p_holm, mdd, method: str, alpha: float = ALPHA) -> str:
+    """The headline's words. A significant difference says its direction; otherwise "too few seeds
+    to tell" when the design could not have detected a difference of the observed size (or of
+    MEANINGFUL, for tiny ones), and "no detectable difference" when it could have and did not."""
+    if diff is None or not np.isfinite(diff):
+        return ""
+    if np.isfinite(p_holm) and p_holm <= alpha:
+        return f"{method} higher" if diff > 0 else f"{method} lower"
+    if not np.isfinite(mdd) or mdd > max(abs(diff), MEANINGFUL):
+        return "too few seeds to tell"
+    return "no detectable difference"
+
+
+def holm_family(group: str) -> str:
+    """The headline questions form one Holm family; the corruption-by-severity cells another, so
+    that 75 detail cells do not dilute the headline (and vice versa)."""
+    return "detail" if group == "corruption" else "headline"
+
+
+def apply_holm(pairs: list[Pair]) -> dict[str, int]:
+    """Holm within each family over all pairs; the MDD at the family's Bonferroni level alpha / m (a
+    difference that large is detected whatever the other tests do); the verdict. Returns the
+    family sizes."""
+    sizes = {}
+    for fam in ("headline", "detail"):
+        masks = [p.table["group"].map(holm_family).eq(fam).to_numpy(bool) for p in pairs]
+        ps = np.concatenate([p.table["p"].to_numpy(float)[m] for p, m in zip(pairs, masks)]) if pairs else np.array([])
+        adj = stats.holm(ps)
+        sizes[fam] = int(np.count_nonzero(~np.isnan(ps)))
+        at = 0
+        for p, m in zip(pairs, masks):
+            k = int(m.sum())
+            p.table.loc[m, "p_holm"] = adj[at : at + k]
+            at += k
     for p in pairs:
-        k = len(p.table)
-        p.table["p_holm"] = adj[at : at + k]
-        at += k
-    return int(np.count_nonzero(~np.isnan(ps)))
+        t = p.table
+        if "p_holm" not in t:
+            t["p_holm"] = np.nan
+        level = [ALPHA / max(sizes[holm_family(g)], 1) for g in t["group"]]
+        t["mdd"] = [test.mdd_at(a) if isinstance(test, stats.MethodTest) else np.nan for test, a in zip(t["test"], level)]
+        tested = [isinstance(test, stats.MethodTest) for test in t["test"]]
+        t["verdict"] = [verdict(d, ph, m, p.method) if ok else "" for d, ph, m, ok in zip(t["diff"], t["p_holm"], t["mdd"], tested)]
+    return sizes
 
 
 # ------------------------------------------------------------------------ teachers, agreement, corruptions
@@ -337,13 +386,13 @@ def provenance(run: Run) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ build
-def build(run: Run, n_boot: int = N_BOOT) -> ReportData:
+def build(run: Run) -> ReportData:
     keys = metric_keys(run.metrics)
     per_seed = per_seed_table(run, keys)
     accuracy = accuracy_table(per_seed)
     idx = _Index(run)
-    pairs = [pair_table(run, idx, keys, d, b, n_boot) for d, b in compare_list(run)]
-    family = apply_holm(pairs)
+    pairs = [pair_table(run, idx, keys, d, b) for d, b in compare_list(run)]
+    families = apply_holm(pairs)
     _, mc_label = corruption_set(keys)
     mce, mce_note = mce_table(run)
     real = run.path.resolve()  # results/<suite>/latest is a link: name the run it points to
@@ -365,7 +414,8 @@ def build(run: Run, n_boot: int = N_BOOT) -> ReportData:
         mce_note=mce_note,
         mean_corruption_label=mc_label,
         provenance=provenance(run),
-        holm_family=family,
+        holm_family=families["headline"],
+        holm_detail=families["detail"],
         masking=masking_table(run),
     )
 
@@ -393,15 +443,20 @@ def masking_warning(masking: pd.DataFrame, models, eps: str | None = None) -> st
 
 
 STATISTICS_TEXT = (
-    "Accuracy intervals are Wilson 95% score intervals for one trained model; over several seeds the "
-    "table shows the mean and the sample standard deviation across seeds instead. Each difference "
-    "(distilled − baseline, in percentage points) is tested with the exact McNemar test: on the same "
-    "test examples only the discordant ones (one model right, the other wrong) carry information, and "
-    "under equal accuracy each is a fair coin, so their split is Binomial(d, ½); with several seeds the "
-    "discordant examples of the seed pairs are pooled. Its 95% interval is a paired percentile bootstrap "
-    "({n_boot} resamples of the test examples, seeds averaged per example, fixed seed). The p-values are "
-    "two-sided and Holm-corrected across all {family} differences in this report. These tests are "
-    "conditional on the trained networks; the spread over seeds (± sd) is the training-randomness part."
+    "Each difference is distilled − baseline in percentage points, a claim about the method (this "
+    "architecture and recipe), so its 95% interval and p-value count both sources of chance: retraining "
+    "(the spread between seeds) and the draw of test examples (examples on which one method is "
+    "systematically better). They come from the seeds × examples table of per-example results, a "
+    "crossed random-effects design whose two variance parts are combined by Banerjee's (1960) rule; "
+    "twins trained with the same seeds are compared seed by seed (paired), otherwise the seed spread is "
+    "pooled over the two models (unpaired, Student's equal-variance assumption). The test needs two or "
+    "more seeds; MDD is the smallest true difference it detects with 80% power at the 5% level, and a "
+    "row reads \"too few seeds to tell\" when the MDD exceeds the observed difference (or 1 pp, for "
+    "smaller ones). p Holm is corrected within two families: the {family} headline differences, and "
+    "the {detail} corruption-by-severity cells; the MDD is taken at the family's Bonferroni level "
+    "(5% / family size), which Holm never needs to go below. The exact McNemar tests per seed pair "
+    "(detail) are about those two trained networks on this test set only. scripts/calibrate_stats.py "
+    "checks the error rates by simulation; README: 'Statistics'."
 )
 
 MASKING_TEXT = (
