@@ -12,6 +12,7 @@ With two or more seeds per model, `seed_spread.csv` records each metric's spread
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ def bless(run_dir, out_dir) -> tuple[Path, int]:
         if not run.manifest.get(key):
             raise ResultsError(run.path / "manifest.json", f"lacks '{key}'; a baseline without it could never be checked for comparability")
     out_dir = Path(out_dir)
+    refuse_to_replace(out_dir)
     manifest = dict(run.manifest)
     manifest["blessed"] = {
         "from": str(run.path),
@@ -43,6 +45,22 @@ def bless(run_dir, out_dir) -> tuple[Path, int]:
         if len(spread):
             spread.to_csv(tmp / SPREAD, index=False, float_format="%.6g")
     return out_dir, sum(f.stat().st_size for f in out_dir.iterdir() if f.is_file())
+
+
+def refuse_to_replace(out_dir: Path) -> None:
+    """Blessing replaces the output directory whole, so it must be absent or a baseline we wrote:
+    `-o results` must never wipe every result."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ResultsError(out_dir, "exists and is not a directory; give a new directory for the baseline")
+    try:
+        blessed = "blessed" in json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        blessed = False
+    if not blessed:
+        raise ResultsError(out_dir, "exists and is not a baseline kdbench blessed; refusing to replace it "
+                                    "(give a new directory, or remove this one yourself)")
 
 
 def seed_spread(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -102,6 +102,9 @@ def cmd_run(args) -> int:
     from .runner import run_suite
     from .teachers import TeacherError
 
+    _check_device(args.device)
+    for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
+        _check_directory(flag, value)
     suite = _load(args.suite, args.overrides)
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
@@ -116,6 +119,21 @@ def cmd_run(args) -> int:
         _print_summary(run_dir)
         print(run_dir)
     return EXIT_OK
+
+
+def _check_device(device: str) -> None:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device or ""):
+        raise CliError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def _check_directory(flag: str, value) -> None:
+    """An output directory flag must not name an existing file (we would fail after hours of work)."""
+    from pathlib import Path
+
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise CliError(f"{flag} {value}: is a file, expected a directory")
 
 
 def _print_summary(run_dir) -> None:
@@ -246,6 +264,10 @@ def add_report_commands(sub) -> None:
         from .report import write_report, render
         from .results import ResultsError
 
+        from pathlib import Path
+
+        if args.output not in (None, "-") and Path(args.output).is_dir():
+            raise CliError(f"-o {args.output}: is a directory, expected the report file to write (e.g. {Path(args.output) / 'report.html'})")
         try:
             if args.output == "-":
                 sys.stdout.write(render(args.run_dir, args.format))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
-from .atomic import atomic_dir
+from .atomic import atomic_dir, remove_stale_parts
 from .plan import Job
 
 # kind -> handler(jobs, output_dirs); a batched kind receives all its ready jobs at once
@@ -60,6 +60,9 @@ class LocalExecutor:
         self.store, self.batched, self.log = store, set(batched), log
 
     def run(self, jobs, handlers, *, force=False):
+        stale = remove_stale_parts(self.store.root / "jobs")
+        if stale:
+            self.log(f"removed {len(stale)} unfinished job folder(s) left by runs that were killed")
         records: dict[str, JobRecord] = {}
         todo, seen = [], set()
         for j in jobs:  # identical jobs (same hash) run once
@@ -81,7 +84,8 @@ class LocalExecutor:
             self.log(f"running {', '.join(j.id for j in group)}")
             start = time.perf_counter()
             with contextlib.ExitStack() as stack:
-                outs = [stack.enter_context(atomic_dir(self.store.path(j))) for j in group]
+                # without --force a job another run finished meanwhile is kept, never replaced
+                outs = [stack.enter_context(atomic_dir(self.store.path(j), replace=force)) for j in group]
                 handlers[group[0].kind](group, outs)
                 wall = (time.perf_counter() - start) / len(group)
                 for j, out in zip(group, outs):

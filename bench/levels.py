@@ -6,7 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 
 def parse_fraction(value):
@@ -19,4 +19,12 @@ def parse_fraction(value):
     return value
 
 
-PixelValue = Annotated[float, BeforeValidator(parse_fraction)]
+def in_pixel_units(value: float) -> float:
+    if not 0 <= value <= 1:  # NaN fails too
+        hint = f"; for {value:g} of 255 levels write {value:g}/255" if 1 < value <= 255 else ""
+        raise ValueError(f"expected a value in [0, 1] pixel units (found: {value}){hint}")
+    return value
+
+
+# A sigma, an epsilon or a step in [0, 1] pixel units (NaN and infinities refused).
+PixelValue = Annotated[float, BeforeValidator(parse_fraction), AfterValidator(in_pixel_units)]

@@ -137,6 +137,8 @@ def read_run(path) -> Run:
             packed = z["correct"]
             keys = {k: z[k] for k in ("model", "seed", "condition", "level")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        if "pickle" in str(exc):  # never pass on numpy's hint to load it unsafely
+            raise ResultsError(path / "per_example.npz", "holds Python objects, which kdbench never unpickles; a run's per_example.npz holds plain arrays only") from None
         raise ResultsError(path / "per_example.npz", f"unreadable ({exc})") from None
     n = len(example_index)
     if packed.ndim == 2 and packed.shape[0] != len(metrics):

@@ -1,19 +1,21 @@
 """The suite schema: the one source of truth for suite files (pydantic v2, unknown keys forbidden).
 
-`load_suite(path, overrides)` reads YAML with yaml.safe_load, applies `--set key.path=value`
+`load_suite(path, overrides)` reads YAML through bench.safe_yaml (safe_load with bounds on size,
+depth, aliases and duplicate keys), applies `--set key.path=value`
 overrides, validates, and raises SuiteError listing every problem as
 `FILE: key.path: what was expected (found: what was there)`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import reprlib
 import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from .conditions import CONDITIONS
@@ -22,8 +24,13 @@ from .diagnostics import DiagnosticsParams
 from .methods import METHODS, method_spec_type
 from .methods.base import EnsembleMode
 from .registry import UnknownName, did_you_mean
+from .safe_yaml import YamlProblem
+from .safe_yaml import loads as yaml_loads
+from .safe_yaml import read as yaml_read
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
+Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
 
 
 class Strict(BaseModel):
@@ -62,10 +69,22 @@ class DatasetSpec(Strict):
     download: bool = Field(False, description="let torchvision download CIFAR-10 when absent")
     train_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of train")
     test_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of test")
-    subset_seed: int = 0
+    subset_seed: Seed = 0
     params: dict[str, Union[int, float, str]] = Field(default_factory=dict, description="dataset parameters (synthetic: n_train, n_test, seed, noise)")
 
     _name = field_validator("name")(_registered(_datasets))
+
+    @model_validator(mode="after")
+    def _synthetic_params(self):
+        if self.name == "synthetic":
+            from .data.errors import DataError
+            from .data.synthetic import check_params
+
+            try:
+                check_params(self.params, self.train_subset, self.test_subset)
+            except DataError as exc:
+                raise ValueError(str(exc)) from None
+        return self
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -83,19 +102,34 @@ class TrainRecipe(Strict):
     warmup_epochs: int = Field(0, ge=0)
     augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
 
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v):
+        bad = [m for m in v if not 0 <= m <= 1]
+        if bad:
+            raise ValueError(f"milestones are fractions of the epochs, in [0, 1] (found: {bad})")
+        return v
 
-# Per-model overrides: the same keys, all optional.
+    @model_validator(mode="after")
+    def _warmup_fits(self):
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than epochs ({self.epochs})")
+        return self
+
+
+# Per-model overrides: the same keys with the same limits, all optional; the merged recipe is
+# checked again as a whole (suite validation), so cross-field rules hold for overrides too.
 TrainOverride = create_model(
     "TrainOverride",
     __base__=Strict,
-    **{k: (Optional[f.annotation], None) for k, f in TrainRecipe.model_fields.items()},
+    **{k: (Optional[Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation], None) for k, f in TrainRecipe.model_fields.items()},
 )
 
 
 def resolve_recipe(base: TrainRecipe, override: Optional[BaseModel]) -> TrainRecipe:
     if override is None:
         return base
-    return base.model_copy(update=override.model_dump(exclude_none=True))
+    return TrainRecipe.model_validate({**base.model_dump(), **override.model_dump(exclude_none=True)})
 
 
 # ---------------------------------------------------------------------------------------- models
@@ -108,7 +142,7 @@ class TeacherSpec(Strict):
     robustbench: Optional[str] = Field(None, description="RobustBench model-zoo name, e.g. Carmon2019Unlabeled")
     threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
     normalize: str = Field("cifar10", description="cifar10, none: normalisation inside the model wrapper")
-    seed: int = 0
+    seed: Seed = 0
     evaluate: Literal["all", "clean"] = Field("all", description="clean: score this teacher on clean data only (saves attack time on big teachers)")
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
     method: Optional[method_spec_type()] = Field(None, description="how a recipe teacher is trained (default baseline); a method without a teacher")  # type: ignore[valid-type]
@@ -148,7 +182,7 @@ class StudentSpec(Strict):
     method: method_spec_type() = Field(description="a method name, or {name: ..., parameters}")  # type: ignore[valid-type]
     teachers: list[str] = Field(default_factory=list)
     ensemble: Optional[EnsembleMode] = Field(None, description="required with several teachers: mean_probs or mean_logits")
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
     normalize: str = "cifar10"
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
 
@@ -182,7 +216,7 @@ def _evaluate_model():
     """One optional key per registered condition, so a new condition needs no change here."""
     fields: dict[str, Any] = {
         "n": (Optional[int], Field(None, ge=1, description="test examples (seeded, class-stratified); all when absent")),
-        "seed": (int, 0),
+        "seed": (Seed, 0),
         "batch_size": (int, Field(256, ge=1)),
         "diagnostics": (DiagnosticsParams, Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model")),
     }
@@ -233,6 +267,15 @@ class Suite(Strict):
     @model_validator(mode="after")
     def _references(self):
         problems = []
+        if not self.teachers and not self.students:
+            raise ValueError("nothing to run: the suite has no teachers and no students")
+        for kind, models in (("teachers", self.teachers), ("students", self.students)):
+            for name, spec in models.items():
+                if spec.train is not None:
+                    try:
+                        resolve_recipe(self.train, spec.train)
+                    except ValidationError as exc:
+                        problems += [f"{kind}.{name}.train: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
         both = set(self.teachers) & set(self.students)
         if both:
             problems.append(f"names used for both a teacher and a student: {sorted(both)}")
@@ -316,8 +359,13 @@ def _loc(loc) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 60, 60
+
+
 def _found(value) -> str:
-    text = repr(value)
+    """A short quote of a bad value; reprlib never builds the whole repr of a huge or aliased one."""
+    text = _REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -413,7 +461,10 @@ def parse_overrides(pairs: list[str]) -> list[tuple[list[str], Any]]:
         key, value = item.split("=", 1)
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
             raise SuiteError("--set", [f"'{key}': expected a dotted key path such as train.epochs"])
-        out.append((key.split("."), yaml.safe_load(value) if value else None))
+        try:
+            out.append((key.split("."), yaml_loads(value, max_bytes=64 * 1024) if value else None))
+        except YamlProblem as exc:
+            raise SuiteError("--set", [f"{key}: the value {_found(value)} is {exc}" if "YAML" in str(exc) else f"{key}: the value is {exc}"]) from None
     return out
 
 
@@ -434,15 +485,11 @@ def apply_overrides(raw: dict, overrides) -> dict:
 
 def read_yaml(path: Path) -> dict:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = yaml_read(path)
     except OSError as exc:
         raise SuiteError(path, [f"cannot read the file ({exc.strerror or exc})"]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SuiteError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})"]) from None
+    except YamlProblem as exc:
+        raise SuiteError(path, [str(exc)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -450,10 +497,42 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
+def _name_from(path: Path) -> str:
+    """A suite without `name:` is named after its file; characters a directory name should not
+    have become '-'."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "suite"
+    return name if re.match(NAME, name) else f"suite-{name}"
+
+
+def check_checkpoint(spec: str) -> str | None:
+    """Why a checkpoint path cannot be read, or None: the file must exist, be a file, and a pkg:
+    path must stay inside its installed package."""
+    if spec.startswith("pkg:"):
+        rest = spec[4:]
+        package, _, inner = rest.partition("/")
+        if not package or not inner:
+            return f"'{spec}': expected pkg:PACKAGE/path/inside/it"
+        found = importlib.util.find_spec(package) if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", package) else None
+        if found is None or not found.submodule_search_locations:
+            return f"'{spec}': package '{package}' is not installed (pip install {package})"
+        root = Path(next(iter(found.submodule_search_locations))).resolve()
+        target = (root / inner).resolve()
+        if root != target and root not in target.parents:
+            return f"'{spec}': leads outside the package '{package}'"
+        path = target
+    else:
+        path = Path(spec).expanduser()
+    if path.is_dir():
+        return f"'{spec}': is a directory, expected a weights file"
+    if not path.is_file():
+        return f"'{spec}': no such file"
+    return None
+
+
 def load_suite(path, overrides: list[str] | None = None) -> Suite:
     path = Path(path)
     raw = read_yaml(path)
-    raw.setdefault("name", path.stem)
+    raw.setdefault("name", _name_from(path))
     try:
         raw = apply_overrides(raw, parse_overrides(overrides or []))
     except (AttributeError, IndexError, TypeError):
@@ -463,11 +542,17 @@ def load_suite(path, overrides: list[str] | None = None) -> Suite:
     except ValidationError as exc:
         raise SuiteError(path, [_describe(e) for e in exc.errors()]) from None
     base = path.parent
-    for t in suite.teachers.values():  # checkpoint paths are relative to the suite file
+    problems = []
+    for name, t in suite.teachers.items():  # checkpoint paths are relative to the suite file
         if t.checkpoint and not t.checkpoint.startswith("pkg:") and not Path(t.checkpoint).expanduser().is_absolute():
             candidate = (base / t.checkpoint)
             if candidate.exists() or not Path(t.checkpoint).exists():
                 t.checkpoint = str(candidate)
+        why = check_checkpoint(t.checkpoint) if t.checkpoint else None
+        if why:
+            problems.append(f"teachers.{name}.checkpoint: {why}")
+    if problems:
+        raise SuiteError(path, problems)
     return suite
 
 

@@ -174,7 +174,7 @@ def test_shipped_suites_validate():
     ("students:\n  kd: {arch: cnn_small, method: baseline, seeds: [0]}\nevaluate:\n  transfer: {eps: [8/255], source: teacher}", "no model of the suite has a 'teacher'"),
     ("evaluate:\n  transfer: {eps: [8/255], source: techer}", "unknown model 'techer' (did you mean 'teacher'?)"),
     ("evaluate:\n  pgd: {eps: [8/255], restarts: 3, random_start: false}", "repeats the same attack"),
-    ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "greater than 0"),
+    ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "expected a value in [0, 1] pixel units (found: -0.01)"),
     ("evaluate:\n  autoattack: {eps: [8/255], version: custom}", "needs 'attacks'"),
     ("evaluate:\n  autoattack: {eps: [8/255], attacks: [apgd-ce]}", "is for version custom"),
     ("teachers:\n  t: {arch: cnn_small, method: {name: kd, temperature: 4}}", "learns from a teacher"),

@@ -37,6 +37,22 @@ def synthetic_classes(num_classes: int) -> list[str]:
     return [f"class{i}" for i in range(num_classes)]
 
 
+def check_params(params: dict, train_subset=None, test_subset=None) -> None:
+    """What `load` would refuse, said before anything trains (suite validation); DataError."""
+    import inspect
+
+    sig = inspect.signature(load)
+    known = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY and n != "download"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise DataError(f"synthetic dataset: unknown parameter(s) {unknown}; expected: {', '.join(known)}")
+    values = {n: params.get(n, sig.parameters[n].default) for n in known}
+    _check(**values)
+    for split, subset in (("train", train_subset), ("test", test_subset)):
+        if subset is not None and subset > values[f"n_{split}"]:
+            raise DataError(f"{split}_subset {subset} is larger than the synthetic {split} split (n_{split} = {values[f'n_{split}']})")
+
+
 def _check(n_train, n_test, seed, num_classes, noise) -> tuple[int, int, int, int, float]:
     for name, value, low in (("n_train", n_train, 1), ("n_test", n_test, 1), ("num_classes", num_classes, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:

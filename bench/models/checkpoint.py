@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -90,9 +91,14 @@ def load_into(net: nn.Module, state_dict: Mapping[str, torch.Tensor], source: st
 
 
 def _unpickler_reason(exc: BaseException) -> str:
-    # torch's message opens with generic advice; the line naming the offending global is the useful one.
-    lines = [ln.strip() for ln in str(exc).splitlines()]
-    return next((ln for ln in lines if ln.startswith("WeightsUnpickler error")), _first_line(exc))
+    """The blocked global torch names, never its advice (which suggests weights_only=False: the
+    one thing a file that smuggles code must not get)."""
+    text = str(exc)
+    m = re.search(r"(?:unsupported )?GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it asks for the global {m.group(1)}, which is not a tensor type"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return next((ln for ln in lines if "unpickler" in ln.lower() or "unsupported" in ln.lower()), "it holds objects that are not tensors")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The report's tables as GitHub-flavoured Markdown, for a CI step summary or a pull-request comment.
 
 GitHub renders HTML inside Markdown, so every value goes through `md_escape`: <, > and & become
-entities and | is escaped so a name cannot break out of its table cell or inject markup.
+entities, | is escaped so a name cannot break out of its table cell, and [ ] so it cannot make a
+link or an image.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from . import rows
 from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 # Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "\n": " ", "\r": " "}
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "\\|", "\\": "\\\\", "[": "\\[", "]": "\\]", "\n": " ", "\r": " "}
 
 
 def md_escape(value) -> str:

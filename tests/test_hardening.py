@@ -1,0 +1,293 @@
+"""Hostile and mistaken input: exit 2 with one clear line naming file, key and expectation; no
+traceback, no hang, nothing deleted that kdbench did not write."""
+
+import json
+import os
+import pickle
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench.atomic import atomic_dir, remove_stale_parts
+from bench.cli import main
+from bench.report.markdown import md_escape
+from test_suite import GOOD
+
+SHIPPED = sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")) + sorted((Path(__file__).parent / "suites").glob("*.yaml"))
+
+
+def cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def suite_file(tmp_path, text=GOOD, name="suite.yaml", data=None):
+    p = tmp_path / name
+    if data is not None:
+        p.write_bytes(data)
+    else:
+        p.write_text(text)
+    return p
+
+
+def validate_error(capsys, path, *extra):
+    start = time.perf_counter()
+    code, out, err = cli(capsys, "validate", path, *extra)
+    assert time.perf_counter() - start < 3, "validate must answer within seconds"
+    assert code == 2, out + err
+    return err
+
+
+# ------------------------------------------------------------------------ reading the file
+def test_random_bytes(tmp_path, capsys):
+    err = validate_error(capsys, suite_file(tmp_path, data=bytes(random.Random(0).randrange(256) for _ in range(4000))))
+    assert "suite.yaml" in err and "not UTF-8 text (byte 0x" in err
+
+
+def test_deep_nesting(tmp_path, capsys):
+    err = validate_error(capsys, suite_file(tmp_path, "description: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "nested more than 64 levels deep" in err
+
+
+def test_alias_bomb(tmp_path, capsys):
+    text, prev = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "a"
+    for name in "bcdefghi":
+        text += f"{name}: &{name} [" + ",".join(["*" + prev] * 9) + "]\n"
+        prev = name
+    err = validate_error(capsys, suite_file(tmp_path, GOOD + text.replace("a: &a", "x: &a") + "description: *i\n"))
+    assert "expands to more than 100,000 values" in err
+
+
+def test_huge_file(tmp_path, capsys):
+    err = validate_error(capsys, suite_file(tmp_path, GOOD + "description: " + "x" * (3 << 20) + "\n"))
+    assert "larger than 1,048,576 bytes" in err
+
+
+def test_duplicate_keys_name_the_lines(tmp_path, capsys):
+    err = validate_error(capsys, suite_file(tmp_path, GOOD + "train: {epochs: 3}\n"))
+    lines = GOOD.splitlines()
+    first = next(i for i, ln in enumerate(lines, 1) if ln.startswith("train:"))
+    assert f"line {len(lines) + 1}: key 'train' appears twice in one mapping (first on line {first})" in err
+
+
+def test_a_long_bad_value_is_quoted_short(tmp_path, capsys):
+    err = validate_error(capsys, suite_file(tmp_path, GOOD.replace("n: 50", "n: [" + ", ".join(["1"] * 50000) + "]")))
+    line = next(ln for ln in err.splitlines() if "evaluate.n" in ln)
+    assert len(line) < 300
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("train.epochs=[1,", "not valid YAML"),
+    ("train.epochs=!!python/object/apply:os.system [ls]", "not valid YAML"),
+])  # fmt: skip
+def test_bad_set_values(tmp_path, capsys, value, expected):
+    err = validate_error(capsys, suite_file(tmp_path), "--set", value)
+    assert "--set" in err and expected in err
+
+
+def test_empty_suite_says_there_is_nothing_to_run(tmp_path, capsys):
+    assert "nothing to run" in validate_error(capsys, suite_file(tmp_path, ""))
+    assert "nothing to run" in validate_error(capsys, suite_file(tmp_path, "name: x\ndescription: y\n"))
+
+
+def test_a_file_name_with_a_space_gives_a_valid_name(tmp_path, capsys):
+    code, out, _ = cli(capsys, "validate", suite_file(tmp_path, GOOD.replace("name: tiny\n", ""), name="my suite.yaml"))
+    assert code == 0, out
+
+
+# ------------------------------------------------------------------------ values out of range
+@pytest.mark.parametrize("change,expected", [
+    ({"students": {"base": {"seeds": [2**70]}}}, "students.base.seeds.0: expected less than 9223372036854775808"),
+    ({"teachers": {"t": {"seed": -1}}}, "teachers.t.seed: expected greater than or equal to 0"),
+    ({"students": {"base": {"train": {"lr": 0}}}}, "students.base.train.lr: expected greater than 0"),
+    ({"teachers": {"t": {"train": {"lr": -1}}}}, "teachers.t.train.lr: expected greater than 0"),
+    ({"students": {"base": {"train": {"warmup_epochs": 5}}}}, "students.base.train: warmup_epochs (5) is longer than epochs (1)"),
+    ({"train": {"warmup_epochs": 2}}, "warmup_epochs (2) is longer than epochs (1)"),
+    ({"train": {"schedule": "multistep", "milestones": [0.5, 1.5]}}, "milestones are fractions of the epochs, in [0, 1]"),
+    ({"students": {"kd": {"method": {"name": "kd", "temperature": 0}}}}, "a temperature must be a finite number > 0"),
+    ({"students": {"kd": {"method": {"name": "kd", "temperature": -4}}}}, "T < 0 inverts the objective"),
+    ({"students": {"kd": {"method": {"name": "kd", "temperature": {"schedule": "linear", "start": 4, "end": 1, "x": 1}}}}},
+     "unknown key 'x' in a temperature schedule; expected schedule, start, end"),
+    ({"evaluate": {"gaussian_noise": {"sigmas": [2]}}}, "expected a value in [0, 1] pixel units (found: 2.0)"),
+    ({"evaluate": {"gaussian_noise": {"sigmas": [-0.1]}}}, "pixel units (found: -0.1)"),
+    ({"evaluate": {"gaussian_noise": {"sigmas": [".nan"]}}}, "pixel units (found: nan)"),
+    ({"evaluate": {"pgd": {"eps": ["8/255"], "step_size": -0.01}}}, "evaluate.pgd.step_size: expected a value in [0, 1]"),
+    ({"evaluate": {"pgd": {"eps": ["8/255"], "restarts": 3, "random_start": False}}}, "repeats the same attack"),
+    ({"dataset": {"params": {"n_train": 200, "n_test": 0}}}, "synthetic dataset: n_test must be an integer >= 1, got 0"),
+    ({"dataset": {"test_subset": 500}}, "test_subset 500 is larger than the synthetic test split (n_test = 100)"),
+    ({"dataset": {"params": {"n_tset": 5}}}, "synthetic dataset: unknown parameter(s) ['n_tset']"),
+])  # fmt: skip
+def test_values_out_of_range(tmp_path, capsys, change, expected):
+    raw = yaml.safe_load(GOOD)
+    for section, value in change.items():
+        for key, sub in value.items():
+            if isinstance(raw[section].get(key), dict) and isinstance(sub, dict) and section != "evaluate":
+                raw[section][key] = {**raw[section][key], **sub}
+            else:
+                raw[section][key] = sub
+    text = yaml.safe_dump(raw).replace("'.nan'", ".nan")
+    err = validate_error(capsys, suite_file(tmp_path, text))
+    assert expected in err, err
+
+
+# ------------------------------------------------------------------------ checkpoints
+@pytest.mark.parametrize("checkpoint,expected", [
+    ("missing.pt", "missing.pt': no such file"),
+    ("adir", "is a directory, expected a weights file"),
+    ("pkg:pyautoattack/../../../etc/passwd", "leads outside the package 'pyautoattack'"),
+    ("pkg:nosuchpackage_kdb/w.pt", "package 'nosuchpackage_kdb' is not installed (pip install nosuchpackage_kdb)"),
+])  # fmt: skip
+def test_checkpoint_paths_are_checked_at_validate_time(tmp_path, capsys, checkpoint, expected):
+    (tmp_path / "adir").mkdir()
+    text = GOOD.replace("t: {arch: cnn_small}", f"t: {{arch: resnet18, checkpoint: '{checkpoint}', normalize: none}}")
+    err = validate_error(capsys, suite_file(tmp_path, text))
+    assert "teachers.t.checkpoint" in err and expected in err
+
+
+def test_a_malicious_pickle_is_refused_naming_the_global(tmp_path):
+    from bench.models.checkpoint import CheckpointError, load_state_dict_file
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    import torch
+
+    saved, raw = tmp_path / "evil.pt", tmp_path / "evil.pkl"
+    torch.save({"w": Evil()}, saved)
+    with open(raw, "wb") as fh:
+        pickle.dump({"w": Evil()}, fh, protocol=4)
+    for path, reason in ((saved, "it asks for the global posix.system"), (raw, "Unsupported operand")):
+        with pytest.raises(CheckpointError) as err:
+            load_state_dict_file(path)
+        msg = str(err.value)
+        assert reason in msg and "False" not in msg, msg
+
+
+def test_an_object_array_in_per_example_gets_no_unsafe_hint(tmp_path, capsys):
+    import fakerun
+
+    run = fakerun.write(tmp_path / "run", fakerun.fake_results(n=50))
+    np.savez(run / "per_example.npz", correct=np.array([{"x": 1}], dtype=object), example_index=np.arange(3))
+    code, _, err = cli(capsys, "report", run, "-o", tmp_path / "r.md", "--format", "md")
+    assert code == 2 and "per_example.npz" in err and "allow_pickle" not in err
+
+
+# ------------------------------------------------------------------------ command-line paths
+def test_bad_device_and_output_paths(tmp_path, capsys):
+    suite = suite_file(tmp_path)
+    code, _, err = cli(capsys, "run", suite, "--device", "tpu")
+    assert code == 2 and "--device 'tpu': expected auto, cpu, cuda or cuda:N" in err
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    code, _, err = cli(capsys, "run", suite, "--out", a_file)
+    assert code == 2 and "--out" in err and "is a file, expected a directory" in err
+
+
+def test_baseline_never_replaces_what_it_did_not_write(tmp_path, capsys):
+    import fakerun
+
+    run = fakerun.write(tmp_path / "run", fakerun.fake_results(n=50))
+    precious = tmp_path / "results"
+    (precious / "other").mkdir(parents=True)
+    (precious / "other" / "keep.txt").write_text("keep")
+    code, _, err = cli(capsys, "baseline", run, "-o", precious)
+    assert code == 2 and "is not a baseline kdbench blessed; refusing to replace it" in err
+    assert (precious / "other" / "keep.txt").read_text() == "keep"
+    code, _, err = cli(capsys, "baseline", run, "-o", precious / "other" / "keep.txt")
+    assert code == 2 and "is not a directory" in err
+    blessed = tmp_path / "baselines" / "fake"
+    assert cli(capsys, "baseline", run, "-o", blessed)[0] == 0
+    assert cli(capsys, "baseline", run, "-o", blessed)[0] == 0  # its own baseline: replaced whole
+    assert json.loads((blessed / "manifest.json").read_text())["blessed"]
+    code, _, err = cli(capsys, "report", run, "-o", tmp_path)
+    assert code == 2 and "is a directory" in err
+
+
+# ------------------------------------------------------------------------ the store
+def test_stale_part_folders_of_dead_runs_are_removed(tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    dead = jobs / ".abc123.999999999.x1y2.part"  # no such pid
+    live = jobs / f".abc123.{os.getpid()}.x1y2.part"
+    other = jobs / ".not-ours.part"
+    for d in (dead, live, other):
+        d.mkdir()
+    assert remove_stale_parts(jobs) == [dead]
+    assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_finished_job_folder_is_never_replaced_without_force(tmp_path):
+    target = tmp_path / "jobs" / "h"
+    with atomic_dir(target) as tmp:
+        (tmp / "job.json").write_text("first")
+    with atomic_dir(target, replace=False) as tmp:
+        (tmp / "job.json").write_text("second")
+    assert (target / "job.json").read_text() == "first"
+    with atomic_dir(target, replace=True) as tmp:
+        (tmp / "job.json").write_text("third")
+    assert (target / "job.json").read_text() == "third"
+    assert [p.name for p in target.parent.iterdir()] == ["h"]  # nothing left beside it
+
+
+# ------------------------------------------------------------------------ output hygiene
+def test_markdown_cannot_make_links_or_images():
+    text = md_escape("![x](http://evil.example/a.png) [click](http://evil.example)")
+    assert "](" not in text.replace("\\]", "") and "\\[" in text
+
+
+# ------------------------------------------------------------------------ fuzz
+def _mutations(raw, rng, n):
+    """Seeded random damage: drop a key, swap a value's type, push a number out of range."""
+    paths = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                paths.append(path + [k])
+                walk(v, path + [k])
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                paths.append(path + [i])
+                walk(v, path + [i])
+
+    walk(raw, [])
+    replacements = [None, "", "x", -1, 0, 2**70, 1e308, float("nan"), [], {}, [1, "a"], {"k": 1}, True, "8/0", 3.5]
+    for _ in range(n):
+        doc = json.loads(json.dumps(raw))
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            node = doc
+            try:
+                for p in path[:-1]:
+                    node = node[p]
+                if rng.random() < 0.3 and isinstance(node, dict):
+                    node.pop(path[-1], None)
+                else:
+                    node[path[-1]] = rng.choice(replacements)
+            except (KeyError, IndexError, TypeError):
+                continue
+        yield doc
+
+
+def test_fuzzed_suites_give_exit_0_or_2_and_no_traceback(tmp_path, capsys):
+    rng = random.Random(2026)
+    start, cases = time.perf_counter(), 0
+    for shipped in SHIPPED:
+        raw = yaml.safe_load(shipped.read_text())
+        for doc in _mutations(raw, rng, 40):
+            path = tmp_path / shipped.name
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+            code = main(["validate", str(path)])  # an uncaught exception fails the test here
+            out, err = capsys.readouterr()
+            assert code in (0, 2), (doc, out, err)
+            if code == 2:
+                assert str(path) in err
+            cases += 1
+    assert cases == 40 * len(SHIPPED) and time.perf_counter() - start < 60
