@@ -3,8 +3,8 @@
 `yaml.safe_load` already refuses to construct Python objects; this adds what it does not:
 - a size cap (a suite is a page of text, not 50 MB),
 - UTF-8 checked with the byte's position,
-- nesting depth and alias use checked on the event stream (iterative, so a 5,000-level file
-  cannot exhaust the recursion limit of the composer),
+- nesting depth and alias use counted while the document is composed (the parser is iterative;
+  the composer, which recurses, stops at MAX_DEPTH, long before Python's recursion limit),
 - the expanded size bounded ("billion laughs": nine aliases of nine aliases ... are cheap to parse
   and exponential to walk),
 - duplicate keys rejected with their lines (YAML would silently keep the last one).
@@ -25,7 +25,26 @@ class YamlProblem(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
-    pass
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = self._aliases = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise YamlProblem(f"line {event.start_mark.line + 1}: more than {MAX_ALIASES} aliases (*name)")
+            return super().compose_node(parent, index)
+        if not isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            return super().compose_node(parent, index)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YamlProblem(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
@@ -48,21 +67,6 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
-def _check_events(text: str) -> None:
-    depth = aliases = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise YamlProblem(f"line {event.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-        elif isinstance(event, yaml.AliasEvent):
-            aliases += 1
-            if aliases > MAX_ALIASES:
-                raise YamlProblem(f"line {event.start_mark.line + 1}: more than {MAX_ALIASES} aliases (*name)")
-
-
 def _check_size(obj) -> None:
     """Count values as if every alias were expanded, stopping at MAX_VALUES."""
     count = 0
@@ -81,14 +85,11 @@ def _check_size(obj) -> None:
 
 def _parse(text: str):
     try:
-        _check_events(text)
         obj = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise YamlProblem(f"{where}not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
-    except RecursionError:
-        raise YamlProblem(f"nested more than {MAX_DEPTH} levels deep") from None
     _check_size(obj)
     return obj
 

@@ -181,8 +181,6 @@ def _tail(x: float, parts) -> float:
 
 
 def _mdd(parts, alpha: float, power: float, alternative: str) -> float:
-    if all(var <= 0 for var, _ in parts):
-        return 0.0
     level = alpha / 2 if alternative == "two-sided" else alpha
     return _quantile(level, parts) + _quantile(1 - power, parts)
 
@@ -199,11 +197,7 @@ def _method_test(design, seeds, diff, seed_var, seed_df, example_var, example_df
     if not seed_df >= 1 or not np.isfinite(diff):
         nan = float("nan")
         return MethodTest(design, seeds, float(diff), nan, float(seed_df), float(example_var), float(example_df), (nan, nan), nan, float("inf"), alternative)
-    parts = [(seed_var, seed_df), (example_var, example_df)]
-    if seed_var <= 0 and example_var <= 0:
-        # no spread at all (identical networks): the difference is certain; documented rather than nan
-        p = 1.0 if diff == 0 else (float(diff < 0) if alternative == "greater" else float(diff > 0) if alternative == "less" else 0.0)
-        return MethodTest(design, seeds, float(diff), 0.0, float(seed_df), 0.0, float(example_df), (float(diff), float(diff)), p, 0.0, alternative)
+    parts = [(seed_var, seed_df), (example_var, example_df)]  # seed_var > 0: never below _resolution
     half = _quantile((1 - conf) / 2, parts)
     if alternative == "two-sided":
         p = min(1.0, 2 * _tail(abs(diff), parts))
@@ -268,8 +262,8 @@ def _mcnemar_critical(b: np.ndarray, level: float) -> np.ndarray:
     McNemar test rejects: P(Binomial(a + b, 1/2) <= b) <= level (a binary search, vectorised)."""
     lo = np.zeros_like(b)
     hi = b + 64
-    while np.any(sps.binom.cdf(b, hi + b, 0.5) > level):
-        hi = np.where(sps.binom.cdf(b, hi + b, 0.5) > level, 2 * hi, hi)
+    while np.any(short := sps.binom.cdf(b, hi + b, 0.5) > level):
+        hi = np.where(short, 2 * hi, hi)
     while np.any(hi - lo > 1):
         mid = (lo + hi) // 2
         rejects = sps.binom.cdf(b, mid + b, 0.5) <= level

@@ -8,7 +8,6 @@ overrides, validates, and raises SuiteError listing every problem as
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import reprlib
 import types
@@ -505,23 +504,14 @@ def _name_from(path: Path) -> str:
 
 
 def check_checkpoint(spec: str) -> str | None:
-    """Why a checkpoint path cannot be read, or None: the file must exist, be a file, and a pkg:
-    path must stay inside its installed package."""
-    if spec.startswith("pkg:"):
-        rest = spec[4:]
-        package, _, inner = rest.partition("/")
-        if not package or not inner:
-            return f"'{spec}': expected pkg:PACKAGE/path/inside/it"
-        found = importlib.util.find_spec(package) if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", package) else None
-        if found is None or not found.submodule_search_locations:
-            return f"'{spec}': package '{package}' is not installed (pip install {package})"
-        root = Path(next(iter(found.submodule_search_locations))).resolve()
-        target = (root / inner).resolve()
-        if root != target and root not in target.parents:
-            return f"'{spec}': leads outside the package '{package}'"
-        path = target
-    else:
-        path = Path(spec).expanduser()
+    """Why a checkpoint path cannot be read, or None: it must resolve (a pkg: path inside its
+    installed package) to an existing file."""
+    from .teachers import TeacherError, resolve_checkpoint
+
+    try:
+        path = resolve_checkpoint(spec)
+    except TeacherError as exc:
+        return str(exc).removeprefix("checkpoint ")
     if path.is_dir():
         return f"'{spec}': is a directory, expected a weights file"
     if not path.is_file():

@@ -6,6 +6,7 @@ Every model kdbench handles takes inputs in [0, 1]; normalisation lives inside t
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from torch import nn
@@ -19,14 +20,20 @@ class TeacherError(ValueError):
 
 def resolve_checkpoint(path: str) -> Path:
     """A file path, or `pkg:PACKAGE/relative/path` for a file shipped inside an installed package
-    (such as pyautoattack's example ResNet-18)."""
-    if path.startswith("pkg:"):
-        package, _, rel = path[4:].partition("/")
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise TeacherError(f"checkpoint '{path}': package '{package}' is not installed")
-        return Path(list(spec.submodule_search_locations)[0]) / rel
-    return Path(path).expanduser()
+    (such as pyautoattack's example ResNet-18); a pkg: path may not lead outside its package."""
+    if not path.startswith("pkg:"):
+        return Path(path).expanduser()
+    package, _, rel = path[4:].partition("/")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", package) or not rel:
+        raise TeacherError(f"checkpoint '{path}': expected pkg:PACKAGE/path/inside/it")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise TeacherError(f"checkpoint '{path}': package '{package}' is not installed (pip install {package})")
+    root = Path(next(iter(spec.submodule_search_locations))).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise TeacherError(f"checkpoint '{path}': leads outside the package '{package}'")
+    return target
 
 
 def checkpoint_identity(spec) -> str:

@@ -204,7 +204,7 @@ def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseli
         row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_seeds=len(bs), dist_seeds=len(ds),
                    base_acc=acc_a.mean(), base_sd=sd(acc_a), dist_acc=acc_b.mean(), dist_sd=sd(acc_b),
                    diff=test.difference, diff_sd=sd(acc_b - acc_a) if design == "paired" else np.nan,
-                   ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, mdd=test.mdd, test=test)  # fmt: skip
+                   ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, test=test)  # fmt: skip
         if len(bs) == 1 and len(ds) == 1 and binary:
             n = a.shape[1]
             row["base_lo"], row["base_hi"] = stats.wilson_interval(int(a.sum()), n)
