@@ -90,9 +90,8 @@ def cmd_list(args) -> int:
 
     for title, reg in (("architectures", MODELS), ("methods", METHODS), ("conditions", CONDITIONS), ("datasets", DATASETS)):
         print(f"{title}:")
-        for name, obj in reg.items():
-            doc = (getattr(obj, "__doc__", None) or "").strip().splitlines()
-            print(f"  {name:<18} {doc[0] if doc else ''}".rstrip())
+        for name in reg.names():
+            print(f"  {name:<18} {reg.doc(name)}".rstrip())
     return EXIT_OK
 
 

@@ -25,13 +25,19 @@ accuracy of that model should not be trusted as it stands. Accuracies and fracti
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from .evaluate import Cell, ModelEval
-from .results import level_str
+from .lazy import lazy
+from .levels import level_str
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+evaluation = lazy("bench.evaluate")
+
+if TYPE_CHECKING:
+    from .evaluate import ModelEval
 
 THRESHOLDS = {
     "iterative_vs_single_step": 0.01,
@@ -41,7 +47,7 @@ THRESHOLDS = {
     "vanishing_gradient": 0.05,
     "more_steps_help": 0.03,
 }
-TINY = torch.finfo(torch.float32).tiny
+TINY = 2.0**-126  # float32's smallest normal number, torch.finfo(torch.float32).tiny
 
 
 class DiagnosticsParams(BaseModel):
@@ -91,7 +97,8 @@ def _pgd_accuracy(model, x, y, eps, steps, step_size, seed) -> float:
     from .conditions.attack import pgd_steps
 
     ce = lambda logits, t: F.cross_entropy(logits, t, reduction="none")  # noqa: E731
-    x_adv = pgd_steps(model, x, y, eps, step_size, steps, ce, True, seed)
+    start = torch.rand(x.shape, generator=torch.Generator(device=x.device).manual_seed(seed), device=x.device, dtype=x.dtype) * 2 - 1
+    x_adv = pgd_steps(model, x, y, eps, step_size, steps, ce, start)
     with torch.inference_mode():
         clean_ok = model(x).argmax(1) == y
         return float(((model(x_adv).argmax(1) == y) & clean_ok).double().mean())
@@ -120,7 +127,7 @@ def probes(model, x, y, result: ModelEval, pgd, params: DiagnosticsParams, seed:
     if pgd is not None:
         p = pgd.params
         for level in pgd.levels():
-            r = result.cells.index(Cell(pgd.name, pgd.group, level))
+            r = result.cells.index(evaluation.Cell(pgd.name, pgd.group, level))
             base = float(result.correct[r, :n].double().mean())
             longer = p.model_copy(update={"steps": p.steps * params.steps_factor})
             more = _pgd_accuracy(model, x, y, level, longer.steps, longer.alpha(level), derive_seed(seed, "more_steps", float(level)))

@@ -3,6 +3,8 @@ files and in gate tolerance keys alike. Kept free of torch so that the gate stay
 
 from __future__ import annotations
 
+import math
+import numbers
 from fractions import Fraction
 from typing import Annotated
 
@@ -28,3 +30,12 @@ def in_pixel_units(value: float) -> float:
 
 # A sigma, an epsilon or a step in [0, 1] pixel units (NaN and infinities refused).
 PixelValue = Annotated[float, BeforeValidator(parse_fraction), AfterValidator(in_pixel_units)]
+
+
+def level_str(level) -> str:
+    """A level as metrics.csv writes it: '' for none, an integer as such, else 6 significant digits."""
+    if level is None or (isinstance(level, float) and math.isnan(level)) or level == "":
+        return ""
+    if isinstance(level, numbers.Integral) and not isinstance(level, bool):
+        return str(int(level))
+    return format(float(level), ".6g")

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from .hashing import content_hash
 from .suite import Suite, conditions_of
 
-# Bumped when a change to training or evaluation code changes results, to invalidate caches.
+# Bumped when a change to training code changes results, to invalidate caches (every job's hash).
 CACHE_VERSION = 1
+# Bumped when a change to evaluation code changes results: it invalidates evaluations only, and
+# makes runs before and after it incomparable to the gate. 2: attack random starts per example.
+EVALUATION_VERSION = 2
 
 
 @dataclass
@@ -48,12 +51,17 @@ class Plan:
 
 def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     """What determines the evaluation of a model, apart from the model: conditions, levels, attack
-    parameters, the examples. Two runs are comparable only when this is the same."""
+    parameters, the examples, and the batch size where an attack's randomness depends on it. Two
+    runs are comparable only when this is the same."""
     ev = suite.evaluate
+    built = conditions_of(ev)
     # where files live or are cached does not change what is measured
     where = {"root", "cache"}
-    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields))} for c in conditions_of(ev)]
-    return {"seed": ev.seed, "conditions": conds, "diagnostics": ev.diagnostics.model_dump(mode="json"), "example_ids_sha256": example_ids_sha256}
+    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields))} for c in built]
+    spec = {"version": EVALUATION_VERSION, "seed": ev.seed, "conditions": conds, "diagnostics": ev.diagnostics.model_dump(mode="json"), "example_ids_sha256": example_ids_sha256}
+    if not all(getattr(c, "batch_independent", True) for c in built):
+        spec["batch_size"] = ev.batch_size
+    return spec
 
 
 def transfer_source(suite: Suite, name: str, seed: int) -> tuple[str, int] | None:
@@ -97,7 +105,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
         elif t.source == "checkpoint":
             spec |= {"checkpoint_sha256": teacher_identities[name]}
         else:
-            spec |= {"robustbench": t.robustbench, "threat_model": t.threat_model}
+            spec |= {"robustbench": t.robustbench, "threat_model": t.threat_model, "weights_sha256": teacher_identities[name]}
         job = Job("teacher", name, t.seed, spec)
         jobs.append(job)
         model_jobs[(name, t.seed)] = job

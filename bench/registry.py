@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
+import importlib
 import os
-from typing import Callable, Generic, Iterator, TypeVar
+import pkgutil
+from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -39,28 +45,70 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._declared: dict[str, tuple[str, str]] = {}  # name -> (module, docstring), not yet imported
 
-    def register(self, name: str | None = None) -> Callable[[T], T]:
+    def declare_from_sources(self, package: str, path: Iterable[str], decorator: str) -> None:
+        """Learn the names that `@decorator("name")` registers in the package's modules by reading
+        their source, without importing them (model families import torch, and `validate` should
+        not wait for it); `get` imports a name's module on first use. Only literal names are seen:
+        register with a decorator and a string, one function per name."""
+        for info in pkgutil.iter_modules(path):
+            file = Path(next(iter(path))) / f"{info.name}.py"
+            if not file.is_file():
+                continue
+            for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+                if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    continue
+                for dec in node.decorator_list:
+                    if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id == decorator
+                            and dec.args and isinstance(dec.args[0], ast.Constant) and isinstance(dec.args[0].value, str)):
+                        self._declared[dec.args[0].value] = (f"{package}.{info.name}", ast.get_docstring(node) or "")
+
+    def _import_declared(self, names) -> None:
+        for module in dict.fromkeys(self._declared[n][0] for n in names if n in self._declared and n not in self._items):
+            importlib.import_module(module)
+
+    def register(self, name: str | None = None, **fixed) -> Callable[[T], T]:
+        """Register `obj` under `name`; with keyword arguments, `obj` with those arguments fixed
+        (one class, several named variants: stack the decorators)."""
+
         def deco(obj: T) -> T:
             key = name or getattr(obj, "name", None) or obj.__name__
-            if key in self._items and self._items[key] is not obj:
+            entry = obj
+            if fixed:
+                entry = functools.partial(obj, **fixed)
+                entry.__doc__ = obj.__doc__
+            if key in self._items and obj not in (self._items[key], getattr(self._items[key], "func", None)):
                 raise ValueError(f"{self.kind} '{key}' registered twice")
-            self._items[key] = obj
+            self._items[key] = entry
             return obj
 
         return deco
 
     def get(self, name: str) -> T:
+        self._import_declared([name])
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownName(self.kind, name, self._items) from None
+            raise UnknownName(self.kind, name, self.names()) from None
 
     def names(self) -> list[str]:
-        return list(self._items)
+        return list(dict.fromkeys([*self._declared, *self._items]))
 
     def items(self) -> Iterator[tuple[str, T]]:
+        self._import_declared(self._declared)
         return iter(self._items.items())
 
+    def doc(self, name: str) -> str:
+        """The first line of what `name` registers, without importing it."""
+        text = self._declared[name][1] if name in self._declared and name not in self._items else getattr(self.get(name), "__doc__", None)
+        return (text or "").strip().split("\n")[0]
+
+    def check(self, name: str) -> str:
+        """`name` if registered (imports nothing), else UnknownName with the choices."""
+        if name not in self:
+            raise UnknownName(self.kind, name, self.names())
+        return name
+
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._declared

@@ -19,7 +19,7 @@ corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] p
 from __future__ import annotations
 
 import json
-import math
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_text
+from .levels import level_str
+from .names import NAME
 
 METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
@@ -43,14 +45,6 @@ class ResultsError(ValueError):
     def __init__(self, path, problem: str):
         self.path = Path(path)
         super().__init__(f"{path}: {problem}")
-
-
-def level_str(level) -> str:
-    if level is None or (isinstance(level, float) and math.isnan(level)) or level == "":
-        return ""
-    if isinstance(level, (int, np.integer)) and not isinstance(level, bool):
-        return str(int(level))
-    return format(float(level), ".6g")
 
 
 @dataclass
@@ -183,4 +177,10 @@ def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
                 df[col] = pd.to_numeric(df[col], errors="raise").astype(float)
     except (ValueError, TypeError) as exc:
         raise ResultsError(file, f"non-numeric value where a number belongs ({exc}); truncated?") from None
+    for col in ("model", "teachers"):
+        if col in df.columns:
+            names = [n for v in df[col] for n in str(v).split("+") if n] if col == "teachers" else df[col].astype(str)
+            bad = sorted({n for n in names if not re.match(NAME, n)})
+            if bad:
+                raise ResultsError(file, f"'{col}' holds {bad[0][:80]!r}, which is not a model name (letters, digits, _ . -, starting with a letter or digit)")
     return df

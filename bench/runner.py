@@ -24,7 +24,7 @@ from .methods import teacher_log_probs
 from .plan import Plan, make_plan
 from .results import DIAGNOSTIC_COLUMNS, write_run
 from .suite import Suite, conditions_of
-from .teachers import checkpoint_identity
+from .teachers import checkpoint_identity, robustbench_identity
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -64,7 +64,7 @@ def eval_examples(suite: Suite, test):
     return test.subset(stratified_subset(test.labels, n, suite.evaluate.seed))
 
 
-def prepare(suite: Suite, data_root=None):
+def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: bool = True):
     splits = load_data(suite, data_root)
     test_eval = eval_examples(suite, splits.test)
     # Indices alone are not enough: position k is another image in another copy of the dataset.
@@ -73,6 +73,7 @@ def prepare(suite: Suite, data_root=None):
     h.update(test_eval.images.numpy().tobytes())
     ids_sha = h.hexdigest()
     identities = {n: checkpoint_identity(t) for n, t in suite.teachers.items() if t.source == "checkpoint"}
+    identities |= {n: robustbench_identity(t, model_dir, fetch) for n, t in suite.teachers.items() if t.source == "robustbench"}
     plan = make_plan(suite, splits.identity, ids_sha, identities)
     return splits, test_eval, plan
 
@@ -82,8 +83,8 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     t0 = time.perf_counter()
     dev = resolve_device(device)
     make_deterministic()
-    splits, test_eval, plan = prepare(suite, data_root)
     store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
+    splits, test_eval, plan = prepare(suite, data_root, store.root / "robustbench", fetch=not dry_run)
     if dry_run:
         for job, line in zip(plan.jobs, plan.describe()):
             log(("done   " if store.done(job) else "to run ") + line)
@@ -97,8 +98,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         weights.setdefault(name, {})[str(seed)] = weights_sha256(runner.load_model(job.deps[0]))
     summary = corruption_summary(suite, metrics)
     finished = datetime.now(timezone.utc)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(out) / suite.name / run_id
+    run_id, run_dir = claim_run_dir(Path(out) / suite.name, started.strftime("%Y%m%dT%H%M%SZ"))
     manifest = {
         "kdbench_version": __version__,
         "torch": torch.__version__,
@@ -132,12 +132,26 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics)
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
-        tmp = run_dir.parent / ".latest.tmp"
+        tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"  # per process: two runs may finish together
         if tmp.is_symlink():
             tmp.unlink()
         tmp.symlink_to(run_id)
         os.replace(tmp, latest)
     return run_dir
+
+
+def claim_run_dir(parent: Path, run_id: str) -> tuple[str, Path]:
+    """A run directory of our own: created here, never one another run (started in the same
+    second) is writing to; the id gets a suffix -2, -3, ... when taken."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        candidate = run_id if k == 1 else f"{run_id}-{k}"
+        try:
+            (parent / candidate).mkdir()
+            return candidate, parent / candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{parent}: 999 runs started in the same second")
 
 
 def assemble(plan: Plan, store: Store, test_eval):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-import torch
+from .lazy import lazy
+
+torch = lazy("torch")
 
 
 def derive_seed(*parts) -> int:
@@ -19,10 +21,21 @@ def generator(*parts, device: str | torch.device = "cpu") -> torch.Generator:
     return g
 
 
-def per_example_normal(shape_per_example, indices, *parts, device="cpu", dtype=torch.float32) -> torch.Tensor:
-    """Standard normal noise, one generator per example index: the draw for an image does not
-    depend on the batch it sits in, the batch size or which other conditions ran."""
+def _per_example(draw, shape_per_example, indices, parts, device, dtype) -> torch.Tensor:
+    # one generator per example index: the draw for an image does not depend on the batch it sits
+    # in, the batch size or which other conditions ran
+    dtype = dtype or torch.float32
     out = torch.empty((len(indices), *shape_per_example), dtype=dtype)
     for row, idx in enumerate(indices.tolist() if hasattr(indices, "tolist") else indices):
-        out[row] = torch.randn(shape_per_example, generator=generator(*parts, int(idx)), dtype=dtype)
+        out[row] = draw(tuple(shape_per_example), generator=generator(*parts, int(idx)), dtype=dtype)
     return out.to(device)
+
+
+def per_example_normal(shape_per_example, indices, *parts, device="cpu", dtype=None) -> torch.Tensor:
+    """Standard normal noise, seeded per example index."""
+    return _per_example(torch.randn, shape_per_example, indices, parts, device, dtype)
+
+
+def per_example_uniform(shape_per_example, indices, *parts, device="cpu", dtype=None) -> torch.Tensor:
+    """Uniform noise in [-1, 1), seeded per example index."""
+    return _per_example(torch.rand, shape_per_example, indices, parts, device, dtype).mul_(2).sub_(1)

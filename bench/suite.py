@@ -22,12 +22,12 @@ from .conditions.robust import EXPANDS_TO
 from .diagnostics import DiagnosticsParams
 from .methods import METHODS, method_spec_type
 from .methods.base import EnsembleMode
+from .names import NAME
 from .registry import UnknownName, did_you_mean
 from .safe_yaml import YamlProblem
 from .safe_yaml import loads as yaml_loads
 from .safe_yaml import read as yaml_read
 
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
 Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
 
@@ -41,7 +41,7 @@ def _registered(registry_getter):
 
     def check(value: str) -> str:
         try:
-            registry_getter().get(value)
+            registry_getter().check(value)
         except UnknownName as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -74,15 +74,13 @@ class DatasetSpec(Strict):
     _name = field_validator("name")(_registered(_datasets))
 
     @model_validator(mode="after")
-    def _synthetic_params(self):
-        if self.name == "synthetic":
-            from .data.errors import DataError
-            from .data.synthetic import check_params
+    def _dataset_params(self):
+        from .data import DataError, check_params
 
-            try:
-                check_params(self.params, self.train_subset, self.test_subset)
-            except DataError as exc:
-                raise ValueError(str(exc)) from None
+        try:
+            check_params(self.name, self.params, self.train_subset, self.test_subset)
+        except DataError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

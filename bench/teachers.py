@@ -8,10 +8,12 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .hashing import file_sha256
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class TeacherError(ValueError):
@@ -62,3 +64,19 @@ def load_robustbench_teacher(spec, model_dir: Path) -> nn.Module:
     from .zoo import load_robustbench
 
     return load_robustbench(spec.robustbench, dataset="cifar10", threat_model=spec.threat_model, model_dir=model_dir).eval()
+
+
+UNFETCHED = "weights not fetched"
+
+
+def robustbench_identity(spec, model_dir: Path, fetch: bool = True) -> str:
+    """The hash of a zoo teacher's weights (downloaded first if need be): a name alone would let
+    a re-uploaded or hand-replaced file reuse results computed with other weights. Without `fetch`
+    (a dry run) and with nothing on disk yet, UNFETCHED."""
+    from .hashing import weights_sha256
+    from .zoo import expected_weight_paths
+
+    paths = expected_weight_paths(spec.robustbench, "cifar10", spec.threat_model, model_dir=model_dir)
+    if not fetch and (not paths or not all(p.is_file() for p in paths)):
+        return UNFETCHED
+    return weights_sha256(load_robustbench_teacher(spec, model_dir))

@@ -62,6 +62,37 @@ def test_cw_on_two_classes_is_pgd_on_cross_entropy():
     assert torch.allclose(ours, theirs, atol=1e-6)
 
 
+@pytest.mark.parametrize("random_start", [False, True])
+def test_pgd_equals_torchattacks_from_the_same_start(trained, random_start):
+    model, test = trained
+    x, y = test.images[:32].float() / 255, test.labels[:32]
+    (pgd,) = build("pgd", eps=[EPS], steps=5, random_start=random_start)
+    torch.manual_seed(7)
+    noise = torch.empty_like(x).uniform_(-EPS, EPS)  # what torchattacks draws after the same seed
+    ours = pgd.run_once(model, x, y, EPS, lambda like, *extra, rows=None: noise / EPS)
+    torch.manual_seed(7)
+    theirs = torchattacks.PGD(model, eps=EPS, alpha=2.5 * EPS / 5, steps=5, random_start=random_start)(x, y)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    assert not torch.equal(ours, x)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr"])
+def test_apgd_equals_pyautoattack_from_the_same_start(trained, loss):
+    from pyautoattack.autopgd_base import APGDAttack
+
+    model, test = trained
+    x = test.images[:32].float() / 255
+    with torch.no_grad():
+        y = model(x).argmax(1)  # all correct, so pyautoattack attacks the whole batch, as we do
+    (apgd,) = build("apgd", eps=[EPS], steps=6, loss=loss)
+    torch.manual_seed(5)
+    start = 2 * torch.rand(x.shape) - 1  # what pyautoattack draws first after its seed
+    ours = apgd.run_once(model, x, y, EPS, lambda like, *extra, rows=None: start)
+    theirs = APGDAttack(model, n_iter=6, norm="Linf", n_restarts=1, eps=EPS, seed=5, loss=loss, eot_iter=1, rho=0.75, device="cpu").perturb(x, y)
+    assert torch.equal(ours, theirs)
+    assert 0 < int((ours != x).flatten(1).any(1).sum()) < len(x)  # it fooled some, not all
+
+
 def test_margin_loss_by_hand():
     from bench.conditions.cw import margin_loss
 

@@ -97,13 +97,35 @@ def test_evaluate_scores_perturbed_batches_once_per_condition(model, monkeypatch
 
 
 def test_evaluate_batch_size_does_not_change_results(model):
-    conds = [build("clean"), build("gaussian_noise", sigmas=[0.1]), build("fgsm", eps=[2 / 255])]
+    # random starts are seeded per example, so attacks with them are batch-independent too
+    E = 0.1 / 255  # an untrained net's margins are thin
+    conds = [build("clean"), build("gaussian_noise", sigmas=[0.1]), build("fgsm", eps=[2 / 255]),
+             build("pgd", eps=[E], steps=3, restarts=2), build("cw", eps=[E], steps=3),
+             build("apgd", eps=[E], steps=4, restarts=2), build("apgd_t", eps=[E], steps=3, target_classes=2)]  # fmt: skip
     images = (torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
-    labels = torch.randint(0, 10, (30,), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        labels = model(images / 255).argmax(1)  # every clean image right: the attacks have work to do
     a = evaluate({"m": model}, conds, images, labels, torch.arange(30), batch_size=7)["m"]
     b = evaluate({"m": model}, conds, images, labels, torch.arange(30), batch_size=30)["m"]
     assert torch.equal(a.correct, b.correct)
     assert torch.allclose(a.clean_logits, b.clean_logits, atol=1e-5)
+    fooled = (~a.correct[3:7]).sum(1)
+    assert all(0 < int(f) < 30 for f in fooled), fooled  # each attack fooled some, not all
+
+
+def test_an_examples_random_start_depends_on_its_index_alone(batch):
+    from bench.conditions.attack import Starts
+
+    x, _, idx = batch
+    key = (0, "pgd", 8 / 255, 0)
+    whole = Starts(key, idx)(x)
+    assert torch.equal(Starts(key, idx[5:9])(x[5:9]), whole[5:9])
+    assert torch.equal(Starts(key, idx)(x, rows=torch.tensor([5, 6])), whole[5:7])
+    assert not torch.equal(Starts(key, idx + 1)(x), whole)
+    assert not torch.equal(Starts((0, "pgd", 8 / 255, 1), idx)(x), whole)  # each restart starts afresh
+    assert not torch.equal(Starts(key, idx)(x, 2), whole)  # and each extra key (APGD-T's targets)
+    assert whole.min() >= -1 and whole.max() < 1  # uniform on [-1, 1): mean 0, variance 1/3
+    assert abs(float(whole.mean())) < 0.01 and abs(float(whole.var()) - 1 / 3) < 0.01
 
 
 @pytest.mark.parametrize("name,params,level", [

@@ -345,14 +345,13 @@ def test_step_summary_is_appended(tmp_path, capsys, monkeypatch, one_seed):
     assert "NOT COMPARABLE" in summary.read_text()
 
 
-def test_markup_in_model_names_is_escaped_in_the_markdown(tmp_path, capsys):
+def test_markup_in_model_names_is_refused(tmp_path, capsys):
     evil = "<img src=x onerror=alert(1)>|x"
     models = (("t", "teacher", "teacher", "wrn", 0.9), ("b", "baseline", "baseline", "r20", 0.8), (evil, "distilled", "kd", "r20", 0.82))
-    pieces = fakerun.fake_results(n=200, models=models)
-    base = write(tmp_path, "base", pieces)
-    code, out, _ = run_gate(capsys, base, base)
-    assert code == 0
-    assert "<img" not in out and "&lt;img src=x onerror=alert(1)&gt;\\|x" in out
+    base = write(tmp_path, "base", fakerun.fake_results(n=200, models=models))
+    code, out, err = run_gate(capsys, base, base)
+    assert code == 2 and "<img" not in out
+    assert "metrics.csv: 'model' holds '<img src=x onerror=alert(1)>|x', which is not a model name" in err
 
 
 def test_baseline_blessing_round_trip(tmp_path, capsys, three_seeds):

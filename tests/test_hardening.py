@@ -122,12 +122,15 @@ def test_a_file_name_with_a_space_gives_a_valid_name(tmp_path, capsys):
     ({"dataset": {"params": {"n_train": 200, "n_test": 0}}}, "synthetic dataset: n_test must be an integer >= 1, got 0"),
     ({"dataset": {"test_subset": 500}}, "test_subset 500 is larger than the synthetic test split (n_test = 100)"),
     ({"dataset": {"params": {"n_tset": 5}}}, "synthetic dataset: unknown parameter(s) ['n_tset']"),
+    ({"dataset": {"name": "cifar10", "params": {}, "test_subset": 20000}}, "test_subset 20000 is larger than CIFAR-10's test split (10,000 images)"),
+    ({"dataset": {"name": "cifar10", "params": {}, "train_subset": 60000}}, "train_subset 60000 is larger than CIFAR-10's train split (50,000 images)"),
+    ({"dataset": {"name": "cifar10", "params": {"format": "lmdb"}}}, "cifar10: format must be one of auto, pickle, imagefolder; got 'lmdb'"),
 ])  # fmt: skip
 def test_values_out_of_range(tmp_path, capsys, change, expected):
     raw = yaml.safe_load(GOOD)
     for section, value in change.items():
         for key, sub in value.items():
-            if isinstance(raw[section].get(key), dict) and isinstance(sub, dict) and section != "evaluate":
+            if isinstance(raw[section].get(key), dict) and isinstance(sub, dict) and key != "params" and section != "evaluate":
                 raw[section][key] = {**raw[section][key], **sub}
             else:
                 raw[section][key] = sub
@@ -291,3 +294,70 @@ def test_fuzzed_suites_give_exit_0_or_2_and_no_traceback(tmp_path, capsys):
                 assert str(path) in err
             cases += 1
     assert cases == 40 * len(SHIPPED) and time.perf_counter() - start < 60
+
+
+# ------------------------------------------------------------------------ data
+def test_exporting_the_test_split_needs_no_train_folder(tmp_path, capsys):
+    from bench.data import load_dataset, load_split
+    from bench.data.cifar10 import write_imagefolder
+
+    root = write_imagefolder(tmp_path / "data", load_dataset("synthetic", None, n_train=20, n_test=10, seed=0))
+    _, _, both = load_split("cifar10", root, "test")
+    for path in sorted((root / "train").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (root / "train").rmdir()
+    code, _, err = cli(capsys, "corruptions", "export", "--data-root", root, "--names", "fog", "--severities", "1", "--out", tmp_path / "c")
+    assert code == 0, err
+    assert np.load(tmp_path / "c" / "fog.npy").shape == (10, 32, 32, 3)
+    _, _, alone = load_split("cifar10", root, "test")
+    assert alone != both  # the identity says which files were there
+    code, _, err = cli(capsys, "corruptions", "export", "--data-root", root, "--split", "train", "--names", "fog", "--out", tmp_path / "d")
+    assert code == 2 and "no CIFAR-10 data found" in err
+
+
+# ------------------------------------------------------------------------ two runs at once
+def test_two_runs_of_one_suite_into_one_folder_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.results import read_run
+
+    suite = Path(__file__).parent / "suites" / "synthetic.yaml"
+    args = [sys.executable, "-m", "bench", "run", str(suite), "--out", str(tmp_path), "--device", "cpu",
+            "--set", "train.epochs=1", "--set", "dataset.params.n_train=200", "--set", "evaluate.n=40"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outputs):
+        assert p.returncode == 0 and "Traceback" not in err, err
+    runs = sorted(d for d in (tmp_path / "synthetic").iterdir() if not d.is_symlink())
+    assert len(runs) == 2  # each run its own directory, even when both started in the same second
+    first, second = (read_run(r) for r in runs)
+    assert first.metrics.equals(second.metrics) and (first.correct == second.correct).all()
+    jobs = tmp_path / "_cache" / "jobs"
+    assert not list(jobs.glob(".*"))  # no half-written job folder left behind
+    hashes = {j["hash"] for j in first.manifest["jobs"]}
+    assert hashes == {j["hash"] for j in second.manifest["jobs"]} and {p.name for p in jobs.iterdir()} >= hashes
+    assert all((jobs / h).is_dir() and any((jobs / h).iterdir()) for h in hashes)
+
+
+# ------------------------------------------------------------------------ light commands
+@pytest.mark.parametrize("argv", [["validate", *map(str, SHIPPED[:4])], ["list"], ["schema"]])
+def test_validate_list_and_schema_never_import_torch(argv):
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench.cli import main; rc = main(sys.argv[1:]); "
+            "heavy = [m for m in ('torch', 'torchattacks', 'pandas', 'scipy', 'matplotlib') if m in sys.modules]; "
+            "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_the_architecture_names_read_from_source_are_those_registered():
+    from bench.models import MODELS
+
+    declared = set(MODELS.names())
+    list(MODELS.items())  # imports every family module, running the decorators
+    assert set(MODELS._items) == declared and "resnet20" in declared and "wrn_28_10" in declared

@@ -12,6 +12,7 @@ import fakerun
 from bench.cli import main
 from bench.report import render, tables
 from bench.report.runs import load_run
+from bench.results import ResultsError, read_run
 
 KD, BASE, TEACHER = "resnet20-kd", "resnet20-baseline", "wrn40_2-teacher"
 EVIL = "<script>alert(1)</script>"
@@ -228,11 +229,19 @@ def test_html_shows_the_headline_numbers(full_html):
     assert re.search(r'<td class="l[^"]*">(too few seeds to tell|no detectable difference|kd higher|kd lower)</td>', html)
 
 
-def test_model_names_and_manifest_values_are_escaped(tmp_path):
-    models = ((f"teacher{EVIL}", "teacher", "teacher", "wrn", 0.9), ("_base$x$", "baseline", "baseline", "r20", 0.8), (EVIL, "distilled", "kd", "r20", 0.82))
-    pieces = fakerun.fake_results(n=200, models=models)
+def test_model_names_that_are_not_names_are_refused_when_read(tmp_path):
+    for bad in (EVIL, "_base$x$", "a b"):
+        models = (("t", "teacher", "teacher", "wrn", 0.9), ("b", "baseline", "baseline", "r20", 0.8), (bad, "distilled", "kd", "r20", 0.82))
+        path = fakerun.write(tmp_path / f"run{len(bad)}", fakerun.fake_results(n=50, models=models))
+        with pytest.raises(ResultsError, match="metrics.csv: 'model' holds .* which is not a model name"):
+            read_run(path)
+
+
+def test_manifest_values_are_escaped(tmp_path):
+    # names cannot carry markup (read_run refuses them); the manifest's free text still can
+    pieces = fakerun.fake_results(n=200)
     pieces.manifest["git_commit"] = '"><img src=x onerror=alert(2)>'
-    pieces.manifest["suite"]["name"] = EVIL
+    pieces.manifest["suite_name"] = pieces.manifest["suite"]["name"] = EVIL
     path = fakerun.write(tmp_path / "run", pieces)
     html = render(path, "html")
     assert "<script" not in html.lower() and "<img src=x" not in html
@@ -240,7 +249,7 @@ def test_model_names_and_manifest_values_are_escaped(tmp_path):
     assert "&lt;img src=x onerror=alert(2)&gt;" in html
     md = render(path, "md")
     assert "<script" not in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in md
-    for uri in _data_uris(html):  # names in figures are drawn as glyph paths, never as markup
+    for uri in _data_uris(html):  # text in figures is drawn as glyph paths, never as markup
         assert b"<script" not in base64.b64decode(uri.split(",", 1)[1])
 
 

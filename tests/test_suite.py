@@ -197,3 +197,17 @@ def test_robust_preset_and_teacher_methods_validate(tmp_path):
     from bench.suite import conditions_of
 
     assert [c.name for c in conditions_of(suite.evaluate) if c.group == "attack"] == ["square", "transfer", "autoattack", "fgsm", "pgd", "cw"]
+
+
+def test_the_batch_size_enters_the_evaluation_spec_only_where_an_attack_depends_on_it(tmp_path):
+    from bench.plan import eval_spec_of
+
+    def spec(extra, batch_size):
+        text = GOOD + f"  batch_size: {batch_size}\n" + extra
+        return eval_spec_of(load_suite(write(tmp_path, text)), "ids")
+
+    assert spec("", 64) == spec("", 128)  # noise, FGSM (and PGD, CW, APGD) draw per example
+    assert spec("  pgd: {eps: [2/255], restarts: 2}\n", 64) == spec("  pgd: {eps: [2/255], restarts: 2}\n", 128)
+    for batched in ("  square: {eps: [2/255], queries: 10}\n", "  autoattack: {eps: [2/255]}\n"):
+        assert spec(batched, 64) != spec(batched, 128)
+        assert spec(batched, 64)["batch_size"] == 64

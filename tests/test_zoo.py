@@ -119,3 +119,50 @@ def test_ensemble_paths_follow_robustbench_naming(tmp_path):
         pytest.skip("no ensemble in this robustbench release")
     paths = zoo.expected_weight_paths(name, model_dir=tmp_path)
     assert len(paths) > 1 and paths[0].name == f"{name}.pt_m0.pt"
+
+
+def test_a_zoo_teachers_job_hash_covers_its_weights(tmp_path, offline, monkeypatch):
+    from bench import runner, teachers
+    from bench.models import wrap
+    from bench.suite import load_suite
+    from bench.teachers import UNFETCHED
+
+    suite_file = tmp_path / "zoo.yaml"
+    suite_file.write_text("""
+name: zoo
+dataset: {name: synthetic, params: {n_train: 40, n_test: 20}}
+train: {epochs: 1, batch_size: 20}
+teachers:
+  rb: {robustbench: Standard}
+students:
+  base: {arch: cnn_tiny, method: baseline, seeds: [0]}
+  kd: {arch: cnn_tiny, method: kd, teachers: [rb], seeds: [0]}
+""")
+    suite = load_suite(suite_file)
+    model_dir = tmp_path / "rb"
+    weights = model_dir / "cifar10" / "Linf" / "Standard.pt"
+    loaded = []
+
+    def fake_load(spec, where):  # a small stand-in whose weights follow the file's bytes
+        loaded.append(where)
+        torch.manual_seed(len(weights.read_bytes()))
+        return wrap(create_model("cnn_tiny"), "none")
+
+    monkeypatch.setattr(teachers, "load_robustbench_teacher", fake_load)
+
+    def hashes(fetch=True):
+        plan = runner.prepare(suite, None, model_dir, fetch=fetch)[2]
+        return {j.id: j.hash for j in plan.jobs}, plan.jobs[0].spec
+
+    (dry, spec) = hashes(fetch=False)  # a dry run with nothing downloaded loads nothing
+    assert loaded == [] and spec["weights_sha256"] == UNFETCHED
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"one")
+    first, spec = hashes()
+    assert spec["weights_sha256"] != UNFETCHED and loaded == [model_dir] and first != dry
+    weights.write_bytes(b"other")  # same name, other weights: the teacher and all that reads it rerun
+    second, _ = hashes()
+    assert second["teacher:rb:seed0"] != first["teacher:rb:seed0"]
+    assert second["student:kd:seed0"] != first["student:kd:seed0"]
+    assert second["student:base:seed0"] == first["student:base:seed0"]
+    assert offline == []

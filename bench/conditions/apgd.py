@@ -4,8 +4,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..lazy import lazy
 from . import CONDITIONS
 from .attack import Attack, AttackParams
+
+torch = lazy("torch")
 
 
 class APGDParams(AttackParams):
@@ -14,25 +17,32 @@ class APGDParams(AttackParams):
     restarts: int = Field(1, ge=1)
 
 
+def apgd_run(atk, x, y, start: torch.Tensor) -> torch.Tensor:
+    """One run of a pyautoattack APGD object from our own start (its `perturb` draws the start for
+    the whole batch from one generator): Linf noise scaled so its largest entry is eps, as theirs.
+    Examples it fools get their adversarial image, the others stay clean."""
+    atk.init_hyperparam(x)
+    _, robust, _, adv = atk.attack_single_run(x, y, x_init=x + atk.eps * atk.normalize(start))
+    return torch.where((robust == 0).view(-1, *[1] * (x.dim() - 1)), adv, x)
+
+
 @CONDITIONS.register("apgd")
 class APGD(Attack):
     """Auto-PGD (Croce & Hein, 2020) on CE or DLR, pyautoattack's reference APGDAttack.
 
-    The step size adapts to the loss' progress, so there is none to tune; restarts keep each
-    example's first success."""
+    The step size adapts to the loss' progress, so there is none to tune; restarts run on the
+    examples not yet fooled, as in pyautoattack."""
 
     name = "apgd"
     Params = APGDParams
-    restarts = 1  # pyautoattack restarts by itself (n_restarts), on the examples not yet fooled
 
     @property
     def kind(self):
         return "margin" if self.params.loss == "dlr" else "ce"
 
-    def run_once(self, model, x, y, eps, seed):
+    def run_once(self, model, x, y, eps, start):
         from pyautoattack.autopgd_base import APGDAttack
 
         p = self.params
-        atk = APGDAttack(model, n_iter=p.steps, norm="Linf", n_restarts=p.restarts, eps=eps, seed=seed, loss=p.loss,
-                         eot_iter=1, rho=0.75, device=x.device)  # fmt: skip
-        return atk.perturb(x, y)
+        atk = APGDAttack(model, n_iter=p.steps, norm="Linf", n_restarts=1, eps=eps, loss=p.loss, eot_iter=1, rho=0.75, device=x.device)
+        return apgd_run(atk, x, y, start(x))

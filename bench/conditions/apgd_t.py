@@ -2,8 +2,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..lazy import lazy
 from . import CONDITIONS
-from .attack import Attack, AttackParams
+from .apgd import apgd_run
+from .attack import Attack, AttackParams, first_success
+
+torch = lazy("torch")
 
 
 class APGDTParams(AttackParams):
@@ -14,19 +18,30 @@ class APGDTParams(AttackParams):
 
 @CONDITIONS.register("apgd_t")
 class APGDT(Attack):
-    """Targeted APGD-DLR towards each of the top-k wrong classes, pyautoattack's APGDAttack_targeted."""
+    """Targeted APGD-DLR towards each of the top-k wrong classes, pyautoattack's APGDAttack_targeted.
+
+    As its `perturb`: the targets in order of the model's clean scores, each run on the examples
+    that survived the earlier targets; the start is drawn per example and target."""
 
     name = "apgd_t"
     kind = "margin"
     Params = APGDTParams
-    restarts = 1  # pyautoattack restarts by itself (n_restarts), on the examples not yet fooled
 
-    def run_once(self, model, x, y, eps, seed):
+    def run_once(self, model, x, y, eps, start):
         from pyautoattack.autopgd_base import APGDAttack_targeted
 
         p = self.params
-        with_logits = model(x[:1])
-        k = min(p.target_classes, with_logits.shape[1] - 1)  # the targeted DLR loss needs 4 classes or more
-        atk = APGDAttack_targeted(model, n_iter=p.steps, norm="Linf", n_restarts=p.restarts, eps=eps, seed=seed,
-                                  n_target_classes=k, eot_iter=1, rho=0.75, device=x.device)  # fmt: skip
-        return atk.perturb(x, y)
+        with torch.no_grad():
+            ranked = model(x).sort(dim=1)[1]  # the targets: the most likely wrong classes on clean inputs
+        k = min(p.target_classes, ranked.shape[1] - 1)  # the targeted DLR loss needs 4 classes or more
+        atk = APGDAttack_targeted(model, n_iter=p.steps, norm="Linf", n_restarts=1, eps=eps, n_target_classes=k,
+                                  eot_iter=1, rho=0.75, device=x.device)  # fmt: skip
+
+        def towards(target):
+            def run(rows):
+                atk.y_target = ranked[rows, -target]
+                return apgd_run(atk, x[rows], y[rows], start(x[rows], target, rows=rows))
+
+            return run
+
+        return first_success(model, x, y, (towards(t) for t in range(2, k + 2)))

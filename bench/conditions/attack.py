@@ -1,4 +1,4 @@
-"""What every attack shares: Linf epsilons, per-batch seeds, worst case over restarts.
+"""What every attack shares: Linf epsilons, random starts seeded per example, worst case over restarts.
 
 An attack is a model-dependent condition: `attack(model, x, y, indices, level)` returns
 adversarial images in [0, 1] within `level` (Linf) of `x`. The evaluator scores them and applies
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from pydantic import Field, field_validator
 
+from ..lazy import lazy
 from ..levels import PixelValue
-from ..seeding import derive_seed
+from ..seeding import derive_seed, per_example_uniform
 from .base import Condition, Params
+
+torch = lazy("torch")
 
 
 class AttackParams(Params):
@@ -31,69 +33,84 @@ class AttackParams(Params):
         return values
 
 
+class Starts:
+    """Random starts for one (attack, level, restart): uniform noise in [-1, 1) per example, seeded
+    by the example's index, so an image's adversarial example does not depend on the batch it sits
+    in or on the batch size. `extra` keys further draws (APGD-T's target classes)."""
+
+    def __init__(self, key: tuple, indices: torch.Tensor):
+        self.key, self.indices = key, indices
+
+    def __call__(self, like: torch.Tensor, *extra, rows: torch.Tensor | None = None) -> torch.Tensor:
+        idx = self.indices if rows is None else self.indices[rows.cpu()]
+        return per_example_uniform(like.shape[1:], idx, *self.key, *extra, device=like.device, dtype=like.dtype)
+
+    @property
+    def batch_seed(self) -> int:
+        """One seed for the whole batch, for reference implementations that draw from a single
+        generator (Square): their results depend on how examples are batched."""
+        return derive_seed(*self.key, int(self.indices[0]))
+
+
 class Attack(Condition):
     group: ClassVar[str] = "attack"
     model_dependent: ClassVar[bool] = True
     whole_set: ClassVar[bool] = False
     needs_source: ClassVar[bool] = False
+    # False where the reference implementation shares randomness across a batch: the evaluation
+    # batch size then enters the evaluation's hash (plan.eval_spec_of).
+    batch_independent: ClassVar[bool] = True
     # How the gradient-masking checks read this attack's rows: "single_step", "ce" (iterative on
     # cross-entropy), "margin" (iterative on a margin / DLR loss), "black_box", "composite".
     kind: ClassVar[str] = "ce"
 
     @property
     def restarts(self) -> int:
-        """Seeded runs per batch; an example is robust only if it survives them all."""
+        """Seeded runs per example; an example is robust only if it survives them all."""
         return getattr(self.params, "restarts", 1)
 
     def levels(self):
         return list(self.params.eps)
 
-    def batch_seed(self, level, restart: int, indices) -> int:
-        """A seed per (attack, level, restart, first example): the same suite and batch size give
-        the same adversarial examples."""
-        return derive_seed(self.seed, self.name, float(level), restart, int(indices[0]))
-
-    def run_once(self, model, x, y, eps: float, seed: int) -> torch.Tensor:
-        """One seeded run of the attack on a batch."""
+    def run_once(self, model, x, y, eps: float, start: Starts) -> torch.Tensor:
+        """One run of the attack on a batch, its random starts drawn from `start`."""
         raise NotImplementedError
 
     def attack(self, model, x, y, indices, level, source=None):
-        x_adv = x.clone()
-        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for restart in range(self.restarts):
-            candidate = self.run_once(model, x, y, float(level), self.batch_seed(level, restart, indices))
-            if self.restarts == 1:
-                return candidate
-            with torch.no_grad():
-                wrong = model(candidate).argmax(1) != y
-            take = wrong & ~fooled
-            x_adv[take] = candidate[take]
-            fooled |= wrong
-            if bool(fooled.all()):
-                break
-        return x_adv
+        def starts(restart, idx):
+            return Starts((self.seed, self.name, float(level), restart), idx)
+
+        if self.restarts == 1:
+            return self.run_once(model, x, y, float(level), starts(0, indices))
+        runs = (lambda rows, r=r: self.run_once(model, x[rows], y[rows], float(level), starts(r, indices[rows.cpu()]))
+                for r in range(self.restarts))  # fmt: skip
+        return first_success(model, x, y, runs)
 
 
-class TorchattacksAttack(Attack):
-    """An attack that is a torchattacks object; torchattacks draws random starts from the global
-    generator, so it is seeded before each call."""
+def first_success(model, x, y, runs) -> torch.Tensor:
+    """Worst case over several runs of an attack: each run (a function of the rows still to fool)
+    sees only the examples the earlier ones did not fool, and an example keeps the first image
+    that fooled the model (pyautoattack's restarts work the same way)."""
+    x_adv = x.clone()
+    todo = torch.arange(len(x), device=x.device)
+    for run in runs:
+        candidate = run(todo)
+        with torch.no_grad():
+            fooled = model(candidate).argmax(1) != y[todo]
+        x_adv[todo[fooled]] = candidate[fooled]
+        todo = todo[~fooled]
+        if len(todo) == 0:
+            break
+    return x_adv
 
-    def make(self, model, eps: float):
-        raise NotImplementedError
 
-    def run_once(self, model, x, y, eps, seed):
-        torch.manual_seed(seed)
-        return self.make(model, eps)(x, y)
-
-
-def pgd_steps(model, x, y, eps: float, step_size: float, steps: int, loss_fn, random_start: bool, seed: int) -> torch.Tensor:
+def pgd_steps(model, x, y, eps: float, step_size: float, steps: int, loss_fn, start: torch.Tensor | None) -> torch.Tensor:
     """Linf PGD ascending `loss_fn(logits, y)` (summed over the batch): signed gradient steps,
-    projected onto the eps-ball and the [0, 1] box after each one."""
-    g = torch.Generator(device=x.device).manual_seed(seed)
+    projected onto the eps-ball and the [0, 1] box after each one. `start`: uniform noise in
+    [-1, 1] scaled to the ball (Madry et al.'s random start), or None to start at `x`."""
     x_adv = x.detach().clone()
-    if random_start:
-        noise = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) * 2 - 1
-        x_adv = (x_adv + eps * noise).clamp(0, 1)
+    if start is not None:
+        x_adv = (x_adv + eps * start).clamp(0, 1)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():

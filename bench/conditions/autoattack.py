@@ -33,6 +33,7 @@ class AutoAttackCondition(Attack):
     name = "autoattack"
     kind = "composite"
     whole_set = True
+    batch_independent = False  # it batches internally, seeding each batch
     Params = AutoAttackParams
     batch_size: int = 256  # set by the evaluator from evaluate.batch_size
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from pydantic import BaseModel, ConfigDict
+
+from ..lazy import lazy
+
+torch = lazy("torch")
 
 
 class Params(BaseModel):

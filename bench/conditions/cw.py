@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import torch
-
+from ..lazy import lazy
 from . import CONDITIONS
-from .attack import Attack, pgd_steps
-from .pgd import PGDParams
+from .pgd import PGD, PGDParams
+
+torch = lazy("torch")
 
 
 def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -20,13 +20,10 @@ class CWParams(PGDParams):
 
 
 @CONDITIONS.register("cw")
-class CW(Attack):
+class CW(PGD):
     """Linf PGD on the Carlini-Wagner margin loss (max_{j!=y} z_j - z_y) with a fixed budget."""
 
     name = "cw"
     kind = "margin"
     Params = CWParams
-
-    def run_once(self, model, x, y, eps, seed):
-        p = self.params
-        return pgd_steps(model, x, y, eps, p.alpha(eps), p.steps, margin_loss, p.random_start, seed)
+    loss = staticmethod(margin_loss)

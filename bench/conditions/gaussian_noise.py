@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..levels import PixelValue
 from ..seeding import per_example_normal
 from . import CONDITIONS
 from .base import Condition, Params
-from ..levels import PixelValue
 
 
 class NoiseParams(Params):

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-import torchattacks
 from pydantic import Field, model_validator
 
-from . import CONDITIONS
-from .attack import AttackParams, TorchattacksAttack
+from ..lazy import lazy
 from ..levels import PixelValue
+from . import CONDITIONS
+from .attack import Attack, AttackParams, pgd_steps
+
+F = lazy("torch.nn.functional")
 
 
 class PGDParams(AttackParams):
@@ -26,14 +28,22 @@ class PGDParams(AttackParams):
         return self.step_size if self.step_size is not None else 2.5 * eps / self.steps
 
 
+def cross_entropy(logits, y):
+    return F.cross_entropy(logits, y, reduction="none")
+
+
 @CONDITIONS.register("pgd")
-class PGD(TorchattacksAttack):
-    """Linf projected gradient descent on cross-entropy (Madry et al., 2018) through torchattacks.PGD."""
+class PGD(Attack):
+    """Linf projected gradient descent on cross-entropy (Madry et al., 2018).
+
+    The same steps as torchattacks.PGD (checked against it from a common start); the random start
+    is drawn per example, so the result does not depend on the batch size."""
 
     name = "pgd"
     kind = "ce"
     Params = PGDParams
+    loss = staticmethod(cross_entropy)
 
-    def make(self, model, eps):
+    def run_once(self, model, x, y, eps, start):
         p = self.params
-        return torchattacks.PGD(model, eps=eps, alpha=p.alpha(eps), steps=p.steps, random_start=p.random_start)
+        return pgd_steps(model, x, y, eps, p.alpha(eps), p.steps, self.loss, start(x) if p.random_start else None)

@@ -21,11 +21,12 @@ class Square(Attack):
     name = "square"
     kind = "black_box"
     Params = SquareParams
+    batch_independent = False  # its squares are drawn once per step for the whole batch
 
-    def run_once(self, model, x, y, eps, seed):
+    def run_once(self, model, x, y, eps, start):
         from pyautoattack.square import SquareAttack
 
         p = self.params
-        atk = SquareAttack(model, p_init=p.p_init, n_queries=p.queries, eps=eps, norm="Linf", n_restarts=1, seed=seed,
+        atk = SquareAttack(model, p_init=p.p_init, n_queries=p.queries, eps=eps, norm="Linf", n_restarts=1, seed=start.batch_seed,
                            verbose=False, device=x.device, resc_schedule=False)  # fmt: skip
         return atk.perturb(x, y)

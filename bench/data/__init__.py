@@ -29,6 +29,14 @@ DATASETS.register("cifar10")(cifar10.load)
 DATASETS.register("synthetic")(synthetic.load)
 
 
+# What each dataset refuses whatever its files hold, checked when a suite is validated.
+CHECKS = {"cifar10": cifar10.check_params, "synthetic": synthetic.check_params}
+
+
+def check_params(name: str, params: dict, train_subset=None, test_subset=None) -> None:
+    CHECKS[name](params, train_subset, test_subset)
+
+
 def dataset_params(name: str) -> list[str]:
     """The keyword parameters dataset `name` takes (beyond root, splits and download)."""
     sig = inspect.signature(DATASETS.get(name))

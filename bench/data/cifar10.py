@@ -29,14 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from ..atomic import atomic_path, write_text
 from ..hashing import file_sha256
+from ..lazy import lazy
 from .errors import DataError
 from .paths import decoded_cache_dir
 from .tensors import Splits, TensorData
+
+torch = lazy("torch")
 
 SPLITS = ("train", "test")
 FORMATS = ("auto", "pickle", "imagefolder")
@@ -55,6 +57,21 @@ PARALLEL_MIN_FILES = 1024
 
 
 # ---------------------------------------------------------------- entry point
+SIZES = {"train": 50_000, "test": 10_000}
+
+
+def check_params(params: dict, train_subset=None, test_subset=None) -> None:
+    """What `load` would refuse whatever the files, said before anything trains (suite validation)."""
+    unknown = sorted(set(params) - {"format"})
+    if unknown:
+        raise DataError(f"cifar10 dataset: unknown parameter(s) {unknown}; expected: format")
+    if params.get("format", "auto") not in FORMATS:
+        raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {params['format']!r}")
+    for split, subset in (("train", train_subset), ("test", test_subset)):
+        if subset is not None and subset > SIZES[split]:
+            raise DataError(f"{split}_subset {subset} is larger than CIFAR-10's {split} split ({SIZES[split]:,} images)")
+
+
 def load(root: Path, splits, *, download: bool = False, format: str = "auto"):
     """CIFAR-10 from torchvision's pickles or an ImageFolder, autodetected (param: format=auto|pickle|imagefolder).
 
@@ -62,7 +79,7 @@ def load(root: Path, splits, *, download: bool = False, format: str = "auto"):
     root = Path(root)
     if format not in FORMATS:
         raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {format!r}")
-    found, where = locate(root, format)
+    found, where = locate(root, format, splits)
     if found is None:
         if download and format in ("auto", "pickle"):
             download_pickles(root)
@@ -74,15 +91,16 @@ def load(root: Path, splits, *, download: bool = False, format: str = "auto"):
     return load_imagefolder(where, splits)
 
 
-def locate(root: Path, format: str = "auto") -> tuple[str | None, Path | None]:
+def locate(root: Path, format: str = "auto", splits=SPLITS) -> tuple[str | None, Path | None]:
     """(format, folder) of the CIFAR-10 data under `root`, or (None, None). Pickles win over an
-    ImageFolder in the same root: they are the canonical release."""
+    ImageFolder in the same root: they are the canonical release. An ImageFolder needs a folder
+    for each of the `splits` asked only."""
     if format in ("auto", "pickle"):
         for folder in (root / PICKLE_DIR, root):
             if folder.is_dir() and any((folder / name).is_file() for name in PICKLE_FILES):
                 return "pickle", folder
     if format in ("auto", "imagefolder"):
-        if (root / "train").is_dir() and (root / "test").is_dir():
+        if all((root / split).is_dir() for split in splits):
             return "imagefolder", root
     return None, None
 
@@ -431,26 +449,30 @@ def _split_from_listing(listing: Listing, want_images: bool) -> tuple[torch.Tens
 
 
 def load_imagefolder(root: Path, splits):
-    """Read `root`/train and `root`/test as ImageFolders; decode only the `splits` asked."""
+    """Read `root`/train and `root`/test as ImageFolders; decode only the `splits` asked. A split
+    not asked for may be absent (exporting the test split needs no train/); the identity then
+    says it is."""
     root = Path(root)
-    listings = {s: list_split(root / s) for s in SPLITS}
-    train_classes, test_classes = listings["train"].classes, listings["test"].classes
-    if train_classes != test_classes:
+    present = [s for s in SPLITS if s in splits or (root / s).is_dir()]
+    listings = {s: list_split(root / s) for s in present}
+    classes = listings[present[0]].classes
+    if len(listings) == 2 and listings["train"].classes != listings["test"].classes:
+        train_classes, test_classes = listings["train"].classes, listings["test"].classes
         only_train = sorted(set(train_classes) - set(test_classes))
         only_test = sorted(set(test_classes) - set(train_classes))
         raise DataError(
             f"{root}: train/ and test/ must have the same class folders (labels are their sorted "
             f"positions); only in train/: {', '.join(only_train) or '-'}; only in test/: {', '.join(only_test) or '-'}"
         )
-    out, digests = {}, {}
-    for split in SPLITS:
+    out, digests = {}, dict.fromkeys(SPLITS, "absent")
+    for split in present:
         images, digests[split] = _split_from_listing(listings[split], want_images=split in splits)
         if split in splits:
             n = len(listings[split].paths)
             labels = torch.tensor(listings[split].labels, dtype=torch.int64)
             out[split] = TensorData(images, labels, torch.arange(n, dtype=torch.int64))
     key = "".join(f"{s}\t{digests[s]}\n" for s in SPLITS)
-    return out, train_classes, "cifar10-imagefolder:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return out, classes, "cifar10-imagefolder:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def write_imagefolder(root: str | Path, splits: Splits, ext: str = "png") -> Path:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
-
+from ..lazy import lazy
 from ..seeding import derive_seed
+
+torch = lazy("torch")
 
 
 def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
+from ..lazy import lazy
 from ..seeding import generator
 from .errors import DataError
 from .tensors import Splits, TensorData
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
 
 # Part of the identity: bump whenever the generator's output changes, so hashes of runs on
 # the old images are not mistaken for runs on the new ones.

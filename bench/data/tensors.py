@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from ..lazy import lazy
+
+torch = lazy("torch")
 
 
 @dataclass(eq=False)

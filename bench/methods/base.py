@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..lazy import lazy
 from .temperature import Temperature, temperature_at
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
 
 EnsembleMode = Literal["mean_probs", "mean_logits"]
 

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch.nn.functional as F
 from pydantic import Field
 
+from ..lazy import lazy
 from . import register_method
 from .base import Method, MethodParams
+
+F = lazy("torch.nn.functional")
 
 
 class BaselineParams(MethodParams):

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch.nn.functional as F
-
+from ..lazy import lazy
 from . import register_method
 from .base import DistillParams, SoftTargetMethod
+
+F = lazy("torch.nn.functional")
 
 
 class KDParams(DistillParams):

@@ -6,12 +6,17 @@ network so public checkpoints (which hold only the bare network) load into `wrap
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..registry import Registry
 
+if TYPE_CHECKING:
+    from torch import nn
+
 MODELS: Registry = Registry("architecture")
 register_model = MODELS.register
+# The family modules (and torch) are imported when an architecture is first built, not before.
+MODELS.declare_from_sources(__name__, __path__, "register_model")
 
 
 def create_model(name: str, num_classes: int = 10) -> nn.Module:
@@ -22,8 +27,14 @@ def create_model(name: str, num_classes: int = 10) -> nn.Module:
     return net
 
 
-# Defined above first because the family modules import `register_model` from this package.
-from .normalized import NORMALIZATIONS, Normalized, wrap  # noqa: E402
-from . import cnn, mobilenetv2, resnet18, resnet_cifar, wrn  # noqa: E402,F401
+
+def __getattr__(name: str):
+    # the wrapper imports torch: loaded when first asked for
+    if name in ("NORMALIZATIONS", "Normalized", "wrap"):
+        from . import normalized
+
+        return getattr(normalized, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["MODELS", "register_model", "create_model", "Normalized", "NORMALIZATIONS", "wrap"]

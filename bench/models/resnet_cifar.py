@@ -13,6 +13,9 @@ import torch.nn.functional as F
 
 from . import register_model
 
+BASE = (16, 16, 32, 64)
+X4 = (32, 64, 128, 256)  # CRD's "x4": stem 32, stages 4x the base widths
+
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, bias=False)
@@ -39,6 +42,13 @@ class BasicBlock(nn.Module):
         return F.relu(out + identity)
 
 
+@register_model("resnet8", depth=8, widths=BASE)
+@register_model("resnet20", depth=20, widths=BASE)
+@register_model("resnet32", depth=32, widths=BASE)
+@register_model("resnet56", depth=56, widths=BASE)
+@register_model("resnet110", depth=110, widths=BASE)
+@register_model("resnet8x4", depth=8, widths=X4)
+@register_model("resnet32x4", depth=32, widths=X4)
 class CifarResNet(nn.Module):
     """Stem conv to widths[0], then three stages of n blocks at widths[1:] with strides 1, 2, 2."""
 
@@ -66,25 +76,3 @@ class CifarResNet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-_BASE = (16, 16, 32, 64)
-_X4 = (32, 64, 128, 256)  # CRD's "x4": stem 32, stages 4x the base widths
-
-_VARIANTS = {
-    "resnet8": (8, _BASE),
-    "resnet20": (20, _BASE),
-    "resnet32": (32, _BASE),
-    "resnet56": (56, _BASE),
-    "resnet110": (110, _BASE),
-    "resnet8x4": (8, _X4),
-    "resnet32x4": (32, _X4),
-}
-
-
-def _builder(depth: int, widths: tuple[int, int, int, int]):
-    def build(num_classes: int = 10) -> nn.Module:
-        return CifarResNet(depth, widths, num_classes)
-    return build
-
-
-for _name, (_depth, _widths) in _VARIANTS.items():
-    register_model(_name)(_builder(_depth, _widths))

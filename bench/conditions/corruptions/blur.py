@@ -10,12 +10,23 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
+from ...lazy import lazy
 from . import corruption
 from .core import SIZE, Draw, levels_to_uint8, to_uint8
-from .kernels import (apply_taps, clipped_zoom_matrix, disk_kernel, imagemagick_motion_offsets, imagemagick_motion_weights,
-                      imagemagick_quantize, on_grid, scipy_gaussian, shifted_sum)
+from .kernels import (
+    apply_taps,
+    clipped_zoom_matrix,
+    disk_kernel,
+    imagemagick_motion_offsets,
+    imagemagick_motion_weights,
+    imagemagick_quantize,
+    on_grid,
+    scipy_gaussian,
+    shifted_sum,
+)
+
+torch = lazy("torch")
 
 
 @functools.lru_cache(maxsize=None)
@@ -41,7 +52,7 @@ def defocus_blur(levels, c, d):
 def _glass_draws(c):
     sigma, delta, iterations = c
     n = SIZE - 2 * delta
-    return (Draw("shift", (iterations, n, n, 2), "uniform", torch.float32),)
+    return (Draw("shift", (iterations, n, n, 2), "uniform", "float32"),)
 
 
 def glass_sources(shift: torch.Tensor, delta: int, size: int = SIZE) -> torch.Tensor:

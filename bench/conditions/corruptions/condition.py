@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
-import torch
 from pydantic import Field, field_validator
 
 from ...atomic import atomic_path
+from ...lazy import lazy
 from .. import CONDITIONS
 from ..base import Condition, Params
 from . import ALL, BENCHMARK, CORRUPTIONS, GENERATOR_VERSION, corrupt, resolve_names
 from .core import SEVERITIES, as_levels
+
+torch = lazy("torch")
 
 
 class CorruptionsParams(Params):

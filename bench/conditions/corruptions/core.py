@@ -28,7 +28,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import torch
+from ...lazy import lazy
+
+torch = lazy("torch")
+
 
 # Part of every cache key and export manifest: bump when any corruption's output changes.
 GENERATOR_VERSION = 1
@@ -43,7 +46,7 @@ class Draw:
     name: str
     shape: tuple[int, ...]
     kind: str = "uniform"  # uniform | normal
-    dtype: torch.dtype = torch.float64
+    dtype: str = "float64"  # a torch dtype's name
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,14 @@ def draw_batch(corruption: Corruption, severity: int, indices, seed: int) -> dic
     if not specs:
         return {}
     idx = [int(i) for i in (indices.tolist() if hasattr(indices, "tolist") else indices)]
-    out = {d.name: torch.empty((len(idx), *d.shape), dtype=d.dtype) for d in specs}
+    out = {d.name: torch.empty((len(idx), *d.shape), dtype=getattr(torch, d.dtype)) for d in specs}
     prefix = _SeedPrefix(int(seed), corruption.name, int(severity))
     g = torch.Generator()  # re-seeded per image: the same stream as a fresh generator (tested)
     for row, i in enumerate(idx):
         g.manual_seed(prefix.seed(i))
         for d in specs:
             fill = torch.rand if d.kind == "uniform" else torch.randn
-            fill(d.shape, generator=g, dtype=d.dtype, out=out[d.name][row])
+            fill(d.shape, generator=g, dtype=getattr(torch, d.dtype), out=out[d.name][row])
     return out
 
 

@@ -6,10 +6,11 @@ bytes (checked against cv2 when it is installed).
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-
+from ...lazy import lazy
 from .kernels import pad
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
 
 CANNY_SHIFT = 15
 TG22 = int(0.4142135623730950488016887242097 * (1 << CANNY_SHIFT) + 0.5)

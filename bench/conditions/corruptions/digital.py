@@ -8,12 +8,19 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 from PIL import Image
 
+from ...lazy import lazy
 from . import corruption
 from .core import SIZE, Draw, levels_to_uint8, to_uint8
-from .kernels import bilinear, correlation_matrix, pillow_box_down_up, scipy_gaussian_weights
+from .kernels import (
+    bilinear,
+    correlation_matrix,
+    pillow_box_down_up,
+    scipy_gaussian_weights,
+)
+
+torch = lazy("torch")
 
 
 def _x01(levels):

@@ -24,7 +24,10 @@ import functools
 import math
 
 import numpy as np
-import torch
+
+from ...lazy import lazy
+
+torch = lazy("torch")
 
 GRID_BITS = 16
 
@@ -135,10 +138,11 @@ def scipy_gaussian(x: torch.Tensor, sigma: float, mode: str = "nearest", truncat
 
 
 # ---------------------------------------------------------------------- 2-D small kernels
-def apply_taps(levels: torch.Tensor, taps: list[tuple[int, int, float]], mode: str, dtype=torch.float32) -> torch.Tensor:
+def apply_taps(levels: torch.Tensor, taps: list[tuple[int, int, float]], mode: str, dtype=None) -> torch.Tensor:
     """Correlation with a small 2-D kernel given as (dy, dx, weight) taps, accumulated in the
     taps' order (so every image gets the same arithmetic). With weights on the 2^-16 grid and
     integer levels, float32 is exact."""
+    dtype = dtype or torch.float32
     r = max(max(abs(dy), abs(dx)) for dy, dx, _ in taps)
     padded = pad(levels.to(dtype), r, mode)
     h, w = levels.shape[-2:]

@@ -19,10 +19,12 @@ from __future__ import annotations
 from typing import Iterable
 
 import numpy as np
-import pandas as pd
 
+from ...lazy import lazy
 from . import BENCHMARK
 from .core import SEVERITIES
+
+pd = lazy("pandas")
 
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
-from scipy import stats
 
+from ...lazy import lazy
 from . import corruption
 from .core import SIZE, Draw, to_uint8
+
+torch = lazy("torch")
+stats = lazy("scipy.stats")
 
 PIXELS = (3, SIZE, SIZE)
 
@@ -23,7 +25,7 @@ def _x01(levels: torch.Tensor) -> torch.Tensor:
 
 
 @corruption("gaussian_noise", "noise", [0.04, 0.06, 0.08, 0.09, 0.10],
-            draws=lambda c: (Draw("z", PIXELS, "normal", torch.float32),))
+            draws=lambda c: (Draw("z", PIXELS, "normal", "float32"),))
 def gaussian_noise(levels, c, d):
     """x + N(0, c^2) per pixel and channel, clipped."""
     x = _x01(levels)
@@ -53,7 +55,7 @@ def impulse_noise(levels, c, d):
 
 
 @corruption("speckle_noise", "noise", [0.06, 0.10, 0.12, 0.16, 0.20],
-            draws=lambda c: (Draw("z", PIXELS, "normal", torch.float32),))
+            draws=lambda c: (Draw("z", PIXELS, "normal", "float32"),))
 def speckle_noise(levels, c, d):
     """x + x * N(0, c^2), clipped."""
     x = _x01(levels)

@@ -6,14 +6,16 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from ...lazy import lazy
 from . import corruption
 from .blur import motion_blur_levels
 from .core import SIZE, Draw, to_uint8
 from .cvops import box3, canny, chamfer_distance, equalize_hist, filter3_saturate
 from .kernels import clipped_zoom_matrix, scipy_gaussian
+
+torch = lazy("torch")
 
 TEXTURES = Path(__file__).with_name("frost")
 
