@@ -12,6 +12,18 @@ import sys
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_NOT_COMPARABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
+USER_HELP = """Does knowledge distillation make a student more robust than its hard-label twin?
+kdbench trains the students of a suite (YAML) next to their baseline twins, scores clean
+accuracy, noise, corruptions and attacks, and tests distilled minus baseline."""
+USER_EPILOG = """examples:
+  kdbench validate suites/smoke.yaml
+  kdbench run suites/smoke.yaml --data-root DIR --threads 1
+  kdbench report results/smoke/latest
+  kdbench gate results/smoke/latest --baseline results/baselines/smoke
+
+exit codes: 0 ok; 1 a gate regression; 2 bad input (suite, flags, files); 3 runs not comparable
+(gate); 4 inconclusive metrics (gate --strict); 130 interrupted. `kdbench COMMAND -h` for a command."""
+
 
 class CliError(Exception):
     """A user-facing error: printed without a traceback, with its exit code."""
@@ -27,11 +39,15 @@ def add_core_commands(sub) -> None:
     p.add_argument("suite", help="suite YAML file")
     p.add_argument("--data-root", help="dataset root (else $KDBENCH_DATA_ROOT, else the user cache)")
     p.add_argument("--out", default="results", help="results directory (default: results)")
-    p.add_argument("--cache-dir", help="job cache (default: OUT/_cache)")
+    p.add_argument("--cache-dir", metavar="DIR", help="the job store: trained models and evaluations, reused by every run that "
+                   "needs the same job (default: OUT/_cache)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a suite value (YAML syntax), e.g. train.epochs=2")
     p.add_argument("--dry-run", action="store_true", help="print the job plan and what is cached, run nothing")
     p.add_argument("--force", action="store_true", help="redo every job even when its output exists")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice, all cores); on a shared machine 1 is often faster")
+    p.add_argument("--verbose", action="store_true", help="end with every metric's mean accuracy, not only the verdicts")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a suite file without running it")
@@ -105,6 +121,12 @@ def cmd_run(args) -> int:
     for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         _check_directory(flag, value)
     suite = _load(args.suite, args.overrides)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads {args.threads}: expected a whole number of threads, 1 or more")
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
                             force=args.force, dry_run=args.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -115,7 +137,7 @@ def cmd_run(args) -> int:
             raise CliError(str(exc)) from None
         raise
     if run_dir is not None:
-        _print_summary(run_dir)
+        _print_summary(run_dir, args.verbose)
         print(run_dir)
     return EXIT_OK
 
@@ -135,20 +157,26 @@ def _check_directory(flag: str, value) -> None:
         raise CliError(f"{flag} {value}: is a file, expected a directory")
 
 
-def _print_summary(run_dir) -> None:
+def _print_summary(run_dir, verbose: bool = False) -> None:
+    """The end of `kdbench run`: the report's verdict sentences and how to see the rest."""
+    from .report.tables import build
+    from .report.verdicts import pair_verdicts
     from .results import read_run
 
     run = read_run(run_dir)
-    m = run.metrics
-    table = m.groupby(["model", "role", "condition", "level"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
-    print(f"{'model':<24} {'role':<10} {'condition':<16} {'level':>9} {'accuracy':>9} {'sd':>7} seeds", file=sys.stderr)
-    for r in table.itertuples():
-        sd = "" if r.count < 2 else f"{r.std:.4f}"
-        print(f"{r.model:<24} {r.role:<10} {r.condition:<16} {r.level:>9} {r.mean:>9.4f} {sd:>7} {r.count}", file=sys.stderr)
-    for r in run.agreement.itertuples():
-        print(f"agreement {r.model} seed {r.seed} with {r.teachers}: {r.agreement:.4f}", file=sys.stderr)
-    for model, seconds in (run.manifest.get("attack_seconds") or {}).items():
-        print(f"attack time {model}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), file=sys.stderr)
+    if verbose:
+        m = run.metrics
+        table = m.groupby(["model", "role", "condition", "level"], sort=False)["accuracy"].agg(["mean", "std", "count"]).reset_index()
+        print(f"{'model':<24} {'role':<10} {'condition':<16} {'level':>9} {'accuracy':>9} {'sd':>7} seeds", file=sys.stderr)
+        for r in table.itertuples():
+            sd = "" if r.count < 2 else f"{r.std:.4f}"
+            print(f"{r.model:<24} {r.role:<10} {r.condition:<16} {r.level:>9} {r.mean:>9.4f} {sd:>7} {r.count}", file=sys.stderr)
+        for r in run.agreement.itertuples():
+            print(f"agreement {r.model} seed {r.seed} with {r.teachers}: {r.agreement:.4f}", file=sys.stderr)
+        for model, seconds in (run.manifest.get("attack_seconds") or {}).items():
+            print(f"attack time {model}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), file=sys.stderr)
+    for v in pair_verdicts(build(run)):
+        print(("" if v.kind == "distilled" else "control: ") + v.sentence(), file=sys.stderr)
     from .diagnostics import flagged_summary
 
     flags = flagged_summary(run.diagnostics)
@@ -159,6 +187,7 @@ def _print_summary(run_dir) -> None:
             print(f"  {line}", file=sys.stderr)
     elif run.diagnostics is not None:
         print(f"gradient-masking checks: none flagged ({len(run.diagnostics)} rows in diagnostics.csv)", file=sys.stderr)
+    print(f"the report: kdbench report {run_dir}" + ("" if verbose else "   (every metric: kdbench run ... --verbose)"), file=sys.stderr)
 
 
 # ---------------------------------------------------------------- issue 3: corruptions export / preview
@@ -343,7 +372,7 @@ def add_report_commands(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="kdbench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kdbench", description=USER_HELP, epilog=USER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"kdbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_core_commands(sub)

@@ -18,6 +18,7 @@ from torch import nn
 
 from .conditions import Condition
 from .progress import bar
+from .progress import enabled as progress_enabled
 from .results import level_str
 
 WORST_CASE = "worst_case"
@@ -75,12 +76,16 @@ def evaluate(
     only: dict[str, set[str]] | None = None,
     sources: dict[str, dict[str, nn.Module]] | None = None,
     names: dict[str, str] | None = None,
+    log=None,
 ) -> dict[str, ModelEval]:
     """Score every model under every condition on the uint8 `images` (N, 3, H, W).
 
     `only` limits a model to some condition names (clean is always scored); `sources[model][condition]`
     is the model a transfer attack crafts on (a model without one is not scored under it);
-    `names` labels models in progress bars."""
+    `names` labels models in progress bars; `log` gets a line per batch and per whole-set attack
+    where there are no progress bars (a CI log stays alive)."""
+    log = log if log is not None and not progress_enabled() else (lambda _: None)
+    began = time.perf_counter()
     wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
     sources = sources or {}
     names = names or {k: k for k in models}
@@ -116,7 +121,8 @@ def evaluate(
 
     per_batch = [c for c in conditions if not getattr(c, "whole_set", False)]
     progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
-    for start in progress:
+    batches = -(-n // batch_size)
+    for b, start in enumerate(progress):
         sl = slice(start, start + batch_size)
         x = floats[sl]
         y, idx = labels_d[sl], indices[sl]
@@ -142,6 +148,7 @@ def evaluate(
             else:
                 for k in scored:
                     row[k] += len(cond.levels())
+        log(f"  evaluated batch {b + 1}/{batches} of {len(models)} model(s) ({time.perf_counter() - began:.0f} s)")
     # Whole-set attacks: every evaluated example at once, per model and level.
     for cond in conditions:
         if cond in per_batch:
@@ -154,6 +161,7 @@ def evaluate(
                 r = cells[k].index(Cell(cond.name, cond.group, level))
                 for _ in bar([0], desc=f"{cond.name} {names[k]} eps={level_str(level)}"):
                     x_adv = run_attack(k, cond, floats, labels_d, indices, level)
+                log(f"  {cond.name} on {names[k]} at eps {level_str(level)} done ({time.perf_counter() - began:.0f} s)")
                 for s in range(0, n, batch_size):
                     correct[k][r, s : s + batch_size] = score(k, x_adv[s : s + batch_size], labels_d[s : s + batch_size])
     out = {}

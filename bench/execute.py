@@ -75,13 +75,15 @@ class LocalExecutor:
                 records[j.hash] = self.store.record(j, cached=True)
         if records:
             self.log(f"{len(records)} of {len(seen)} jobs already done (cached); {len(todo)} to run")
-        i = 0
+        i, began, total = 0, time.perf_counter(), len(todo)
         while i < len(todo):
             group = [todo[i]]
             while todo[i].kind in self.batched and i + len(group) < len(todo) and todo[i + len(group)].kind == todo[i].kind:
                 group.append(todo[i + len(group)])
             i += len(group)
-            self.log(f"running {', '.join(j.id for j in group)}")
+            done = i - len(group)
+            self.log(f"[{done + 1}{f'-{i}' if len(group) > 1 else ''}/{total}] running {', '.join(j.id for j in group)} "
+                     f"(elapsed {_clock(time.perf_counter() - began)})")  # fmt: skip
             start = time.perf_counter()
             with contextlib.ExitStack() as stack:
                 # without --force a job another run finished meanwhile is kept, never replaced
@@ -92,4 +94,10 @@ class LocalExecutor:
                     (out / "job.json").write_text(json.dumps({"id": j.id, "spec": j.spec, "deps": [d.hash for d in j.deps], "wall_s": wall}, indent=1, default=str))
             for j in group:
                 records[j.hash] = self.store.record(j, cached=False)
+            self.log(f"[{i}/{total}] done in {_clock(time.perf_counter() - start)}")
         return [records[j.hash] for j in jobs]
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(round(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"

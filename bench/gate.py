@@ -447,8 +447,9 @@ def append_step_summary(markdown: str, env=os.environ) -> Path | None:
 
 
 # ------------------------------------------------------------------------------ compare (CLI)
-def compare_markdown(run_a, run_b) -> str:
-    """Metric-by-metric differences B - A; paired two-sided tests when the runs are comparable."""
+def compare_paths(run_a, run_b) -> tuple[pd.DataFrame, Run, Run, list[str], list[str]]:
+    """Metric-by-metric differences B - A with two-sided tests, none when the runs are not
+    comparable; (table, run A, run B, comparability problems, structural notes)."""
     a, b = load_run(run_a), load_run(run_b)
     problems = comparability_problems(a, b)
     t, structural = compare_runs(a, b, "two-sided", paired_examples=not problems)
@@ -456,6 +457,12 @@ def compare_markdown(run_a, run_b) -> str:
         t["p"] = np.nan
         t["p_holm"] = np.nan
         t["test"] = DASH
+    return t, a, b, problems, structural
+
+
+def compare_markdown(run_a, run_b) -> str:
+    """Metric-by-metric differences B - A; paired two-sided tests when the runs are comparable."""
+    t, a, b, problems, structural = compare_paths(run_a, run_b)
     lines = [f"## {md_escape(b.path)} − {md_escape(a.path)}", ""]
     if problems:
         lines += [md_escape("No paired tests: " + "; ".join(problems)), ""]

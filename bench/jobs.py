@@ -111,7 +111,7 @@ class JobRunner:
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
         sources = {j.hash: {"transfer": self.load_model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
         results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=ev.batch_size, device=self.device, only=only,
-                           sources=sources, names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs})  # fmt: skip
+                           sources=sources, names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs}, log=self.log)  # fmt: skip
         n = min(ev.diagnostics.subset, len(t.images))
         x_sub, y_sub = t.images[:n].to(self.device).float().div_(255), t.labels[:n].to(self.device)
         for j, out in zip(jobs, outs):

@@ -8,8 +8,8 @@ import functools
 import importlib
 import os
 import pkgutil
-from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -62,7 +62,9 @@ class Registry(Generic[T]):
                 for dec in node.decorator_list:
                     if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name) and dec.func.id == decorator
                             and dec.args and isinstance(dec.args[0], ast.Constant) and isinstance(dec.args[0].value, str)):
-                        self._declared[dec.args[0].value] = (f"{package}.{info.name}", ast.get_docstring(node) or "")
+                        doc = (ast.get_docstring(node) or "").strip().split("\n")[0]
+                        fixed = ", ".join(f"{kw.arg}={ast.unparse(kw.value)}" for kw in dec.keywords)
+                        self._declared[dec.args[0].value] = (f"{package}.{info.name}", f"{doc} ({fixed})" if fixed else doc)
 
     def _import_declared(self, names) -> None:
         for module in dict.fromkeys(self._declared[n][0] for n in names if n in self._declared and n not in self._items):
@@ -101,7 +103,7 @@ class Registry(Generic[T]):
 
     def doc(self, name: str) -> str:
         """The first line of what `name` registers, without importing it."""
-        text = self._declared[name][1] if name in self._declared and name not in self._items else getattr(self.get(name), "__doc__", None)
+        text = self._declared[name][1] if name in self._declared else getattr(self.get(name), "__doc__", None)
         return (text or "").strip().split("\n")[0]
 
     def check(self, name: str) -> str:

@@ -33,7 +33,7 @@ from .names import NAME
 
 METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
-ROLES = ("teacher", "baseline", "distilled")
+ROLES = ("teacher", "baseline", "distilled", "control")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")

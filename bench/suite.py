@@ -205,7 +205,7 @@ class StudentSpec(Strict):
 
     @property
     def role(self) -> str:
-        return "distilled" if METHODS.get(self.method.name).needs_teacher else "baseline"
+        return METHODS.get(self.method.name).role
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -251,6 +251,8 @@ class ComparePair(Strict):
 
 # ---------------------------------------------------------------------------------------- suite
 class Suite(Strict):
+    """A benchmark suite: dataset, training recipe, teachers, students in compare pairs, evaluation."""
+
     name: str = Field(pattern=NAME, description="names the results directory")
     description: str = ""
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
@@ -347,6 +349,8 @@ class Suite(Strict):
 
 # ---------------------------------------------------------------------------------------- loading
 class SuiteError(ValueError):
+    """A suite that does not validate: `.problems` holds one line per problem, `.path` the file."""
+
     def __init__(self, path, problems: list[str]):
         self.path, self.problems = str(path), problems
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))

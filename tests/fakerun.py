@@ -123,7 +123,7 @@ def fake_results(
     }
     suite.update(suite_extra or {})
     baselines = {m[3]: m[0] for m in models if m[1] == "baseline"}
-    compare = [{"distilled": m[0], "baseline": baselines[m[3]]} for m in models if m[1] == "distilled" and m[3] in baselines]
+    compare = [{"distilled": m[0], "baseline": baselines[m[3]]} for m in models if m[1] in ("distilled", "control") and m[3] in baselines]
     manifest = {
         "kdbench_version": "0.1.0", "torch": "2.4.0", "torchvision": "0.19.0", "torchattacks": "3.5.1",
         "python": "3.11.2", "git_commit": "0123456789abcdef", "device": "cpu", "device_name": "cpu",

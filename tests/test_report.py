@@ -211,7 +211,7 @@ def test_html_is_self_contained(full_html):
 
 def test_html_figures_are_valid_svg(full_html):
     uris = _data_uris(full_html)
-    assert len(uris) == 5  # differences, noise, attacks, corruptions, heat map
+    assert len(uris) == 6  # differences, noise, attacks, corruptions, heat map, robust-vs-clean scatter
     for uri in uris:
         svg = base64.b64decode(uri.split(",", 1)[1])
         root = ET.fromstring(svg)
@@ -291,3 +291,34 @@ def test_cli_report(tmp_path, capsys, monkeypatch):
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
     assert main(["report", str(run_dir), "--format", "pdf"]) == 2
+
+
+def test_the_teacher_does_not_set_the_scale_of_a_plot():
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from bench.report.plots import _draw
+
+    def series(*acc):
+        x = np.arange(len(acc), dtype=float)
+        a = np.array(acc)
+        return pd.DataFrame({"x": x, "accuracy": a, "band_lo": a - 0.01, "band_hi": a + 0.01})
+
+    ax = Figure().subplots()
+    _draw(ax, series(0.48, 0.46, 0.39), "baseline", "b")
+    _draw(ax, series(0.48, 0.47, 0.43), "distilled", "d")
+    _draw(ax, series(0.864), "teacher", "t (teacher)")
+    assert ax.get_ylim()[1] < 55  # a 2 pp gap between students at 48% stays visible
+    assert ax.get_legend_handles_labels()[1][-1] == "t (teacher), clean 86.4%"
+
+
+def test_the_heat_map_shows_distilled_minus_baseline(tmp_path):
+    pieces = fakerun.fake_results(n=200, seeds=(0,), corruptions=True)
+    data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
+    from bench.report.plots import corruption_differences, heatmap
+
+    diffs = corruption_differences(data)
+    assert list(diffs.columns) == [f"{KD} − {BASE}"] and len(diffs) == 15
+    by_hand = pieces.metrics[pieces.metrics["group"] == "corruption"].groupby(["condition", "model"])["accuracy"].mean().unstack()
+    np.testing.assert_allclose(diffs[f"{KD} − {BASE}"].sort_index(), (by_hand[KD] - by_hand[BASE]).sort_index())
+    assert diffs.abs().to_numpy().max() > 0 and heatmap(data).startswith("data:image/svg+xml;base64,")

@@ -53,7 +53,7 @@ def report(tmp_path_factory):
 def test_the_report_requests_nothing_over_the_network(report):
     assert report.requests[0] == report.url  # the page itself was seen: the recorder works
     assert report.foreign_requests() == []
-    assert sum(u.startswith("data:image/svg+xml") for u in report.requests) == 5
+    assert sum(u.startswith("data:image/svg+xml") for u in report.requests) == 6
 
 
 def test_the_report_is_not_blank(report):
@@ -61,7 +61,7 @@ def test_the_report_is_not_blank(report):
     assert b["size"] == (1000, 1280)
     assert b["off_background"] > 0.03 and b["colours"] > 50, b
     assert report.height > 3000  # tables and five figures below the fold
-    assert report.images == 5 and report.images_ok == 5  # every inline figure decoded
+    assert report.images == 6 and report.images_ok == 6  # every inline figure decoded
 
 
 def test_html_in_the_manifest_is_shown_as_text_and_never_runs(report):

@@ -131,7 +131,21 @@ def test_interrupted_run_resumes(first_run, tmp_path, monkeypatch, capsys):
     resumed = run_cli(tmp_path)
     err = capsys.readouterr().err
     assert "2 of 6 jobs already done (cached); 4 to run" in err
+    assert "[1/4] running student:" in err and "[4/4] done in 0:" in err  # a job counter with times
+    assert "evaluated batch 2/2 of 3 model(s)" in err  # without a terminal, evaluation logs lines
+    # the end of a run: the verdict sentence and where the report is, not a table of every metric
+    assert "kd vs base (cnn_tiny, 1 seed): too few seeds to tell on clean accuracy (" in err
+    assert f"the report: kdbench report {resumed}" in err and "gaussian_noise        0.05" not in err
     pd.testing.assert_frame_equal(read_run(first_run[1]).metrics, read_run(resumed).metrics)
+
+
+def test_verbose_and_threads(first_run, capsys):
+    out, _ = first_run
+    assert main(["run", str(SUITE), "--out", str(out), "--threads", "1", "--verbose"]) == 0
+    err = capsys.readouterr().err
+    assert "model                    role       condition" in err and "kd vs base" in err
+    assert main(["run", str(SUITE), "--out", str(out), "--threads", "0"]) == 2
+    assert "--threads 0: expected a whole number of threads, 1 or more" in capsys.readouterr().err
 
 
 def test_dry_run_prints_plan(first_run, capsys):

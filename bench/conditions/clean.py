@@ -6,6 +6,8 @@ from .base import Condition
 
 @CONDITIONS.register("clean")
 class Clean(Condition):
+    """The test images as they are; always scored (agreement and the robust convention need it)."""
+
     name = "clean"
     group = "clean"
 

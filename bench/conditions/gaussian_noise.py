@@ -17,6 +17,8 @@ class NoiseParams(Params):
 
 @CONDITIONS.register("gaussian_noise")
 class GaussianNoise(Condition):
+    """Gaussian noise sweep: clip(x + sigma * N(0, 1), 0, 1), one seeded generator per test image."""
+
     name = "gaussian_noise"
     group = "noise"
     Params = NoiseParams

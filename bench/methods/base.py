@@ -36,6 +36,10 @@ class DistillParams(MethodParams):
 class Method:
     name: ClassVar[str]
     needs_teacher: ClassVar[bool] = False
+    # What a student trained this way is in a comparison: "distilled" (it learns from a teacher),
+    # "baseline" (hard labels only: the twin), or "control" (no teacher, but not the twin either:
+    # label smoothing asks how much of KD's effect soft targets without a teacher already give).
+    role: ClassVar[str] = "control"
     Params: ClassVar[type[MethodParams]]
 
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
@@ -53,6 +57,7 @@ class SoftTargetMethod(Method):
     """
 
     needs_teacher = True
+    role = "distilled"
     soft_name: ClassVar[str]
 
     def soft(self, student_logits: torch.Tensor, teacher_log_p: torch.Tensor, t: float) -> torch.Tensor:

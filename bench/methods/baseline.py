@@ -24,6 +24,7 @@ class Baseline(Method):
     softmax saturates: Papernot et al.'s (2016) defensive-distillation teacher."""
 
     name = "baseline"
+    role = "baseline"
     Params = BaselineParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):

@@ -72,4 +72,5 @@ class MobileNetV2(nn.Module):
 
 @register_model("mobilenetv2")
 def mobilenetv2(num_classes: int = 10) -> nn.Module:
+    """MobileNetV2 (Sandler et al., 2018) for 32x32 inputs, the CRD / mdistiller variant."""
     return MobileNetV2(num_classes)

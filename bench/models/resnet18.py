@@ -53,4 +53,5 @@ class ResNet18(nn.Module):
 
 @register_model("resnet18")
 def resnet18(num_classes: int = 10) -> nn.Module:
+    """The common CIFAR ResNet-18 (conv1, bn1, layer1..4, linear), as public checkpoints store it."""
     return ResNet18(num_classes)

@@ -50,7 +50,10 @@ class BasicBlock(nn.Module):
 @register_model("resnet8x4", depth=8, widths=X4)
 @register_model("resnet32x4", depth=32, widths=X4)
 class CifarResNet(nn.Module):
-    """Stem conv to widths[0], then three stages of n blocks at widths[1:] with strides 1, 2, 2."""
+    """CIFAR ResNet (He et al., 2016) in the CRD / mdistiller layout.
+
+    A stem conv to widths[0], then three stages of (depth - 2) / 6 basic blocks at widths[1:],
+    strides 1, 2, 2."""
 
     def __init__(self, depth: int, widths: tuple[int, int, int, int], num_classes: int = 10):
         super().__init__()

@@ -74,14 +74,17 @@ class WideResNet(nn.Module):
 
 @register_model("wrn_16_2")
 def wrn_16_2(num_classes: int = 10) -> nn.Module:
+    """Wide ResNet 16-2 (Zagoruyko & Komodakis, 2016), RobustBench's key layout."""
     return WideResNet(16, 2, num_classes)
 
 
 @register_model("wrn_40_2")
 def wrn_40_2(num_classes: int = 10) -> nn.Module:
+    """Wide ResNet 40-2 (Zagoruyko & Komodakis, 2016), RobustBench's key layout."""
     return WideResNet(40, 2, num_classes)
 
 
 @register_model("wrn_28_10")
 def wrn_28_10(num_classes: int = 10) -> nn.Module:
+    """Wide ResNet 28-10 (Zagoruyko & Komodakis, 2016), RobustBench's key layout."""
     return WideResNet(28, 10, num_classes)

@@ -11,7 +11,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import __version__
-from . import plots, rows
+from . import plots, rows, verdicts
 from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -48,6 +48,7 @@ def context(data: ReportData) -> dict:
         "device": " ".join(dict.fromkeys(str(man[k]) for k in ("device", "device_name") if man.get(k))),
         "commit": _short_commit(man.get("git_commit")),
         "models": rows.model_rows(data),
+        "glance": glance(data),
         "pairs": pairs,
         "teacher_names": teacher_names,
         "teachers": teacher_rows,
@@ -56,15 +57,27 @@ def context(data: ReportData) -> dict:
         "corruption_matrix": corruption_matrix,
         "mean_corruption_label": data.mean_corruption_label,
         "heatmap": figures["heatmap"],
+        "scatter": figures["scatter"],
         "per_seed": rows.per_seed_rows(data),
         "holm_family": data.holm_family,
         "holm_detail": data.holm_detail,
         "statistics": STATISTICS_TEXT.format(family=data.holm_family, detail=data.holm_detail),
-        "band_note": ("Bands: ±1 standard deviation over seeds." if multi else "Bands: Wilson 95% intervals.") + " The teacher is dashed.",
+        "band_note": "Bands: ±1 standard deviation over seeds." if multi else "Bands: Wilson 95% intervals.",
         "provenance": rows.provenance_rows(data),
         "masking": rows.masking_rows(data),
         "masking_text": MASKING_TEXT,
     }
+
+
+def glance(data: ReportData) -> list[dict]:
+    """The verdict block: per kind of pair (distilled, control), one sentence per pair."""
+    out, every = [], verdicts.pair_verdicts(data)
+    for kind, heading in verdicts.KINDS:
+        sentences = [{"title": v.title, "findings": [{"text": t, "significant": sig} for t, sig in v.clauses()]}
+                     for v in every if v.kind == kind]  # fmt: skip
+        if sentences:
+            out.append({"heading": heading, "sentences": sentences})
+    return out
 
 
 def _short_commit(commit) -> str:

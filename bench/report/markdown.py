@@ -7,7 +7,7 @@ link or an image.
 
 from __future__ import annotations
 
-from . import rows
+from . import rows, verdicts
 from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 # Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
@@ -32,6 +32,13 @@ def render_markdown(data: ReportData) -> str:
     facts = [f"{k} {man[k]}" for k in ("finished", "device", "device_name", "git_commit") if man.get(k)]
     if facts:
         out += [md_escape(" · ".join(facts)), ""]
+    every = verdicts.pair_verdicts(data)
+    if every:
+        out += ["## At a glance", ""]
+        for kind, heading in verdicts.KINDS:
+            mine = [v for v in every if v.kind == kind]
+            if mine:
+                out += [f"**{md_escape(heading)}**", ""] + [f"- {md_escape(v.sentence())}" for v in mine] + [""]
     agreement = rows.agreement_rows(data)
     for pair in data.pairs:
         h = rows.pair_header(pair)
@@ -41,7 +48,7 @@ def render_markdown(data: ReportData) -> str:
             bits.append(f"teacher: {h['teachers']}")
         bits += [f"teacher-student agreement {a['agreement']} %" for a in agreement if a["model"] == pair.distilled]
         out += [md_escape("; ".join(bits)), ""]
-        header = ["metric", "baseline", "distilled", "Δ pp", "95% CI", "p", "p Holm", "MDD pp", "verdict"]
+        header = ["metric", "baseline", h["role"], "Δ pp", "95% CI", "p", "p Holm", "MDD pp", "verdict"]
         header += [f"teacher {t}" for t in pair.teachers]
         body = []
         for r in rows.headline_rows(data, pair):

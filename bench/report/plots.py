@@ -17,10 +17,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .format import level_value, signed_pp
+from .format import level_text, level_value, signed_pp
 from .tables import Pair, ReportData
 
-COLORS = {"baseline": "#1f77b4", "distilled": "#d95f02", "teacher": "#7f7f7f"}
+COLORS = {"baseline": "#1f77b4", "distilled": "#d95f02", "control": "#7570b3", "teacher": "#7f7f7f"}
 RC = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
@@ -59,18 +59,26 @@ def _series(data: ReportData, model: str, group: str, condition: str, with_clean
 
 
 def _draw(ax, s: pd.DataFrame, role: str, label: str, scale: float = 1.0) -> None:
+    """A model's accuracy against the level, with its band. The teacher is a dashed reference that
+    does not set the scale (a teacher at 86% would flatten a 2 pp gap between students at 48%):
+    its clean accuracy is in its legend label."""
     if s.empty:
         return
     color = COLORS.get(role, "#333333")
-    style = "--" if role == "teacher" else "-"
-    ax.plot(s["x"] * scale, 100 * s["accuracy"], style, marker="o", ms=3, color=color, label=_text(label))
-    if role != "teacher":
-        ax.fill_between(s["x"] * scale, 100 * s["band_lo"], 100 * s["band_hi"], color=color, alpha=0.18, lw=0)
+    x, y = s["x"] * scale, 100 * s["accuracy"]
+    if role == "teacher":
+        kept = ax.get_ylim()  # the students' scale, which the teacher's points must not widen
+        ax.plot(x, y, "--", marker="o", ms=3, color=color, label=_text(f"{label}, clean {y.iloc[0]:.1f}%"))
+        ax.set_ylim(kept)
+        return
+    ax.plot(x, y, "-", marker="o", ms=3, color=color, label=_text(label))
+    ax.fill_between(x, 100 * s["band_lo"], 100 * s["band_hi"], color=color, alpha=0.18, lw=0)
 
 
 def _pair_models(pair: Pair):
+    """Students first, so that they set the axes; the teacher after them."""
     yield pair.baseline, "baseline"
-    yield pair.distilled, "distilled"
+    yield pair.distilled, pair.role
     for t in pair.teachers:
         yield t, "teacher"
 
@@ -99,7 +107,6 @@ def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale: float, 
             ax.set_title(_text(cond), fontsize=9)
         ax.set_xlabel(xlabel(cond))
         ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, frameon=False)
     return to_data_uri(fig)
 
@@ -117,7 +124,6 @@ def corruption_plot(data: ReportData, pair: Pair) -> str | None:
         for model, role in _pair_models(pair):
             _draw(ax, _series(data, model, "corruption", cond), role, f"{model} ({role})")
         ax.set_title(_text(cond), fontsize=8)
-        ax.set_ylim(0, 100)
         ax.set_xticks(range(0, 6))
     for ax in axes[len(conds) :]:
         ax.set_visible(False)
@@ -151,28 +157,74 @@ def difference_plot(data: ReportData, pair: Pair) -> str | None:
     for yi, d, h, s in zip(y, diff, hi, sig):
         ax.annotate(signed_pp(d / 100) + (" *" if s else ""), (max(h, d, 0), yi), xytext=(4, 0), textcoords="offset points",
                     va="center", fontsize=7)  # fmt: skip
-    ax.set_xlabel(f"{_text(pair.distilled)} − {_text(pair.baseline)} (percentage points, 95% interval; * Holm p < 0.05)")
+    ax.set_title(f"{_text(pair.distilled)} − {_text(pair.baseline)}", fontsize=9)
+    ax.set_xlabel("difference (pp), 95% interval; * Holm p < 0.05")
     ax.margins(x=0.15)
     return to_data_uri(fig)
 
 
-@matplotlib.rc_context(RC)
-def heatmap(data: ReportData) -> str | None:
+def corruption_differences(data: ReportData) -> pd.DataFrame | None:
+    """corruption x "distilled − baseline": the difference of mean accuracies over severities and seeds."""
     c = data.corruption
     if c is None or c.empty:
         return None
-    values = 100 * c.to_numpy(float)
-    fig = _figure(1.1 * c.shape[1] + 2.4, 0.3 * c.shape[0] + 1.4)
+    pairs = [p for p in data.pairs if p.distilled in c.columns and p.baseline in c.columns]
+    if not pairs:
+        return None
+    return pd.DataFrame({f"{p.distilled} − {p.baseline}": c[p.distilled] - c[p.baseline] for p in pairs})
+
+
+@matplotlib.rc_context(RC)
+def heatmap(data: ReportData) -> str | None:
+    """Per corruption (rows) and compare pair (columns): distilled - baseline, mean over severities
+    and seeds, on a diverging scale centred at 0 (orange: the distilled student is better)."""
+    diffs = corruption_differences(data)
+    if diffs is None:
+        return None
+    c, values = data.corruption, 100 * diffs.to_numpy(float)
+    pairs = list(diffs.columns)
+    reach = max(float(np.nanmax(np.abs(values))), 0.1)
+    fig = _figure(1.3 * len(pairs) + 2.6, 0.3 * c.shape[0] + 1.5)
     ax = fig.subplots()
-    im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=np.nanmin(values), vmax=np.nanmax(values))
-    ax.set_xticks(range(c.shape[1]), [_text(m) for m in c.columns], rotation=30, ha="right", fontsize=8)
+    im = ax.imshow(values, cmap="PuOr_r", aspect="auto", vmin=-reach, vmax=reach)
+    ax.set_xticks(range(len(pairs)), [_text(p) for p in pairs], rotation=20, ha="right", fontsize=8)
     ax.set_yticks(range(c.shape[0]), [_text(n) for n in c.index], fontsize=8)
-    mid = (np.nanmin(values) + np.nanmax(values)) / 2
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if not np.isnan(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.1f}", ha="center", va="center", fontsize=7, color="white" if values[i, j] < mid else "black")
-    fig.colorbar(im, ax=ax, label="accuracy (%), mean over severities and seeds")
+                ax.text(j, i, signed_pp(values[i, j] / 100), ha="center", va="center", fontsize=7,
+                        color="white" if abs(values[i, j]) > 0.6 * reach else "black")  # fmt: skip
+    fig.colorbar(im, ax=ax, label="difference (pp), mean over severities and seeds")
+    return to_data_uri(fig)
+
+
+@matplotlib.rc_context(RC)
+def scatter(data: ReportData) -> str | None:
+    """Robust against clean accuracy, one point per model and seed: worst-case attack accuracy at
+    the largest epsilon, and mean corruption accuracy, where the run has them."""
+    ps = data.per_seed
+    clean = ps[ps["group"] == "clean"].set_index(["model", "seed"])["accuracy"]
+    panels = []
+    worst = ps[(ps["group"] == "attack") & (ps["condition"] == "worst_case")]
+    if len(worst):
+        top = max(worst["level"], key=level_value)
+        panels.append((f"worst-case attack accuracy at ε={level_text('attack', top)} (%)", worst[worst["level"] == top].set_index(["model", "seed"])["accuracy"]))
+    mc = data.mean_corruption
+    if mc is not None and len(mc):
+        panels.append(("mean corruption accuracy (%)", mc.set_index(["model", "seed"])["accuracy"]))
+    if not panels or clean.empty:
+        return None
+    roles = ps.drop_duplicates("model").set_index("model")["role"]
+    fig = _figure(3.6 * len(panels) + 0.8, 3.0)
+    for ax, (label, robust) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for model in dict.fromkeys(robust.index.get_level_values(0)):
+            both = pd.concat([clean, robust], axis=1, join="inner", keys=["clean", "robust"]).loc[[model]]
+            role = roles.get(model, "")
+            ax.scatter(100 * both["clean"], 100 * both["robust"], s=18, color=COLORS.get(role, "#333333"),
+                       marker="s" if role == "teacher" else "o", label=_text(f"{model} ({role})"))  # fmt: skip
+        ax.set_xlabel("clean accuracy (%)")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7, frameon=False)
     return to_data_uri(fig)
 
 
@@ -184,5 +236,6 @@ def all_figures(data: ReportData) -> dict:
             for p in data.pairs
         ],
         "heatmap": heatmap(data),
+        "scatter": scatter(data),
     }
 

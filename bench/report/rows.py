@@ -48,6 +48,7 @@ def pair_header(pair: Pair) -> dict:
     many = max(len(pair.seeds[0]), len(pair.seeds[1])) > 1
     return {
         "title": f"{pair.distilled} vs {pair.baseline}",
+        "role": pair.role,
         "distilled": pair.distilled,
         "baseline": pair.baseline,
         "seeds": seeds,

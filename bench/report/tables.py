@@ -46,6 +46,7 @@ class Pair:
     seeds: tuple[list[int], list[int]] = ([], [])  # (baseline seeds, distilled seeds)
     method: str = ""  # the distilled model's method, for the verdict ("kd higher")
     per_seed: pd.DataFrame = field(default_factory=pd.DataFrame)  # McNemar per seed pair and metric
+    role: str = "distilled"  # the first model's role: distilled, or control (no teacher: label smoothing)
 
 
 @dataclass
@@ -139,7 +140,7 @@ def compare_list(run: Run) -> list[tuple[str, str]]:
     roles = run.metrics.drop_duplicates("model")
     baselines = roles[roles["role"] == "baseline"]
     pairs = []
-    for _, d in roles[roles["role"] == "distilled"].iterrows():
+    for _, d in roles[roles["role"].isin(("distilled", "control"))].iterrows():
         twin = baselines[baselines["arch"] == d["arch"]]
         if len(twin):
             pairs.append((d["model"], twin["model"].iloc[0]))
@@ -155,7 +156,14 @@ def _seed_pairs(base_seeds: list[int], dist_seeds: list[int]) -> list[tuple[int,
     return list(zip(sorted(base_seeds), sorted(dist_seeds)))
 
 
+def _role_of(run: Run, model: str) -> str:
+    roles = run.metrics.loc[run.metrics["model"] == model, "role"]
+    return str(roles.iloc[0]) if len(roles) else ""
+
+
 def _teachers_of(run: Run, distilled: str) -> list[str]:
+    if _role_of(run, distilled) != "distilled":  # a control (label smoothing) learns from no teacher
+        return []
     teachers = list(dict.fromkeys(run.metrics.loc[run.metrics["role"] == "teacher", "model"]))
     named = run.agreement.loc[run.agreement["model"] == distilled, "teachers"]
     if len(named):
@@ -250,7 +258,8 @@ def pair_table(run: Run, idx: _Index, keys: pd.DataFrame, distilled: str, baseli
     table = pd.DataFrame(rows).reindex(columns=cols)
     per_seed_cols = [*KEY, "label", "base_seed", "dist_seed", "base_acc", "dist_acc", "diff", "only_base", "only_dist", "p"]
     return Pair(distilled, baseline, seed_pairs, teachers, table, design, (list(bs), list(ds)),
-                str(methods.iloc[0]) if len(methods) else distilled, pd.DataFrame(per_seed, columns=per_seed_cols))  # fmt: skip
+                str(methods.iloc[0]) if len(methods) else distilled, pd.DataFrame(per_seed, columns=per_seed_cols),
+                "distilled" if _role_of(run, distilled) == "distilled" else "control")  # fmt: skip
 
 
 def verdict(diff, p_holm, mdd, method: str, alpha: float = ALPHA) -> str:
@@ -391,7 +400,8 @@ def build(run: Run) -> ReportData:
     per_seed = per_seed_table(run, keys)
     accuracy = accuracy_table(per_seed)
     idx = _Index(run)
-    pairs = [pair_table(run, idx, keys, d, b) for d, b in compare_list(run)]
+    # distilled students first, controls (no teacher) after: the order of every section
+    pairs = sorted((pair_table(run, idx, keys, d, b) for d, b in compare_list(run)), key=lambda p: p.role != "distilled")
     families = apply_holm(pairs)
     _, mc_label = corruption_set(keys)
     mce, mce_note = mce_table(run)

@@ -1,0 +1,47 @@
+"""`import kdbench`: the notebook API does what the command line does."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import kdbench
+
+SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
+SMALL = ["train.epochs=1", "dataset.params.n_train=200", "evaluate.n=40"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    suite = kdbench.load_suite(SUITE, overrides=SMALL)
+    lines = []
+    out = kdbench.run(suite, out=tmp_path_factory.mktemp("api"), device="cpu", log=lines.append)
+    assert any("running" in line for line in lines)
+    return out
+
+
+def test_the_api_is_small_and_documented():
+    assert kdbench.__all__ == ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "gate"]
+    for name in kdbench.__all__[1:]:
+        assert getattr(kdbench, name).__doc__, name
+
+
+def test_a_bad_suite_raises_the_command_lines_message(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SUITE.read_text().replace("epochs: 4", "epochs: 0"))
+    with pytest.raises(kdbench.SuiteError, match=r"bad.yaml: train.epochs: expected greater than or equal to 1"):
+        kdbench.load_suite(bad)
+
+
+def test_run_read_verdicts_report_compare_gate(run_dir, tmp_path):
+    run = kdbench.read_run(run_dir)
+    assert set(run.metrics["model"]) == {"teacher", "base", "kd"}
+    (sentence,) = kdbench.verdicts(run_dir)
+    assert sentence.startswith("kd vs base (cnn_tiny, 1 seed): ")
+    html = kdbench.report(run_dir, tmp_path / "r.html")
+    assert html == tmp_path / "r.html" and "At a glance" in html.read_text()
+    table = kdbench.compare(run_dir, run_dir)
+    assert (table["diff"] == 0).all() and len(table) == len(run.metrics)
+    result = kdbench.gate(run_dir, run_dir)
+    assert result.exit_code in (0, 4) and "kdbench gate" in result.markdown
