@@ -1,6 +1,16 @@
 """`import kdbench`: the public Python API (the package's folder is `bench/`; see bench/api.py)."""
 
 from bench import __version__
-from bench.api import Suite, SuiteError, compare, gate, load_suite, read_run, report, run, verdicts
+from bench.api import (
+    Suite,
+    SuiteError,
+    compare,
+    gate,
+    load_suite,
+    read_run,
+    report,
+    run,
+    verdicts,
+)
 
 __all__ = ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "gate"]

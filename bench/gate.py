@@ -67,7 +67,7 @@ class Tolerances:
     def lookup(self, group: str, condition: str, level: str) -> float:
         for key, tol in self.by_key.items():
             if ":" in key:
-                cond, lvl = key.split(":", 1)
+                cond, lvl = key.rsplit(":", 1)  # corruption conditions have a colon of their own: "c:fog:3"
                 if cond == condition and _same_level(lvl, level):
                     return tol
         if condition in self.by_key:
@@ -348,6 +348,20 @@ class GateResult:
     markdown: str
     tolerances: Tolerances
     alpha: float
+    notes: list[str] = field(default_factory=list)
+
+
+def machine_notes(base: dict, run: dict) -> list[str]:
+    """Where the two runs were computed, when that differs: results are deterministic on one
+    machine, device and thread count only, so a small difference may come from there."""
+    differ = []
+    for key, what in (("device_name", "device"), ("cpu", "CPU"), ("threads", "torch threads")):
+        if base.get(key) is not None and run.get(key) is not None and base.get(key) != run.get(key):
+            differ.append(f"{what} {base[key]} in the baseline, {run[key]} in the run")
+    if not differ:
+        return []
+    return ["The two runs were computed on different set-ups (" + "; ".join(differ) + "). Results repeat exactly only on one "
+            "machine, device and thread count; differences within the tolerance may come from that alone."]  # fmt: skip
 
 
 def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: bool = False) -> GateResult:
@@ -376,7 +390,7 @@ def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: 
         code = EXIT_INCONCLUSIVE
     else:
         code = EXIT_OK
-    result = GateResult(t, code, "", tolerances, alpha)
+    result = GateResult(t, code, "", tolerances, alpha, machine_notes(base.manifest, run.manifest))
     result.markdown = gate_markdown(result, base.path, run.path)
     return result
 
@@ -413,6 +427,7 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
                   "`kdbench gate --strict` fails on it (exit 4)."),
         "",
     ]  # fmt: skip
+    lines += [md_escape(note) + "\n" for note in result.notes]
     if n_inc:
         inc = t[t["verdict"] == "INCONCLUSIVE"]
         lines += ["Inconclusive (the test cannot tell a fall of the tolerance's size): " + md_escape("; ".join(

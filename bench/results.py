@@ -29,7 +29,7 @@ import pandas as pd
 
 from .atomic import atomic_path, write_text
 from .levels import level_str
-from .names import NAME
+from .names import NAME, RESULTS_FORMAT, corruption_condition
 
 METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
@@ -143,6 +143,14 @@ def read_run(path) -> Run:
     for key, values in keys.items():
         if not np.array_equal(values.astype(str), metrics[key].astype(str).to_numpy()):
             raise ResultsError(path / "per_example.npz", f"its '{key}' keys do not match metrics.csv row by row")
+    fmt = manifest.get("results_format", 1) if isinstance(manifest, dict) else 1  # a non-mapping manifest: the caller's check
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
+        raise ResultsError(path / "manifest.json", f"results_format must be a whole number >= 1, found {fmt!r}")
+    if fmt > RESULTS_FORMAT:
+        raise ResultsError(path / "manifest.json", f"results format {fmt} was written by a newer kdbench; this one reads formats 1 to {RESULTS_FORMAT}: upgrade kdbench")
+    if fmt < 2:  # format 1 named corruption rows by the corruption alone; read them as format 2 names them
+        corr = metrics["group"] == "corruption"
+        metrics.loc[corr, "condition"] = metrics.loc[corr, "condition"].map(corruption_condition)
     correct = np.unpackbits(packed, axis=1, count=n).astype(bool)
     if not np.array_equal(correct.sum(axis=1), metrics["correct"].to_numpy()):
         raise ResultsError(path / "per_example.npz", "per-example correctness does not add up to metrics.csv 'correct'")

@@ -17,9 +17,11 @@ import pandas as pd
 import torch
 
 from . import __version__
+from .data.errors import DataError
 from .execute import LocalExecutor, Store
 from .jobs import JobRunner, read_eval
 from .hashing import content_hash, weights_sha256
+from .names import RESULTS_FORMAT, corruption_condition
 from .methods import teacher_log_probs
 from .plan import Plan, make_plan
 from .results import DIAGNOSTIC_COLUMNS, write_run
@@ -42,7 +44,7 @@ def make_deterministic() -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def load_data(suite: Suite, data_root):
+def load_data(suite: Suite, data_root, fetch: bool = True):
     from .data import load_dataset, resolve_root
 
     ds = suite.dataset
@@ -51,7 +53,7 @@ def load_data(suite: Suite, data_root):
     if corruptions is not None and corruptions.root is None and root is not None:
         corruptions.root = str(root)  # released CIFAR-10-C files sit beside the dataset by default
     return load_dataset(
-        ds.name, root, download=ds.download, train_subset=ds.train_subset, test_subset=ds.test_subset, subset_seed=ds.subset_seed, **ds.params
+        ds.name, root, download=ds.download and fetch, train_subset=ds.train_subset, test_subset=ds.test_subset, subset_seed=ds.subset_seed, **ds.params
     )
 
 
@@ -65,7 +67,7 @@ def eval_examples(suite: Suite, test):
 
 
 def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: bool = True):
-    splits = load_data(suite, data_root)
+    splits = load_data(suite, data_root, fetch)  # a dry run downloads nothing
     test_eval = eval_examples(suite, splits.test)
     # Indices alone are not enough: position k is another image in another copy of the dataset.
     h = hashlib.sha256(test_eval.indices.numpy().astype("<i8").tobytes())
@@ -84,7 +86,12 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     dev = resolve_device(device)
     make_deterministic()
     store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
-    splits, test_eval, plan = prepare(suite, data_root, store.root / "robustbench", fetch=not dry_run)
+    try:
+        splits, test_eval, plan = prepare(suite, data_root, store.root / "robustbench", fetch=not dry_run)
+    except DataError as exc:
+        if dry_run and suite.dataset.download:
+            raise DataError(f"{exc} (--dry-run downloads nothing: run without it to download)") from None
+        raise
     if dry_run:
         for job, line in zip(plan.jobs, plan.describe()):
             log(("done   " if store.done(job) else "to run ") + line)
@@ -101,6 +108,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
     run_id, run_dir = claim_run_dir(Path(out) / suite.name, started.strftime("%Y%m%dT%H%M%SZ"))
     manifest = {
         "kdbench_version": __version__,
+        "results_format": RESULTS_FORMAT,
         "torch": torch.__version__,
         "torchvision": _version("torchvision"),
         "torchattacks": _version("torchattacks"),
@@ -173,7 +181,8 @@ def assemble(plan: Plan, store: Store, test_eval):
         clean_logits[(name, seed)] = torch.from_numpy(ev["clean_logits"])
         for i, (cond, group, level) in enumerate(zip(ev["condition"], ev["group"], ev["level"])):
             c = ev["correct"][i]
-            rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=str(cond), group=str(group),
+            cond = corruption_condition(str(cond)) if group == "corruption" else str(cond)
+            rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=str(group),
                              level=str(level), n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
             correct_rows.append(c)
     agreement = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.names import RESULTS_FORMAT, corruption_condition
 from bench.results import write_run
 
 SIGMAS = (0.05, 0.1)
@@ -67,7 +68,7 @@ def _conditions(corruptions: bool, severities=(1, 2, 3, 4, 5)):
         out += [(attack, "attack", format(e, ".6g"), (0.08 + 0.04 * i) * e * 255) for e in EPSILONS]
     if corruptions:
         for j, name in enumerate(CORRUPTIONS15):
-            out += [(name, "corruption", str(s), 0.02 * s + 0.01 * (j % 5)) for s in severities]
+            out += [(corruption_condition(name), "corruption", str(s), 0.02 * s + 0.01 * (j % 5)) for s in severities]
     return out
 
 
@@ -125,7 +126,7 @@ def fake_results(
     baselines = {m[3]: m[0] for m in models if m[1] == "baseline"}
     compare = [{"distilled": m[0], "baseline": baselines[m[3]]} for m in models if m[1] in ("distilled", "control") and m[3] in baselines]
     manifest = {
-        "kdbench_version": "0.1.0", "torch": "2.4.0", "torchvision": "0.19.0", "torchattacks": "3.5.1",
+        "kdbench_version": "0.1.0", "results_format": RESULTS_FORMAT, "torch": "2.4.0", "torchvision": "0.19.0", "torchattacks": "3.5.1",
         "python": "3.11.2", "git_commit": "0123456789abcdef", "device": "cpu", "device_name": "cpu",
         "cpu": "Fake CPU", "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:04:10Z", "wall_s": 250.0,
         "suite_name": "fake", "suite": suite, "suite_hash": "suite-" + eval_spec_hash,

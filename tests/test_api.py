@@ -8,7 +8,8 @@ import torch
 import kdbench
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
-SMALL = ["train.epochs=1", "dataset.params.n_train=200", "evaluate.n=40"]
+SMALL = ["train.epochs=1", "dataset.params.n_train=200", "evaluate.n=40",
+         "evaluate.corruptions={names: [gaussian_noise, fog], severities: [1, 3], reference_model: base}"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,11 @@ def test_a_bad_suite_raises_the_command_lines_message(tmp_path):
 def test_run_read_verdicts_report_compare_gate(run_dir, tmp_path):
     run = kdbench.read_run(run_dir)
     assert set(run.metrics["model"]) == {"teacher", "base", "kd"}
+    # the noise sweep and the corruption of the same name are told apart by their condition alone
+    m = run.metrics
+    assert set(m.loc[m["condition"] == "gaussian_noise", "group"]) == {"noise"}
+    assert set(m.loc[m["group"] == "corruption", "condition"]) == {"c:gaussian_noise", "c:fog"}
+    assert run.manifest["results_format"] == 2 and set(run.summary["corruption"]) >= {"gaussian_noise", "fog", "all"}
     (sentence,) = kdbench.verdicts(run_dir)
     assert sentence.startswith("kd vs base (cnn_tiny, 1 seed): ")
     html = kdbench.report(run_dir, tmp_path / "r.html")

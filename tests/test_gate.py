@@ -409,3 +409,46 @@ def test_example_workflow_runs_the_gate_and_always_uploads_the_report():
     upload = next(s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"
     assert any(str(s.get("uses", "")).startswith("actions/cache") for s in steps)
+
+
+def test_the_gate_says_when_the_runs_come_from_different_set_ups(tmp_path, capsys, one_seed):
+    base = write(tmp_path, "base", one_seed)
+    same = one_seed.copy()
+    code, out, _ = run_gate(capsys, write(tmp_path, "same", same), base)
+    assert "different set-ups" not in out
+    other, base_p = one_seed.copy(), one_seed.copy()
+    other.manifest.update(cpu="Another CPU", threads=1)
+    base_p.manifest["threads"] = 2
+    base2 = write(tmp_path, "base2", base_p)
+    code, out, _ = run_gate(capsys, write(tmp_path, "other", other), base2)
+    assert code == 0
+    assert "different set-ups (CPU Fake CPU in the baseline, Another CPU in the run; torch threads 2 in the baseline, 1 in the run)" in out
+
+
+def test_format_1_runs_are_read_with_format_2_names(tmp_path, capsys):
+    from bench.results import read_run
+
+    new = fakerun.fake_results(n=300, seeds=(0,), corruptions=True)
+    old = new.copy()  # as kdbench wrote it before corruption rows had their own names
+    del old.manifest["results_format"]
+    corr = old.metrics["group"] == "corruption"
+    old.metrics.loc[corr, "condition"] = old.metrics.loc[corr, "condition"].str.removeprefix("c:")
+    run_old, run_new = write(tmp_path, "old", old), write(tmp_path, "new", new)
+    assert set(read_run(run_old).metrics.loc[corr, "condition"]) == set(new.metrics.loc[corr, "condition"])
+    assert "c:gaussian_noise" in set(read_run(run_old).metrics["condition"])
+    code, out, _ = run_gate(capsys, run_new, run_old)  # a format 1 baseline gates a format 2 run
+    assert code == 0 and "c:fog" not in out and "fog severity 3" in out
+    future = new.copy()
+    future.manifest["results_format"] = 3
+    code, _, err = run_gate(capsys, write(tmp_path, "future", future), run_old)
+    assert code == 2 and "results format 3 was written by a newer kdbench; this one reads formats 1 to 2" in err
+
+
+def test_a_corruption_tolerance_names_its_condition(three_seeds):
+    from bench.gate import Tolerances
+
+    tol = Tolerances(1.0, {"c:fog": 3.0, "c:snow:5": 4.0, "gaussian_noise": 2.0, "pgd:4/255": 5.0})
+    assert tol.lookup("corruption", "c:fog", "2") == 3.0
+    assert tol.lookup("corruption", "c:snow", "5") == 4.0 and tol.lookup("corruption", "c:snow", "4") == 1.0
+    assert tol.lookup("noise", "gaussian_noise", "0.1") == 2.0 and tol.lookup("corruption", "c:gaussian_noise", "1") == 1.0
+    assert tol.lookup("attack", "pgd", format(4 / 255, ".6g")) == 5.0

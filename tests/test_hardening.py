@@ -361,3 +361,12 @@ def test_the_architecture_names_read_from_source_are_those_registered():
     declared = set(MODELS.names())
     list(MODELS.items())  # imports every family module, running the decorators
     assert set(MODELS._items) == declared and "resnet20" in declared and "wrn_28_10" in declared
+
+
+def test_a_dry_run_downloads_nothing(tmp_path, capsys, monkeypatch):
+    from bench.data import cifar10
+
+    monkeypatch.setattr(cifar10, "download_pickles", lambda root: pytest.fail("a dry run downloaded"))
+    text = GOOD.replace("dataset: {name: synthetic, params: {n_train: 200, n_test: 100}}", "dataset: {name: cifar10, download: true}")
+    code, _, err = cli(capsys, "run", suite_file(tmp_path, text), "--data-root", tmp_path / "nothing", "--out", tmp_path / "o", "--dry-run")
+    assert code == 2 and "no CIFAR-10 data found" in err and "--dry-run downloads nothing: run without it to download" in err

@@ -148,7 +148,7 @@ def test_mean_corruption_accuracy_over_the_benchmark_15(tmp_path):
 
 def test_a_subset_of_corruptions_says_so(tmp_path):
     pieces = fakerun.fake_results(n=200, corruptions=True)
-    keep = (~pieces.metrics["condition"].isin(fakerun.CORRUPTIONS15[3:]) | (pieces.metrics["group"] != "corruption")).to_numpy()
+    keep = (~pieces.metrics["condition"].isin([f"c:{c}" for c in fakerun.CORRUPTIONS15[3:]]) | (pieces.metrics["group"] != "corruption")).to_numpy()
     pieces.metrics, pieces.correct = pieces.metrics[keep].reset_index(drop=True), pieces.correct[keep]
     data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     assert data.mean_corruption_label == "corruptions: mean of 3 of the 15"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from ..names import corruption_name
+
 DASH = "—"
 
 
@@ -39,6 +41,8 @@ def level_symbol(group: str) -> str:
 
 def metric_label(group: str, condition: str, level: str) -> str:
     """'clean', 'gaussian_noise σ=0.05', 'pgd ε=8/255', 'fog severity 3'."""
+    if group == "corruption":
+        condition = corruption_name(condition)
     if level in ("", None):
         return condition
     sym = level_symbol(group)

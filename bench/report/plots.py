@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..names import corruption_name
 from .format import level_text, level_value, signed_pp
 from .tables import Pair, ReportData
 
@@ -123,7 +124,7 @@ def corruption_plot(data: ReportData, pair: Pair) -> str | None:
     for ax, cond in zip(axes, conds):
         for model, role in _pair_models(pair):
             _draw(ax, _series(data, model, "corruption", cond), role, f"{model} ({role})")
-        ax.set_title(_text(cond), fontsize=8)
+        ax.set_title(_text(corruption_name(cond)), fontsize=8)
         ax.set_xticks(range(0, 6))
     for ax in axes[len(conds) :]:
         ax.set_visible(False)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
+from ..names import corruption_condition, corruption_name
 from ..results import DIAGNOSTIC_COLUMNS, Run
 from .format import level_value, metric_label
 from .runs import GROUP_ORDER, is_per_example
@@ -174,12 +175,14 @@ def _teachers_of(run: Run, distilled: str) -> list[str]:
 
 
 def corruption_set(keys: pd.DataFrame) -> tuple[list[str], str]:
+    """The corruption conditions the mean corruption accuracy averages (metrics.csv names), and its label."""
     present = list(dict.fromkeys(keys.loc[keys["group"] == "corruption", "condition"]))
     if not present:
         return [], ""
-    if set(BENCHMARK_CORRUPTIONS) <= set(present):
-        return list(BENCHMARK_CORRUPTIONS), "corruptions: mean of the 15"
-    if set(present) <= set(BENCHMARK_CORRUPTIONS):
+    plain = {corruption_name(c) for c in present}
+    if set(BENCHMARK_CORRUPTIONS) <= plain:
+        return [corruption_condition(c) for c in BENCHMARK_CORRUPTIONS], "corruptions: mean of the 15"
+    if plain <= set(BENCHMARK_CORRUPTIONS):
         return present, f"corruptions: mean of {len(present)} of the 15"
     return present, f"corruptions: mean of {len(present)}"
 
@@ -335,7 +338,8 @@ def corruption_table(accuracy: pd.DataFrame, per_seed: pd.DataFrame) -> pd.DataF
     names = list(dict.fromkeys(c["condition"]))
     # mean over severities per seed, then over seeds: every seed weighs the same
     t = c.groupby(["model", "condition", "seed"], sort=False)["accuracy"].mean().groupby(level=[0, 1], sort=False).mean()
-    return t.unstack("model").reindex(index=names, columns=[m for m in models if m in set(c["model"])])
+    t = t.unstack("model").reindex(index=names, columns=[m for m in models if m in set(c["model"])])
+    return t.rename(index=corruption_name)  # rows name corruptions: "fog", not "c:fog"
 
 
 def mean_corruption_table(run: Run, idx: _Index, keys: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from ...lazy import lazy
+from ...names import corruption_name
 from . import BENCHMARK
 from .core import SEVERITIES
 
@@ -30,7 +31,9 @@ SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 
 
 def _corruption_rows(metrics: pd.DataFrame, names) -> pd.DataFrame:
-    m = metrics[(metrics["group"] == "corruption") & metrics["condition"].isin(list(names))].copy()
+    m = metrics[metrics["group"] == "corruption"].copy()
+    m["condition"] = m["condition"].map(corruption_name)  # "c:fog" in metrics.csv, "fog" here
+    m = m[m["condition"].isin(list(names))]
     m["severity"] = pd.to_numeric(m["level"].astype(str), errors="coerce")
     m = m[m["severity"].isin(list(SEVERITIES))]
     m["error"] = 1.0 - m["accuracy"].astype(float)
