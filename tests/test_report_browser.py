@@ -64,6 +64,12 @@ def test_the_report_is_not_blank(report):
     assert report.images == 6 and report.images_ok == 6  # every inline figure decoded
 
 
+def test_the_verdict_block_comes_first(report):
+    text = report.text
+    assert text.index("At a glance") < text.index("Models") < text.index("resnet20-kd vs resnet20-baseline\n")
+    assert "resnet20-kd vs resnet20-baseline (resnet20, 2 seeds): " in text
+
+
 def test_html_in_the_manifest_is_shown_as_text_and_never_runs(report):
     assert report.scripts == 0
     assert report.dialogs == [] and report.console == []
