@@ -6,7 +6,7 @@ from pydantic import Field
 
 from ..lazy import lazy
 from . import CONDITIONS
-from .attack import Attack, AttackParams
+from .attack import Attack, AttackParams, first_success
 
 torch = lazy("torch")
 
@@ -45,4 +45,5 @@ class APGD(Attack):
 
         p = self.params
         atk = APGDAttack(model, n_iter=p.steps, norm="Linf", n_restarts=1, eps=eps, loss=p.loss, eot_iter=1, rho=0.75, device=x.device)
-        return apgd_run(atk, x, y, start(x))
+        # as pyautoattack's perturb: only the examples classified correctly are attacked
+        return first_success(model, x, y, [lambda rows: apgd_run(atk, x[rows], y[rows], start(x[rows], rows=rows))], only_correct=True)

@@ -44,4 +44,4 @@ class APGDT(Attack):
 
             return run
 
-        return first_success(model, x, y, (towards(t) for t in range(2, k + 2)))
+        return first_success(model, x, y, (towards(t) for t in range(2, k + 2)), only_correct=True)

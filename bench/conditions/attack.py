@@ -87,20 +87,24 @@ class Attack(Condition):
         return first_success(model, x, y, runs)
 
 
-def first_success(model, x, y, runs) -> torch.Tensor:
+def first_success(model, x, y, runs, only_correct: bool = False) -> torch.Tensor:
     """Worst case over several runs of an attack: each run (a function of the rows still to fool)
     sees only the examples the earlier ones did not fool, and an example keeps the first image
-    that fooled the model (pyautoattack's restarts work the same way)."""
+    that fooled the model (pyautoattack's restarts work the same way). `only_correct`: examples
+    misclassified when clean are not attacked at all (they count as not robust anyway)."""
     x_adv = x.clone()
     todo = torch.arange(len(x), device=x.device)
+    if only_correct:
+        with torch.no_grad():
+            todo = todo[model(x).argmax(1) == y]
     for run in runs:
+        if len(todo) == 0:
+            break
         candidate = run(todo)
         with torch.no_grad():
             fooled = model(candidate).argmax(1) != y[todo]
         x_adv[todo[fooled]] = candidate[fooled]
         todo = todo[~fooled]
-        if len(todo) == 0:
-            break
     return x_adv
 
 
