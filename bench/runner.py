@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import platform
 import subprocess
@@ -93,8 +94,16 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
             raise DataError(f"{exc} (--dry-run downloads nothing: run without it to download)") from None
         raise
     if dry_run:
+        from .estimate import clock, estimate
+
+        todo = [j for j in plan.jobs if force or not store.done(j)]
+        seconds = estimate(plan, len(splits.train), len(test_eval), dev, todo)
         for job, line in zip(plan.jobs, plan.describe()):
-            log(("done   " if store.done(job) else "to run ") + line)
+            log(f"to run {line}  ~{clock(seconds[job.hash])}" if job.hash in seconds else f"done   {line}")
+        total = sum(s for s in seconds.values() if not math.isnan(s))
+        unknown = sum(1 for s in seconds.values() if math.isnan(s))
+        log(f"estimate: about {clock(total)} for {len(todo)} job(s) on {dev}" + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
+            + "; rough: one batch per architecture timed here, AutoAttack and Square at their full budgets")
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)

@@ -27,6 +27,10 @@ class APGDT(Attack):
     kind = "margin"
     Params = APGDTParams
 
+    def passes(self, level):
+        p = self.params
+        return 1, p.steps * p.restarts * p.target_classes
+
     def run_once(self, model, x, y, eps, start):
         from pyautoattack.autopgd_base import APGDAttack_targeted
 

@@ -72,6 +72,11 @@ class Attack(Condition):
     def levels(self):
         return list(self.params.eps)
 
+    def passes(self, level) -> tuple[int, int]:
+        """One gradient step per restart (FGSM), then the scoring forward; iterative attacks say more."""
+        steps = getattr(self.params, "steps", 1)
+        return 1, steps * self.restarts
+
     def run_once(self, model, x, y, eps: float, start: Starts) -> torch.Tensor:
         """One run of the attack on a batch, its random starts drawn from `start`."""
         raise NotImplementedError

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -36,6 +36,17 @@ class AutoAttackCondition(Attack):
     batch_independent = False  # it batches internally, seeding each batch
     Params = AutoAttackParams
     batch_size: int = 256  # set by the evaluator from evaluate.batch_size
+
+    # (forwards, gradient passes) per example at AutoAttack's published budget, at most: each
+    # attack runs only on the examples the earlier ones left robust
+    BUDGET: ClassVar[dict] = {"apgd-ce": (0, 100), "apgd-dlr": (0, 100), "apgd-t": (0, 900), "fab": (0, 100), "fab-t": (0, 900), "square": (5000, 0)}
+    VERSIONS: ClassVar[dict] = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+
+    def passes(self, level):
+        p = self.params
+        names = p.attacks if p.version == "custom" else self.VERSIONS[p.version]
+        eot = 20 if p.version == "rand" else 1  # the rand version averages 20 gradients per step
+        return 1 + sum(self.BUDGET[n][0] for n in names), eot * sum(self.BUDGET[n][1] for n in names)
 
     def make(self, model, eps: float, device):
         from pyautoattack import AutoAttack

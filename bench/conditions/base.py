@@ -42,6 +42,11 @@ class Condition:
         """Level values as metrics.csv records them: [None] for no levels, else sigmas/epsilons/severities."""
         return [None]
 
+    def passes(self, level) -> tuple[int, int]:
+        """(forward passes, gradient passes) per evaluated batch at `level`, for the dry run's time
+        estimate: a perturbed batch is scored once."""
+        return 1, 0
+
     def perturb(self, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, level) -> torch.Tensor:
         raise NotImplementedError
 

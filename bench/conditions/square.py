@@ -23,6 +23,9 @@ class Square(Attack):
     Params = SquareParams
     batch_independent = False  # its squares are drawn once per step for the whole batch
 
+    def passes(self, level):
+        return self.params.queries + 1, 0  # queries only, at most (it stops on fooled examples)
+
     def run_once(self, model, x, y, eps, start):
         from pyautoattack.square import SquareAttack
 

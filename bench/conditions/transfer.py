@@ -34,6 +34,9 @@ class Transfer(Attack):
         self.inner = inner
         self._crafted: dict = {}  # (source, level) -> examples of the current batch, shared by its targets
 
+    def passes(self, level):
+        return self.inner.passes(level)  # crafted on the source, once per batch, scored here
+
     def attack(self, model, x, y, indices, level, source=None):
         if source is None:
             raise ValueError("transfer needs a source model")
