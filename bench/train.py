@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .methods import Method
+from .methods.base import Batch, Teachers
 from .progress import bar
 from .seeding import generator
 
@@ -89,6 +90,8 @@ def train(
     net.to(device).train()
     for t in teachers:
         t.to(device).eval()
+    # cached outputs hold for un-augmented images only
+    sources = Teachers(teachers, teacher_logits if teacher_logits is not None and not recipe.augment else None)
     opt = make_optimizer(net.parameters(), recipe)
     order_gen, aug_gen = generator(seed, "order"), generator(seed, "augment")
     n = len(images)
@@ -109,15 +112,7 @@ def train(
             y = labels[idx.to(device)]
             for group in opt.param_groups:
                 group["lr"] = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
-            logits = net(x)
-            t_logits = None
-            if method.needs_teacher:
-                if teacher_logits is not None and not recipe.augment:
-                    t_logits = teacher_logits[:, idx].to(device)
-                else:
-                    with torch.no_grad():
-                        t_logits = torch.stack([t(x) for t in teachers])
-            losses = method.losses(logits, t_logits, y, progress)
+            logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress))
             total = sum(losses.values())
             if not torch.isfinite(total):
                 raise FloatingPointError(f"{desc}: loss is {total.item()} at epoch {epoch + 1}; lower the learning rate")

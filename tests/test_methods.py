@@ -132,3 +132,51 @@ def test_scheduled_kd_uses_the_temperature_of_its_progress():
     m = method("kd", alpha=0.0, temperature=sched)
     at_end = m.losses(torch.tensor(S), torch.tensor([T1]), torch.tensor(Y), 1.0)["kd"].item()
     assert at_end == pytest.approx(mean([kl(softmax(T1[b], 1.0), softmax(S[b], 1.0)) for b in range(2)]), rel=1e-5)
+
+
+# ------------------------------------------------------------------ the method owns the forward pass
+def test_the_default_forward_pass_feeds_the_loss_from_the_cache_or_the_teachers():
+    from bench.methods.base import Batch, Teachers
+
+    torch.manual_seed(0)
+    student, teacher = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    x, y, index = torch.rand(5, 4), torch.tensor([0, 1, 2, 0, 1]), torch.tensor([7, 1, 3, 0, 9])
+    kd = method("kd", alpha=0.3, temperature=2.0)
+    cache = torch.zeros(1, 10, 3)
+    with torch.no_grad():
+        cache[0, index] = teacher(x)
+    batch = Batch(x, y, index, 0.0)
+    logits, from_cache = kd.forward_train(student, Teachers([teacher], cache), batch)
+    _, from_teacher = kd.forward_train(student, Teachers([teacher]), batch)
+    assert torch.equal(logits, student(x))
+    expected = kd.losses(student(x), teacher(x).detach()[None], y, 0.0)
+    for name in ("ce", "kd"):
+        assert torch.allclose(from_cache[name], expected[name]) and torch.allclose(from_teacher[name], expected[name])
+    _, base = method("baseline").forward_train(student, Teachers(), batch)  # no teacher asked for, none needed
+    assert set(base) == {"ce"}
+
+
+def test_a_method_that_overrides_the_forward_pass_is_what_training_runs():
+    from bench.methods.base import Method, MethodParams
+    from bench.suite import TrainRecipe
+    from bench.train import train
+
+    seen = []
+
+    class Twice(Method):  # a toy method: the loss on the clean batch and on the batch flipped
+        name, role = "twice", "control"
+
+        def forward_train(self, student, teachers, batch):
+            seen.append((tuple(batch.x.shape), round(batch.progress, 3)))
+            logits = student(batch.x)
+            flipped = student(batch.x.flip(-1))
+            ce = torch.nn.functional.cross_entropy
+            return logits, {"clean": ce(logits, batch.y), "flipped": 0.5 * ce(flipped, batch.y)}
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    images, labels = (torch.rand(20, 3, 8, 8) * 255).to(torch.uint8), torch.randint(0, 4, (20,))
+    recipe = TrainRecipe(epochs=2, batch_size=8, optimizer="sgd", lr=0.1, schedule="constant", augment=False)
+    history = train(net, images, labels, recipe, Twice(MethodParams(name="twice")), seed=0)
+    assert seen == [((8, 3, 8, 8), 0.0)] * 2 + [((4, 3, 8, 8), 0.0)] + [((8, 3, 8, 8), 1.0)] * 2 + [((4, 3, 8, 8), 1.0)]
+    assert set(history[0]) == {"epoch", "clean", "flipped", "train_accuracy"}

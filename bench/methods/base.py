@@ -1,13 +1,18 @@
-"""What a training method is: named losses from (student logits, teacher logits, labels, progress).
+"""What a training method is: it owns the training step's forward pass.
 
-As in mdistiller, a method returns a dict of named, already weighted losses; the training loop
-minimises their sum and logs each. `teacher_logits` is (K, B, C) for K teachers, or None.
-`progress` runs from 0 at the first epoch to 1 at the last, for schedules.
+As in mdistiller, `forward_train(student, teachers, batch)` returns the student's logits on the
+clean batch and a dict of named, already weighted losses; the training loop minimises their sum
+and logs each. A method that needs more than the student's clean logits (an attack on the student,
+the teachers on other inputs, intermediate features) overrides `forward_train`; the rest only say
+their loss, `losses(student logits, teacher logits (K, B, C) or None, labels, progress)`, and the
+default forward pass feeds it. `progress` runs from 0 at the first epoch to 1 at the last.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +38,40 @@ class DistillParams(MethodParams):
     temperature: Temperature = Field(4.0, description="T, or a schedule {schedule, start, end}")
 
 
+@dataclass
+class Batch:
+    """One training step's data: float images in [0, 1] on the device (augmented when the recipe
+    says so), labels, the images' positions in the training set, and the epoch's progress."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+    progress: float
+
+
+class Teachers:
+    """The teachers of a student: their modules (eval mode, on the device) and, for training
+    without augmentation, their outputs on the training set computed once (K, N, C)."""
+
+    def __init__(self, models: Sequence = (), cached: torch.Tensor | None = None):
+        self.models, self.cached = list(models), cached
+
+    def __bool__(self) -> bool:
+        return bool(self.models) or self.cached is not None
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        """(K, B, C) teacher logits on the batch's clean images: from the cache when there is one."""
+        if self.cached is not None:
+            return self.cached[:, batch.index].to(batch.x.device)
+        with torch.no_grad():
+            return torch.stack([t(batch.x) for t in self.models])
+
+    def on(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, B, C) teacher logits on other inputs (an adversarial batch, say): never cached."""
+        with torch.no_grad():
+            return torch.stack([t(x) for t in self.models])
+
+
 class Method:
     name: ClassVar[str]
     needs_teacher: ClassVar[bool] = False
@@ -45,6 +84,12 @@ class Method:
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
         self.params = params
         self.ensemble = ensemble
+
+    def forward_train(self, student, teachers: Teachers, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The student's logits on `batch.x` and the named, weighted losses of this step."""
+        logits = student(batch.x)
+        t_logits = teachers.logits(batch) if self.needs_teacher else None
+        return logits, self.losses(logits, t_logits, batch.y, batch.progress)
 
     def losses(self, student_logits, teacher_logits, labels, progress: float) -> dict[str, torch.Tensor]:
         raise NotImplementedError
