@@ -51,7 +51,8 @@ class Registry(Generic[T]):
         """Learn the names that `@decorator("name")` registers in the package's modules by reading
         their source, without importing them (model families import torch, and `validate` should
         not wait for it); `get` imports a name's module on first use. Only literal names are seen:
-        register with a decorator and a string, one function per name."""
+        register with a decorator and a string (stacked on one class for variants, with their
+        fixed arguments as keywords), never with a computed name."""
         for info in pkgutil.iter_modules(path):
             file = Path(next(iter(path))) / f"{info.name}.py"
             if not file.is_file():

@@ -187,8 +187,9 @@ def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
         raise ResultsError(file, f"non-numeric value where a number belongs ({exc}); truncated?") from None
     for col in ("model", "teachers"):
         if col in df.columns:
-            names = [n for v in df[col] for n in str(v).split("+") if n] if col == "teachers" else df[col].astype(str)
-            bad = sorted({n for n in names if not re.match(NAME, n)})
+            values = set(df[col].astype(str))  # thousands of rows, a handful of names
+            names = {n for v in values for n in v.split("+") if n} if col == "teachers" else values
+            bad = sorted(n for n in names if not re.match(NAME, n))
             if bad:
                 raise ResultsError(file, f"'{col}' holds {bad[0][:80]!r}, which is not a model name (letters, digits, _ . -, starting with a letter or digit)")
     return df

@@ -60,13 +60,17 @@ PARALLEL_MIN_FILES = 1024
 SIZES = {"train": 50_000, "test": 10_000}
 
 
+def _check_format(format) -> None:
+    if format not in FORMATS:
+        raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {format!r}")
+
+
 def check_params(params: dict, train_subset=None, test_subset=None) -> None:
     """What `load` would refuse whatever the files, said before anything trains (suite validation)."""
     unknown = sorted(set(params) - {"format"})
     if unknown:
         raise DataError(f"cifar10 dataset: unknown parameter(s) {unknown}; expected: format")
-    if params.get("format", "auto") not in FORMATS:
-        raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {params['format']!r}")
+    _check_format(params.get("format", "auto"))
     for split, subset in (("train", train_subset), ("test", test_subset)):
         if subset is not None and subset > SIZES[split]:
             raise DataError(f"{split}_subset {subset} is larger than CIFAR-10's {split} split ({SIZES[split]:,} images)")
@@ -77,8 +81,7 @@ def load(root: Path, splits, *, download: bool = False, format: str = "auto"):
 
     The registry's loader: (dict split -> TensorData, classes, identity) for the `splits` asked."""
     root = Path(root)
-    if format not in FORMATS:
-        raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {format!r}")
+    _check_format(format)
     found, where = locate(root, format, splits)
     if found is None:
         if download and format in ("auto", "pickle"):

@@ -218,8 +218,9 @@ def scatter(data: ReportData) -> str | None:
     roles = ps.drop_duplicates("model").set_index("model")["role"]
     fig = _figure(3.6 * len(panels) + 0.8, 3.0)
     for ax, (label, robust) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        paired = pd.concat([clean, robust], axis=1, join="inner", keys=["clean", "robust"])
         for model in dict.fromkeys(robust.index.get_level_values(0)):
-            both = pd.concat([clean, robust], axis=1, join="inner", keys=["clean", "robust"]).loc[[model]]
+            both = paired.loc[[model]]
             role = roles.get(model, "")
             ax.scatter(100 * both["clean"], 100 * both["robust"], s=18, color=COLORS.get(role, "#333333"),
                        marker="s" if role == "teacher" else "o", label=_text(f"{model} ({role})"))  # fmt: skip
