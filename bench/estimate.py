@@ -2,7 +2,7 @@
 
 Work is counted in network passes: training steps (forward, backward and update at the recipe's
 batch size; KD adds one teacher forward per training image when its outputs are cached, else per
-step), and per evaluated batch the forwards and gradient passes each condition declares
+step; adversarial training adds its inner attack's gradient passes per step), and per evaluated batch the forwards and gradient passes each condition declares
 (`Condition.passes`), plus the gradient-masking probes. One batch per architecture is timed on
 this device to price a pass. It leaves out data loading, corruption generation and start-up, and
 counts AutoAttack and Square at their full budgets (both stop on fooled examples), so read it as
@@ -92,6 +92,9 @@ def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, f
             recipe = TrainRecipe.model_validate(job.spec["recipe"])
             steps = recipe.epochs * math.ceil(n_train / recipe.batch_size)
             seconds = steps * prices.of(*arch, recipe.batch_size)["train"]
+            attack = job.spec.get("method", {}).get("attack")
+            if attack:  # adversarial training: the inner attack's gradient passes in every step
+                seconds += steps * attack["steps"] * prices.of(*arch, recipe.batch_size)["gradient"]
             for dep in job.deps:  # a teacher's forwards: once over the data when cached, else every step
                 t_arch = _arch(suite, dep.model)
                 if t_arch is not None:

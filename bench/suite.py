@@ -260,7 +260,7 @@ class Suite(Strict):
     teachers: dict[Annotated[str, Field(pattern=NAME)], TeacherSpec] = Field(default_factory=dict)
     students: dict[Annotated[str, Field(pattern=NAME)], StudentSpec] = Field(default_factory=dict)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)  # type: ignore[valid-type]
-    compare: Optional[list[ComparePair]] = Field(None, description="default: each student with a teacher or smoothing against the 'baseline' student of its architecture")
+    compare: Optional[list[ComparePair]] = Field(None, description="default: each student against the student of its architecture trained by its method's twin (baseline; pgd_at for robust methods)")
     gate: Optional[GateSpec] = None
 
     @model_validator(mode="after")
@@ -322,9 +322,10 @@ class Suite(Strict):
             return list(self.compare)
         out = []
         for name, s in self.students.items():
-            if s.method.name == "baseline":
+            method = METHODS.get(s.method.name)
+            if method.role == "baseline":
                 continue
-            twins = [b for b, bs in self.students.items() if bs.method.name == "baseline" and bs.arch == s.arch]
+            twins = [b for b, bs in self.students.items() if bs.method.name == method.twin and bs.arch == s.arch]
             if len(twins) == 1:
                 out.append(ComparePair(distilled=name, baseline=twins[0]))
         return out
@@ -344,6 +345,11 @@ class Suite(Strict):
                 out.append(f"compare {p.distilled} vs {p.baseline}: seeds differ ({d.seeds} vs {b.seeds}); only shared seeds pair up")
             if d.normalize != b.normalize:
                 out.append(f"compare {p.distilled} vs {p.baseline}: normalisation differs")
+            budgets = [getattr(s.method, "attack", None) for s in (d, b)]
+            if all(budgets):
+                diff = [k for k in ("eps", "step_size", "steps") if getattr(budgets[0], k) != getattr(budgets[1], k)]
+                if diff:
+                    out.append(f"compare {p.distilled} vs {p.baseline}: inner attacks differ in {', '.join(diff)}; the twins do not train against the same adversary")
         return out
 
 

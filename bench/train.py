@@ -112,7 +112,7 @@ def train(
             y = labels[idx.to(device)]
             for group in opt.param_groups:
                 group["lr"] = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
-            logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress))
+            logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress, seed, step))
             total = sum(losses.values())
             if not torch.isfinite(total):
                 raise FloatingPointError(f"{desc}: loss is {total.item()} at epoch {epoch + 1}; lower the learning rate")

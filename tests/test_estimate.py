@@ -31,6 +31,15 @@ def test_passes_are_counted_as_the_suite_asks(monkeypatch):
     assert by_id["evaluate:base:seed0"] == pytest.approx(batches * (fwd * 0.001 + grad * 0.002) + probes)
 
 
+def test_adversarial_training_adds_its_inner_attack(monkeypatch):
+    monkeypatch.setattr(est.Prices, "of", lambda self, arch, normalize, batch: PRICE)
+    suite = load_suite(SUITE, overrides=["students.base.method={name: pgd_at, attack: {steps: 7}}"])
+    plan = make_plan(suite, "data", "ids", {})
+    seconds = est.estimate(plan, n_train=800, n_eval=120, device="cpu", todo=plan.jobs)
+    steps = 4 * math.ceil(800 / 50)
+    assert seconds[next(j.hash for j in plan.jobs if j.id == "student:base:seed0")] == pytest.approx(steps * (0.01 + 7 * 0.002))
+
+
 def test_attack_budgets():
     from bench.conditions import CONDITIONS
 

@@ -166,3 +166,32 @@ students:
     assert second["student:kd:seed0"] != first["student:kd:seed0"]
     assert second["student:base:seed0"] == first["student:base:seed0"]
     assert offline == []
+
+
+def test_a_zoo_teacher_distils_a_robust_student_offline(tmp_path, offline):
+    """A RobustBench teacher from hand-placed weights (no network) teaches an rslad student, end to end."""
+    from bench.cli import main
+    from bench.results import read_run
+
+    torch.manual_seed(0)
+    model_dir = tmp_path / "out" / "_cache" / "robustbench"  # where the runner's adapter looks
+    path = model_dir / "cifar10" / "Linf" / "Standard.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"state_dict": {"module." + k: v for k, v in create_model("wrn_28_10").state_dict().items()}}, path)
+    suite = tmp_path / "zoo_rslad.yaml"
+    suite.write_text("""
+name: zoo_rslad
+dataset: {name: synthetic, params: {n_train: 24, n_test: 12}}
+train: {epochs: 1, batch_size: 12, augment: false}
+teachers:
+  rb: {robustbench: Standard, threat_model: Linf, evaluate: clean}
+students:
+  at: {arch: cnn_tiny, method: {name: pgd_at, attack: {steps: 1}}}
+  rslad: {arch: cnn_tiny, method: {name: rslad, attack: {steps: 1}}, teachers: [rb]}
+evaluate: {clean: {}}
+""")
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu", "--threads", "1"]) == 0
+    run = read_run(tmp_path / "out" / "zoo_rslad" / "latest")
+    assert offline == []
+    assert set(run.metrics.model) == {"rb", "at", "rslad"}
+    assert run.manifest["compare"] == [{"distilled": "rslad", "baseline": "at"}]

@@ -1,4 +1,5 @@
-"""Training methods, found by the names the suite uses (`baseline`, `label_smoothing`, `kd`, `kd_mse`)."""
+"""Training methods, found by the names the suite uses: clean-data (`baseline`, `label_smoothing`,
+`kd`, `kd_mse`) and adversarial (`pgd_at`, `trades`, `ard`, `rslad`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ METHODS: Registry[type[Method]] = Registry("method")
 register_method = METHODS.register
 
 # Importing the modules registers them; a new method is one new module listed here.
-from . import baseline, kd, kd_mse, label_smoothing  # noqa: E402,F401
+from . import ard, baseline, kd, kd_mse, label_smoothing, pgd_at, rslad, trades  # noqa: E402,F401
 
 
 def _shorthand(value):

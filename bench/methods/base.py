@@ -1,8 +1,9 @@
 """What a training method is: it owns the training step's forward pass.
 
-As in mdistiller, `forward_train(student, teachers, batch)` returns the student's logits on the
-clean batch and a dict of named, already weighted losses; the training loop minimises their sum
-and logs each. A method that needs more than the student's clean logits (an attack on the student,
+As in mdistiller, `forward_train(student, teachers, batch)` returns the student's logits that
+training accuracy is counted on (the clean batch's, or the adversarial batch's for a method that
+trains on adversarial examples only) and a dict of named, already weighted losses; the training
+loop minimises their sum and logs each. A method that needs more than the student's clean logits (an attack on the student,
 the teachers on other inputs, intermediate features) overrides `forward_train`; the rest only say
 their loss, `losses(student logits, teacher logits (K, B, C) or None, labels, progress)`, and the
 default forward pass feeds it. `progress` runs from 0 at the first epoch to 1 at the last.
@@ -41,12 +42,16 @@ class DistillParams(MethodParams):
 @dataclass
 class Batch:
     """One training step's data: float images in [0, 1] on the device (augmented when the recipe
-    says so), labels, the images' positions in the training set, and the epoch's progress."""
+    says so), labels, the images' positions in the training set, the epoch's progress, and the
+    training seed and step, which seed the step's own random draws (an inner attack's start), so
+    that twins draw the same ones."""
 
     x: torch.Tensor
     y: torch.Tensor
     index: torch.Tensor
     progress: float
+    seed: int = 0
+    step: int = 0
 
 
 class Teachers:
@@ -79,6 +84,10 @@ class Method:
     # "baseline" (hard labels only: the twin), or "control" (no teacher, but not the twin either:
     # label smoothing asks how much of KD's effect soft targets without a teacher already give).
     role: ClassVar[str] = "control"
+    # The method of the student this one is compared with by default (same architecture): the
+    # hard-label baseline for clean-data methods, adversarial training for robust ones. A method
+    # whose role is "baseline" is itself a twin and has none.
+    twin: ClassVar[str] = "baseline"
     Params: ClassVar[type[MethodParams]]
 
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
@@ -115,6 +124,15 @@ class SoftTargetMethod(Method):
         return {"ce": a * F.cross_entropy(student_logits, labels), self.soft_name: (1 - a) * t * t * soft}
 
 
+class RobustDistillMethod(Method):
+    """What ard and rslad share: a teacher, and adversarial training (pgd_at) as the twin they are
+    held against, at the same architecture, recipe, seed and attack budget."""
+
+    needs_teacher = True
+    role = "distilled"
+    twin = "pgd_at"
+
+
 def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
     """log p_teacher at temperature T for K stacked teachers (K, B, C) -> (B, C).
 
@@ -128,3 +146,11 @@ def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: En
     k = teacher_logits.shape[0]
     # log of a mean of probabilities, kept in log space so that confident teachers do not underflow
     return torch.logsumexp(F.log_softmax(teacher_logits / temperature, dim=-1), dim=0) - math.log(k)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
+    """KL(p || q) = sum_c p_c (log p_c - log q_c) from log-probabilities (B, C), averaged over the
+    batch; reduction "mean" also divides by the number of classes C, as nn.KLDivLoss() does by
+    default (and as the ARD and RSLAD authors' code does)."""
+    kl = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
+    return kl / log_q.shape[1] if reduction == "mean" else kl

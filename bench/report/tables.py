@@ -138,11 +138,15 @@ def compare_list(run: Run) -> list[tuple[str, str]]:
             pairs = [p for p in pairs if p[0] in models and p[1] in models]
             if pairs:
                 return pairs
+    from ..methods import METHODS
+
     roles = run.metrics.drop_duplicates("model")
     baselines = roles[roles["role"] == "baseline"]
     pairs = []
     for _, d in roles[roles["role"].isin(("distilled", "control"))].iterrows():
-        twin = baselines[baselines["arch"] == d["arch"]]
+        method = str(d["method"])
+        twin_method = METHODS.get(method).twin if method in METHODS else "baseline"
+        twin = baselines[(baselines["arch"] == d["arch"]) & (baselines["method"] == twin_method)]
         if len(twin):
             pairs.append((d["model"], twin["model"].iloc[0]))
     return pairs

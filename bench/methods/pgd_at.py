@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..lazy import lazy
+from . import register_method
+from .base import Method, MethodParams
+from .inner_attack import InnerAttack, perturb
+
+F = lazy("torch.nn.functional")
+
+
+class PGDATParams(MethodParams):
+    name: Literal["pgd_at"] = "pgd_at"
+    attack: InnerAttack = Field(default_factory=InnerAttack, description="the inner attack: {eps, step_size, steps, start, mode}")
+
+
+def cross_entropy(logits, y):
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+@register_method("pgd_at")
+class PGDAT(Method):
+    """Adversarial training (Madry et al., 2018):  CE(z_s(x_adv), y),  x_adv = PGD on CE(z_s(x'), y).
+
+    Trains on adversarial examples only; training accuracy is counted on them. The hard-label twin
+    of the robust distillation methods, and a way to train a robust teacher inside a suite."""
+
+    name = "pgd_at"
+    role = "baseline"
+    Params = PGDATParams
+
+    def forward_train(self, student, teachers, batch):
+        x_adv = perturb(student, batch.x, batch.y, cross_entropy, self.params.attack, batch)
+        logits = student(x_adv)
+        return logits, {"ce_adv": F.cross_entropy(logits, batch.y)}

@@ -1,0 +1,76 @@
+"""Adversarial training's cost: one epoch of each robust method divided by one epoch of the
+hard-label baseline, same model, data, batch and seed, in one process (expected about steps + 1
+for pgd_at: each step runs the inner attack's `steps` forward and backward passes, then the
+training pass; ard, rslad and trades add a clean forward).
+
+    python scripts/bench_adv_training.py --arch cnn_tiny --n 2000 --steps 10
+    python scripts/bench_adv_training.py --data-root ../shared/data/cifar10-jpeg --arch resnet20 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from bench.methods import METHODS, build_method
+from bench.models import create_model, wrap
+from bench.suite import TrainRecipe
+from bench.train import predict_logits, train
+
+METHOD_NAMES = ("baseline", "pgd_at", "trades", "ard", "rslad")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", help="CIFAR-10 root; synthetic data when absent")
+    ap.add_argument("--arch", default="cnn_tiny")
+    ap.add_argument("--teacher-arch", default="cnn_small")
+    ap.add_argument("--n", type=int, default=2000, help="training images per epoch")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=10, help="inner attack steps")
+    ap.add_argument("--repeats", type=int, default=3, help="epochs timed per method (the median is used)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+
+    from bench.data import load_dataset, resolve_root
+
+    if args.data_root:
+        train_split = load_dataset("cifar10", resolve_root(args.data_root)).train
+    else:
+        train_split = load_dataset("synthetic", None, n_train=args.n, n_test=10).train
+    images, labels = train_split.images[: args.n], train_split.labels[: args.n]
+    recipe = TrainRecipe(epochs=1, batch_size=args.batch_size, lr=0.01, augment=False)
+    torch.manual_seed(0)
+    teacher = wrap(create_model(args.teacher_arch), "cifar10").to(args.device).eval()
+    cached = predict_logits([teacher], images, 512, args.device)
+    attack = {"eps": 8 / 255, "step_size": 2 / 255, "steps": args.steps}
+
+    seconds = {}
+    for name in METHOD_NAMES:
+        cls = METHODS.get(name)
+        params = cls.Params() if name == "baseline" else cls.Params(attack=attack)
+        times = []
+        for r in range(args.repeats):
+            torch.manual_seed(0)
+            net = wrap(create_model(args.arch), "cifar10")
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            train(net, images, labels, recipe, build_method(params), seed=r, teachers=[teacher] if cls.needs_teacher else (),
+                  teacher_logits=cached if cls.needs_teacher else None, device=args.device)  # fmt: skip
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        seconds[name] = statistics.median(times)
+
+    print(f"{args.arch}, {len(images)} images, batch {args.batch_size}, inner attack {args.steps} steps, {args.device}, "
+          f"{torch.get_num_threads()} threads; median of {args.repeats} epochs")  # fmt: skip
+    for name, s in seconds.items():
+        print(f"  {name:<9} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline")
+
+
+if __name__ == "__main__":
+    main()
