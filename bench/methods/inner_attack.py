@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..conditions.attack import pgd_steps
 from ..lazy import lazy
 from ..levels import PixelValue
 from ..seeding import generator
@@ -50,8 +51,6 @@ class KLInnerAttack(InnerAttack):
 def perturb(student, x: torch.Tensor, target: torch.Tensor, loss_fn, spec: InnerAttack, batch) -> torch.Tensor:
     """Adversarial images for `x` that ascend `loss_fn(student(x'), target)` (per example, summed),
     seeded by the batch's (seed, step). The student's mode is restored afterwards."""
-    from ..conditions.attack import pgd_steps
-
     start = None
     if spec.start != "none":
         gen = generator(batch.seed, "inner_attack", batch.step)
