@@ -13,8 +13,10 @@ from .base import EnsembleMode, Method, MethodParams, teacher_log_probs
 METHODS: Registry[type[Method]] = Registry("method")
 register_method = METHODS.register
 
-# Importing the modules registers them; a new method is one new module listed here.
-from . import ard, baseline, kd, kd_mse, label_smoothing, pgd_at, rslad, trades  # noqa: E402,F401
+# Importing the modules registers them, in this order (`kdbench list`, the schema); a new method is
+# one new module listed here. Clean-data methods, then adversarial training and robust distillation.
+from . import baseline, label_smoothing, kd, kd_mse  # noqa: E402,F401,I001
+from . import pgd_at, trades, ard, rslad  # noqa: E402,F401
 
 
 def _shorthand(value):

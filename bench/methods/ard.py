@@ -27,8 +27,8 @@ class ARDParams(MethodParams):
 
 @register_method("ard")
 class ARD(RobustDistillMethod):
-    """Adversarially robust distillation (Goldblum et al., 2020):
-    alpha * T^2 * KL(p_t^T(x) || p_s^T(x_adv)) + (1 - alpha) * CE(z_s(x), y),
+    """ARD (Goldblum et al., 2020): alpha * T^2 * KL(p_t^T(x) || p_s^T(x_adv)) + (1 - alpha) * CE(z_s(x), y).
+
     x_adv = PGD on the student's CE(z_s(x'), y), as in the paper and the authors' code.
 
     Its twin is pgd_at: same inner attack (same starts at the same seed), hard labels only. The

@@ -23,8 +23,8 @@ class RSLADParams(MethodParams):
 
 @register_method("rslad")
 class RSLAD(RobustDistillMethod):
-    """Robust soft label adversarial distillation (Zi et al., 2021):
-    (1 - alpha) * KL(p_t(x) || p_s(x_adv)) + alpha * KL(p_t(x) || p_s(x)),  alpha = 1/6,
+    """RSLAD (Zi et al., 2021): (1 - alpha) * KL(p_t(x) || p_s(x_adv)) + alpha * KL(p_t(x) || p_s(x)), alpha = 1/6.
+
     x_adv = PGD on KL(p_t(x) || p_s(x')): the teacher's soft labels on clean images replace the
     hard labels everywhere, in the attack too. T = 1.
 

@@ -30,7 +30,8 @@ def kl_from(p_log: torch.Tensor):
 
 @register_method("trades")
 class TRADES(Method):
-    """TRADES (Zhang et al., 2019):  CE(z(x), y) + beta * KL(p(x) || p(x_adv)),
+    """TRADES (Zhang et al., 2019):  CE(z(x), y) + beta * KL(p(x) || p(x_adv)).
+
     x_adv = PGD on KL(p(x) || p(x')), p = softmax(z); KL summed over classes, averaged over the batch.
 
     As in the authors' code, the KL is taken from the clean prediction to the adversarial one,
