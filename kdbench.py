@@ -5,6 +5,7 @@ from bench.api import (
     Suite,
     SuiteError,
     compare,
+    export,
     gate,
     load_suite,
     read_run,
@@ -13,4 +14,4 @@ from bench.api import (
     verdicts,
 )
 
-__all__ = ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "gate"]
+__all__ = ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "export", "gate"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from .suite import Suite, SuiteError
 from .suite import load_suite as _load_suite
 
-__all__ = ["Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "gate"]
+__all__ = ["Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "export", "gate"]
 
 
 def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> Suite:
@@ -75,6 +75,14 @@ def report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None, 
     from .report import write_report
 
     return write_report(run_dir, output, fmt)
+
+
+def export(run_dir: str | os.PathLike, fmt: str, output: str | os.PathLike | None = None) -> list[Path]:
+    """Write the run as fmt = "latex", "csv", "json" or "robustbench" (a directory of model-info
+    files); returns the files written (default place: reports/<suite>-<run-id>.<ext>)."""
+    from .export import export as write_export
+
+    return write_export(run_dir, fmt, output)
 
 
 def gate(run_dir: str | os.PathLike, baseline: str | os.PathLike, tolerance: list[str] | None = None,

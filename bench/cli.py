@@ -19,6 +19,7 @@ USER_EPILOG = """examples:
   kdbench validate suites/smoke.yaml
   kdbench run suites/smoke.yaml --data-root DIR --threads 1
   kdbench report results/smoke/latest
+  kdbench export results/smoke/latest --format latex -o table.tex
   kdbench gate results/smoke/latest --baseline results/baselines/smoke
 
 exit codes: 0 ok; 1 a gate regression; 2 bad input (suite, flags, files); 3 runs not comparable
@@ -342,11 +343,40 @@ def add_report_commands(sub) -> None:
         g.append_step_summary(result.markdown)
         return result.exit_code
 
+    def export(args) -> int:
+        from pathlib import Path
+
+        from .export import EXTENSIONS, default_output
+        from .export import export as run_export
+        from .results import ResultsError
+
+        out = Path(args.output) if args.output else default_output(args.run_dir, args.format)
+        if EXTENSIONS[args.format] is None and out.exists() and not out.is_dir():
+            raise CliError(f"-o {args.output}: is a file; --format {args.format} writes a directory of files", EXIT_BAD_INPUT)
+        if EXTENSIONS[args.format] is not None and out.is_dir():
+            raise CliError(f"-o {args.output}: is a directory, expected the file to write (e.g. {out / ('table.' + EXTENSIONS[args.format])})", EXIT_BAD_INPUT)
+        try:
+            written = run_export(args.run_dir, args.format, out)
+        except ResultsError as exc:
+            raise bad_input(exc) from None
+        if not written:
+            print(f"nothing to export as {args.format}: no network of this run has what it needs (see README 'Exports')", file=sys.stderr)
+        for path in written:
+            print(path)
+        return EXIT_OK
+
     p = sub.add_parser("report", help="a run directory as one self-contained HTML page (or Markdown)")
     p.add_argument("run_dir", help="run directory (results/<suite>/<run-id>)")
     p.add_argument("-o", "--output", help="output file, '-' for stdout (default: reports/<suite>-<run-id>.<format>)")
     p.add_argument("--format", choices=("html", "md"), default="html", help="html (default) or md")
     p.set_defaults(func=report)
+
+    p = sub.add_parser("export", help="a run's headline table for papers (LaTeX, CSV), the whole report as JSON, or RobustBench model-info files")
+    p.add_argument("run_dir", help="run directory (results/<suite>/<run-id>)")
+    p.add_argument("--format", choices=("latex", "csv", "json", "robustbench"), required=True,
+                   help="latex: booktabs table; csv: the same, tidy; json: everything the report shows; robustbench: one model-info JSON per network")
+    p.add_argument("-o", "--output", help="output file (a directory for robustbench; default: reports/<suite>-<run-id>.<ext>)")
+    p.set_defaults(func=export)
 
     p = sub.add_parser("compare", help="metric-by-metric differences of two runs (B - A), with paired tests")
     p.add_argument("run_a")

@@ -23,7 +23,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_the_api_is_small_and_documented():
-    assert kdbench.__all__ == ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "gate"]
+    assert kdbench.__all__ == ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "export", "gate"]
     for name in kdbench.__all__[1:]:
         assert getattr(kdbench, name).__doc__, name
 
@@ -47,6 +47,8 @@ def test_run_read_verdicts_report_compare_gate(run_dir, tmp_path):
     assert sentence.startswith("kd vs base (cnn_tiny, 1 seed): ")
     html = kdbench.report(run_dir, tmp_path / "r.html")
     assert html == tmp_path / "r.html" and "At a glance" in html.read_text()
+    (tex,) = kdbench.export(run_dir, "latex", tmp_path / "t.tex")
+    assert tex.read_text().count("kd vs base") == 1
     table = kdbench.compare(run_dir, run_dir)
     assert (table["diff"] == 0).all() and len(table) == len(run.metrics)
     result = kdbench.gate(run_dir, run_dir)
