@@ -37,8 +37,17 @@ class Cell:
 class ModelEval:
     cells: list[Cell]
     correct: torch.Tensor  # (len(cells), N) bool, on the CPU
-    clean_logits: torch.Tensor  # (N, C) float32, on the CPU
+    # (R, N, C) float32 on the CPU: the logits under each model-independent cell (clean, noise,
+    # corruptions), the inputs every model saw alike; `logit_rows` are their indices in `cells`
+    logits: torch.Tensor
+    logit_rows: list[int]
     attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
+
+    @property
+    def clean_logits(self) -> torch.Tensor:
+        """(N, C): the logits on the clean images."""
+        clean = [j for j, r in enumerate(self.logit_rows) if self.cells[r].group == "clean"]
+        return self.logits[clean[0]] if clean else torch.empty(0)
 
 
 def cells_of(conditions: list[Condition]) -> list[Cell]:
@@ -100,7 +109,7 @@ def evaluate(
     for m in models.values():
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
     correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
-    clean_logits: dict[str, list[torch.Tensor]] = {k: [] for k in models}
+    logits: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}  # model -> cell row -> batches
     seconds: dict[str, dict[str, float]] = {k: {} for k in models}
     labels_d = labels.to(device)
     # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
@@ -139,10 +148,9 @@ def evaluate(
                         with torch.inference_mode():
                             xp = cond.perturb(x, y, idx, level)
                             for k in scored:
-                                logits = models[k](xp)
-                                correct[k][row[k], sl] = logits.argmax(1) == y
-                                if cond.group == "clean":
-                                    clean_logits[k].append(logits.float())
+                                z = models[k](xp)
+                                correct[k][row[k], sl] = z.argmax(1) == y
+                                logits[k].setdefault(row[k], []).append(z.float())  # stays on the device: no sync per batch
                     for k in scored:
                         row[k] += 1
             else:
@@ -167,10 +175,7 @@ def evaluate(
     out = {}
     for k in models:
         all_cells, full = robust_convention(cells[k], correct[k])
-        out[k] = ModelEval(
-            all_cells,
-            full.cpu(),
-            torch.cat(clean_logits[k]).cpu() if clean_logits[k] else torch.empty(0),
-            {c: round(s, 3) for c, s in seconds[k].items()},
-        )
+        rows = sorted(logits[k])
+        stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
+        out[k] = ModelEval(all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()})
     return out

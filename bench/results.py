@@ -11,6 +11,9 @@
                             (model, seed, check, eps, value, threshold, flagged)
     <run>/summary.csv       only when corruptions ran: numbers derived from metrics.csv rows
                             (mean corruption accuracy, CE, mCE, relative CE/mCE): SUMMARY_COLUMNS
+    <run>/model_metrics.csv calibration (nll, brier, ece) and fidelity to the teacher (agreement,
+                            kl_teacher) per model, seed and model-independent condition and level:
+                            MODEL_METRIC_COLUMNS (absent in runs written before it existed)
 
 `level` is written as text: '' for conditions without levels (clean), the severity for
 corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] pixel units.
@@ -36,6 +39,7 @@ AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
 ROLES = ("teacher", "baseline", "distilled", "control")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged"]
+MODEL_METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "metric", "value", "n", "reference", "temperature"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
 
@@ -57,6 +61,7 @@ class Run:
     agreement: pd.DataFrame
     summary: pd.DataFrame | None = None
     diagnostics: pd.DataFrame | None = None
+    model_metrics: pd.DataFrame | None = None
 
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
@@ -69,7 +74,8 @@ class Run:
 
 
 def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
-              summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None) -> Path:
+              summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None,
+              model_metrics: pd.DataFrame | None = None) -> Path:
     """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -103,6 +109,11 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
     if diagnostics is not None:
         with atomic_path(path / "diagnostics.csv") as tmp:
             diagnostics.reindex(columns=DIAGNOSTIC_COLUMNS).to_csv(tmp, index=False)
+    if model_metrics is not None:
+        out = model_metrics.reindex(columns=MODEL_METRIC_COLUMNS)
+        out["level"] = [level_str(v) for v in out["level"]]
+        with atomic_path(path / "model_metrics.csv") as tmp:
+            out.to_csv(tmp, index=False, float_format="%.10g")
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -165,7 +176,12 @@ def read_run(path) -> Run:
             diagnostics["threshold"] = pd.to_numeric(diagnostics["threshold"], errors="coerce")
         except (ValueError, TypeError) as exc:
             raise ResultsError(path / "diagnostics.csv", f"'flagged' must be True or False ({exc})") from None
-    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics)
+    model_metrics = None
+    if (path / "model_metrics.csv").is_file():
+        model_metrics = _read_csv(path / "model_metrics.csv", MODEL_METRIC_COLUMNS,
+                                  {"model": str, "condition": str, "level": str, "metric": str, "reference": str})
+        model_metrics["temperature"] = pd.to_numeric(model_metrics["temperature"].replace("", np.nan), errors="coerce")
+    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics)
 
 
 def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from .jobs import JobRunner, read_eval
 from .hashing import content_hash, weights_sha256
 from .names import RESULTS_FORMAT, corruption_condition
 from .methods import teacher_log_probs
+from .model_metrics.rows import model_metric_rows
 from .plan import Plan, make_plan
 from .results import DIAGNOSTIC_COLUMNS, write_run
 from .suite import Suite, conditions_of
@@ -107,7 +108,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
-    metrics, correct, agreement, diagnostics, attack_seconds = assemble(plan, store, test_eval)
+    metrics, correct, agreement, diagnostics, attack_seconds, model_metrics = assemble(plan, store, test_eval)
     # the gate tells "the same networks re-evaluated" from "retrained" by these
     weights = {}
     for (name, seed), job in plan.eval_jobs.items():
@@ -146,7 +147,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "attack_seconds": attack_seconds,
         "weights_sha256": weights,
     }
-    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics)
+    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics, model_metrics)
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
         tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"  # per process: two runs may finish together
@@ -175,6 +176,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
     rows, correct_rows, clean_logits, checks, seconds = [], [], {}, [], {}
+    logits_by, describe = {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch)
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
         checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
@@ -188,6 +190,9 @@ def assemble(plan: Plan, store: Store, test_eval):
             s = suite.students[name]
             role, method, arch = s.role, s.method.name, s.arch
         clean_logits[(name, seed)] = torch.from_numpy(ev["clean_logits"])
+        describe[name] = (role, method, arch)
+        keys = [(corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv)) for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])]
+        logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
         for i, (cond, group, level) in enumerate(zip(ev["condition"], ev["group"], ev["level"])):
             c = ev["correct"][i]
             cond = corruption_condition(str(cond)) if group == "corruption" else str(cond)
@@ -206,7 +211,8 @@ def assemble(plan: Plan, store: Store, test_eval):
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
-    return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds
+    model_metrics = model_metric_rows(suite, logits_by, test_eval.labels.long(), describe.__getitem__)
+    return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
 
 
 def corruption_summary(suite: Suite, metrics: pd.DataFrame):

@@ -31,7 +31,7 @@ def test_attack_rows_need_clean_and_worst_case_is_their_and():
 def result(rows: dict[tuple[str, float], str], n=10) -> ModelEval:
     cells = [Cell("clean", "clean", None)] + [Cell(c, "attack", e) for c, e in rows]
     correct = torch.tensor([bits("1" * n)] + [bits(v) for v in rows.values()])
-    return ModelEval(cells, correct, torch.empty(0))
+    return ModelEval(cells, correct, torch.empty(0), [])
 
 
 KINDS = {"fgsm": "single_step", "pgd": "ce", "cw": "margin", "square": "black_box", "autoattack": "composite"}

@@ -160,3 +160,19 @@ def test_list_names_everything(capsys):
     out = capsys.readouterr().out
     for name in ("resnet20", "wrn_40_2", "resnet18", "mobilenetv2", "kd", "kd_mse", "label_smoothing", "pgd", "gaussian_noise", "synthetic", "cifar10"):
         assert name in out
+
+
+def test_model_metrics_cover_every_model_independent_cell(first_run):
+    run = read_run(first_run[1])
+    mm = run.model_metrics
+    m = run.metrics
+    shifted = m[m.group.isin(["clean", "noise"])]
+    calib = mm[mm.metric.isin(["nll", "brier", "ece"])]
+    assert len(calib) == 3 * len(shifted)  # every model, seed and non-attack cell
+    assert set(mm.group) == {"clean", "noise"} and (mm.n == 120).all()
+    fidelity = mm[mm.metric.isin(["agreement", "kl_teacher"])]
+    assert set(fidelity.model) == {"base", "kd"} and set(fidelity.reference) == {"teacher"}  # the twin against the kd's teacher
+    clean = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "agreement")]
+    assert clean.value.iloc[0] == pytest.approx(run.agreement.agreement.iloc[0])  # the same number agreement.csv gives
+    kl = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "kl_teacher")]
+    assert sorted(kl.temperature) == [1.0, 4.0] and (kl.value > 0).all()

@@ -7,7 +7,7 @@ Top-level keys (schema "kdbench-report", version 1; README lists every field):
                            and corruption cells) with its test, and the per-seed-pair McNemar tests
     models, per_seed       accuracy per model and metric over seeds; per metrics.csv row with its
                            Wilson interval
-    teachers, agreement, corruption, mean_corruption, mce, masking, holm
+    teachers, agreement, corruption, mean_corruption, mce, masking, model_metrics, holm
 Numbers are fractions in [0, 1] (accuracies, differences) or p-values; missing values are null.
 """
 
@@ -73,6 +73,7 @@ def report_dict(data) -> dict:
         "mean_corruption": {"label": data.mean_corruption_label, "rows": records(data.mean_corruption)},
         "mce": {"note": data.mce_note, "rows": records(data.mce)},
         "masking": records(data.masking),
+        "model_metrics": records(data.run.model_metrics),
         "holm": {"headline": data.holm_family, "detail": data.holm_detail},
     }
 

@@ -12,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .. import __version__
 from . import plots, rows, verdicts
+from .calibration import CALIBRATION_NOTE, calibration_rows
 from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -31,6 +32,7 @@ def context(data: ReportData) -> dict:
             "rows": rows.headline_rows(data, pair),
             "corruption_rows": rows.corruption_rows(pair),
             "per_seed_rows": rows.per_seed_pair_rows(pair),
+            "calibration_rows": calibration_rows(data.run, pair.baseline, pair.distilled),
             "teachers": pair.teachers,
             "agreement": [a for a in agreement if a["model"] == pair.distilled],
             "mce_note": data.mce_note,
@@ -53,6 +55,7 @@ def context(data: ReportData) -> dict:
         "teacher_names": teacher_names,
         "teachers": teacher_rows,
         "agreement": agreement,
+        "calibration_note": CALIBRATION_NOTE,
         "corruption_cols": corruption_cols,
         "corruption_matrix": corruption_matrix,
         "mean_corruption_label": data.mean_corruption_label,

@@ -8,6 +8,7 @@ link or an image.
 from __future__ import annotations
 
 from . import rows, verdicts
+from .calibration import CALIBRATION_NOTE, calibration_rows
 from .tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
 
 # Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
@@ -68,6 +69,11 @@ def render_markdown(data: ReportData) -> str:
             out += ["### Per seed pair: these trained networks (exact McNemar, two-sided, not corrected)", ""]
             out += [table(["metric", "seed", "baseline %", "distilled %", "Δ pp", "only baseline / only distilled", "p"],
                           [[d["metric"], d["seeds"], d["baseline"], d["distilled"], d["diff"], d["discordant"], d["p"]] for d in detail]), ""]  # fmt: skip
+        calib = calibration_rows(data.run, pair.baseline, pair.distilled)
+        if calib:
+            out += ["### Calibration and fidelity", "", md_escape(CALIBRATION_NOTE), ""]
+            out += [table(["metric", "data", "baseline", h["role"], "Δ"], [[c["metric"], c["where"], c["baseline"], c["distilled"], c["diff"]] for c in calib],
+                          ["l", "l", "r", "r", "r"]), ""]  # fmt: skip
     if not data.pairs:
         out += ["This run compares no distilled student with a baseline.", ""]
     masking = rows.masking_rows(data)

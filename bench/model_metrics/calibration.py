@@ -1,0 +1,41 @@
+"""Calibration (Guo et al., 2017): does the model's confidence match how often it is right?"""
+
+from __future__ import annotations
+
+from ..lazy import lazy
+from . import register_model_metric
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+
+ECE_BINS = 15
+
+
+@register_model_metric("nll", "calibration", lower_is_better=True)
+def nll(logits, labels) -> float:
+    """Negative log-likelihood of the true class, mean over examples (nats)."""
+    return float(F.cross_entropy(logits.double(), labels))
+
+
+@register_model_metric("brier", "calibration", lower_is_better=True)
+def brier(logits, labels) -> float:
+    """Brier score: sum over classes of (p_c - 1[c = y])^2, mean over examples (0 to 2)."""
+    p = torch.softmax(logits.double(), dim=1)
+    onehot = F.one_hot(labels, p.shape[1]).double()
+    return float(((p - onehot) ** 2).sum(1).mean())
+
+
+@register_model_metric("ece", "calibration", lower_is_better=True)
+def ece(logits, labels) -> float:
+    """Expected calibration error: 15 equal-width confidence bins (k/15, (k+1)/15] of the top-1
+    probability, sum over bins of |bin| / N * |accuracy - mean confidence| (Guo et al., 2017)."""
+    p = torch.softmax(logits.double(), dim=1)
+    conf, pred = p.max(1)
+    right = (pred == labels).double()
+    bins = torch.clamp(torch.ceil(conf * ECE_BINS).long() - 1, 0, ECE_BINS - 1)
+    total = 0.0
+    for b in range(ECE_BINS):
+        inside = bins == b
+        if inside.any():
+            total += float(inside.double().mean() * (right[inside].mean() - conf[inside].mean()).abs())
+    return total
