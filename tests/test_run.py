@@ -176,3 +176,16 @@ def test_model_metrics_cover_every_model_independent_cell(first_run):
     assert clean.value.iloc[0] == pytest.approx(run.agreement.agreement.iloc[0])  # the same number agreement.csv gives
     kl = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "kl_teacher")]
     assert sorted(kl.temperature) == [1.0, 4.0] and (kl.value > 0).all()
+
+
+def test_the_report_plots_agreement_under_shift_only_when_the_teacher_was_scored_there(first_run):
+    from bench.report import plots
+    from bench.report.runs import load_run
+    from bench.report.tables import build
+
+    data = build(load_run(first_run[1]))
+    (pair,) = data.pairs
+    assert plots.agreement_plot(data, pair).startswith("data:image/svg+xml;base64,")
+    mm = data.run.model_metrics
+    data.run.model_metrics = mm[mm.group == "clean"]  # a teacher scored on clean data only
+    assert plots.agreement_plot(data, pair) is None

@@ -24,7 +24,7 @@ METRICS = ("ece", "nll", "brier", "agreement", "kl_teacher")
 PERCENT = {"agreement"}
 
 
-def _summarised(mm, model: str):
+def summarised(mm, model: str):
     """Per seed, metric (and temperature), condition: corruption cells averaged per severity."""
     m = mm[mm["model"] == model].copy()
     m["temperature"] = m["temperature"].fillna(0.0)
@@ -37,7 +37,7 @@ def calibration_table(run, baseline: str, distilled: str):
     mm = run.model_metrics
     if mm is None or mm.empty or not {baseline, distilled} <= set(mm["model"]):
         return None
-    a, b = _summarised(mm, baseline), _summarised(mm, distilled)
+    a, b = summarised(mm, baseline), summarised(mm, distilled)
     keys = ["metric", "temperature", "group", "condition", "level"]
     ga = a.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     gb = b.groupby(keys, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()

@@ -230,11 +230,46 @@ def scatter(data: ReportData) -> str | None:
     return to_data_uri(fig)
 
 
+@matplotlib.rc_context(RC)
+def agreement_plot(data: ReportData, pair: Pair) -> str | None:
+    """Top-1 agreement with the teacher against the noise sigma and the corruption severity (mean
+    over corruptions), both twins, clean at 0; None unless the teacher was scored under shift."""
+    from .calibration import summarised
+
+    mm = data.run.model_metrics
+    if mm is None or mm.empty:
+        return None
+    series = {}
+    for model in (pair.baseline, pair.distilled):
+        s = summarised(mm, model)
+        s = s[s["metric"] == "agreement"]
+        series[model] = s.groupby(["group", "condition", "level"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+    panels = [(g, c) for g, c in dict.fromkeys(zip(series[pair.distilled]["group"], series[pair.distilled]["condition"])) if g != "clean"]
+    if not panels:
+        return None
+    fig = _figure(3.5 * len(panels) + 0.6, 2.8)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (group, cond) in zip(axes, panels):
+        for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
+            t = series[model]
+            rows = pd.concat([t[t["group"] == "clean"].assign(level="0"), t[(t["group"] == group) & (t["condition"] == cond)]])
+            x = rows["level"].map(level_value) if group == "noise" else rows["level"].astype(float)
+            y, sd = 100 * rows["mean"], 100 * rows["std"].fillna(0)
+            color = COLORS.get(role, "#333333")
+            ax.plot(x, y, "-", marker="o", ms=3, color=color, label=_text(f"{model} ({role})"))
+            ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.18, lw=0)
+        ax.set_xlabel(f"{_text(cond)} σ" if group == "noise" else "severity, mean over corruptions (0 = clean)")
+        ax.set_ylabel("agreement with the teacher (%)")
+        ax.legend(fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
 def all_figures(data: ReportData) -> dict:
     """{'pairs': [{'noise', 'attack', 'corruption', 'difference'} per pair], 'heatmap': uri|None}."""
     return {
         "pairs": [
-            {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p)}
+            {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p),
+             "agreement": agreement_plot(data, p)}
             for p in data.pairs
         ],
         "heatmap": heatmap(data),
