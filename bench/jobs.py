@@ -127,7 +127,6 @@ class JobRunner:
                     group=np.array([c.group for c in r.cells]),
                     level=np.array([level_str(c.level) for c in r.cells]),
                     correct=np.packbits(r.correct.numpy(), axis=1),
-                    clean_logits=r.clean_logits.numpy().astype(np.float32),
                     logits=r.logits.numpy().astype(np.float32),  # model-independent cells: calibration, fidelity
                     logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
                     example_index=t.indices.numpy().astype(np.int64),

@@ -75,8 +75,7 @@ def transfer_source(suite: Suite, name: str, seed: int) -> tuple[str, int] | Non
     spec = getattr(suite.evaluate, "transfer", None)
     if spec is None or name in suite.teachers:
         return None
-    pairs = suite.pairs()
-    partners = [p.distilled if p.baseline == name else p.baseline for p in pairs if name in (p.baseline, p.distilled)]
+    partners = suite.partners(name)
     if spec.source == "teacher":
         own = suite.students[name].teachers
         borrowed = [t for p in partners for t in suite.students[p].teachers]

@@ -175,7 +175,7 @@ def claim_run_dir(parent: Path, run_id: str) -> tuple[str, Path]:
 def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
-    rows, correct_rows, clean_logits, checks, seconds = [], [], {}, [], {}
+    rows, correct_rows, checks, seconds = [], [], [], {}
     logits_by, describe = {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch)
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
@@ -189,24 +189,22 @@ def assemble(plan: Plan, store: Store, test_eval):
         else:
             s = suite.students[name]
             role, method, arch = s.role, s.method.name, s.arch
-        clean_logits[(name, seed)] = torch.from_numpy(ev["clean_logits"])
         describe[name] = (role, method, arch)
         keys = [(corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv)) for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])]
         logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
-        for i, (cond, group, level) in enumerate(zip(ev["condition"], ev["group"], ev["level"])):
-            c = ev["correct"][i]
-            cond = corruption_condition(str(cond)) if group == "corruption" else str(cond)
-            rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=str(group),
-                             level=str(level), n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
+        for c, (cond, group, level) in zip(ev["correct"], keys):
+            rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group,
+                             level=level, n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
             correct_rows.append(c)
+    clean = ("clean", "clean", "")
     agreement = []
     for name, s in suite.students.items():
         if not s.teachers:
             continue
-        t_logits = torch.stack([clean_logits[(t, suite.teachers[t].seed)] for t in s.teachers])
+        t_logits = torch.stack([logits_by[(t, suite.teachers[t].seed)][clean] for t in s.teachers])
         t_pred = teacher_log_probs(t_logits, 1.0, s.ensemble or "mean_probs").argmax(1)
         for seed in s.seeds:
-            agree = int((clean_logits[(name, seed)].argmax(1) == t_pred).sum())
+            agree = int((logits_by[(name, seed)][clean].argmax(1) == t_pred).sum())
             agreement.append(dict(model=name, seed=seed, teachers="+".join(s.teachers), n=len(t_pred), agree=agree, agreement=agree / len(t_pred)))
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)

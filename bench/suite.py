@@ -330,6 +330,10 @@ class Suite(Strict):
                 out.append(ComparePair(distilled=name, baseline=twins[0]))
         return out
 
+    def partners(self, name: str) -> list[str]:
+        """The students `name` is compared with (its compare pairs' other members), in order."""
+        return [p.distilled if p.baseline == name else p.baseline for p in self.pairs() if name in (p.baseline, p.distilled)]
+
     def twin_warnings(self) -> list[str]:
         """Twins must differ only in the loss; say where a suite breaks that."""
         out = []

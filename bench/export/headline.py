@@ -9,7 +9,7 @@ are fractions in [0, 1], as in metrics.csv.
 from __future__ import annotations
 
 from ..lazy import lazy
-from ..report.tables import MEAN_CORRUPTION, ReportData, masking_warning
+from ..report.tables import ReportData, headline_groups, masking_warning
 
 pd = lazy("pandas")
 
@@ -18,15 +18,12 @@ COLUMNS = [
     "baseline_seeds", "distilled_seeds", "baseline_acc", "baseline_sd", "distilled_acc", "distilled_sd",
     "diff", "diff_sd", "ci_lo", "ci_hi", "p", "p_holm", "mdd", "verdict", "masking",
 ]  # fmt: skip
-ORDER = {"clean": 0, MEAN_CORRUPTION: 1, "noise": 2, "attack": 3}  # then any other group; corruption cells left out
 
 
 def headline_table(data: ReportData) -> pd.DataFrame:
     rows = []
     for pair in data.pairs:
-        t = pair.table
-        t = t[t["group"] != "corruption"]
-        t = t.iloc[sorted(range(len(t)), key=lambda i: ORDER.get(t["group"].iloc[i], len(ORDER)))]
+        t = pd.concat([rows for _, rows in headline_groups(pair.table)])
         for _, r in t.iterrows():
             masking = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"]) if r["group"] == "attack" else ""
             rows.append({

@@ -4,11 +4,11 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..conditions.pgd import cross_entropy
 from ..lazy import lazy
 from . import register_method
 from .base import MethodParams, RobustDistillMethod, kl_divergence, teacher_log_probs
 from .inner_attack import InnerAttack, perturb
-from .pgd_at import cross_entropy
 
 F = lazy("torch.nn.functional")
 

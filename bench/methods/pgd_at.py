@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from ..conditions.pgd import cross_entropy
 from ..lazy import lazy
 from . import register_method
 from .base import Method, MethodParams
@@ -15,10 +16,6 @@ F = lazy("torch.nn.functional")
 class PGDATParams(MethodParams):
     name: Literal["pgd_at"] = "pgd_at"
     attack: InnerAttack = Field(default_factory=InnerAttack, description="the inner attack: {eps, step_size, steps, start, mode}")
-
-
-def cross_entropy(logits, y):
-    return F.cross_entropy(logits, y, reduction="none")
 
 
 @register_method("pgd_at")

@@ -28,7 +28,7 @@ def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
     s = suite.students.get(name)
     if s is None:
         return [], "mean_probs", None
-    partners = [suite.students[p.distilled if p.baseline == name else p.baseline] for p in suite.pairs() if name in (p.baseline, p.distilled)]
+    partners = [suite.students[p] for p in suite.partners(name)]
     source = s if s.teachers else next((p for p in partners if p.teachers), None)
     if source is None:
         return [], "mean_probs", None

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .format import DASH, interval_pct, interval_pp, level_text, mdd_pp, pct, pvalue, signed_pp
-from .tables import MEAN_CORRUPTION, Pair, ReportData, masking_warning
+from .tables import MEAN_CORRUPTION, Pair, ReportData, headline_groups, masking_warning
 
 ALPHA = 0.05
 
@@ -96,16 +96,14 @@ def per_seed_pair_rows(pair: Pair) -> list[dict]:
 
 def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
     """Clean, mean corruption accuracy (and mCE), noise per sigma, attacks per epsilon."""
-    t = pair.table
-    out = [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "clean"].iterrows()]
-    out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == MEAN_CORRUPTION].iterrows()]
-    out += mce_rows(data, pair)
-    out += [_pair_row(r, pair.teachers) for _, r in t[t["group"] == "noise"].iterrows()]
-    # an attack row never shows a robust-looking model without the masking flag beside it
-    out += [_pair_row(r, pair.teachers, masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"]))
-            for _, r in t[t["group"] == "attack"].iterrows()]
-    known = {"clean", MEAN_CORRUPTION, "noise", "attack", "corruption"}
-    out += [_pair_row(r, pair.teachers) for _, r in t[~t["group"].isin(known)].iterrows()]
+    out = []
+    for group, rows in headline_groups(pair.table):
+        for _, r in rows.iterrows():
+            # an attack row never shows a robust-looking model without the masking flag beside it
+            flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"]) if group == "attack" else ""
+            out.append(_pair_row(r, pair.teachers, flag))
+        if group == MEAN_CORRUPTION:
+            out += mce_rows(data, pair)
     return out
 
 

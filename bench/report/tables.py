@@ -282,6 +282,17 @@ def verdict(diff, p_holm, mdd, method: str, alpha: float = ALPHA) -> str:
     return "no detectable difference"
 
 
+HEADLINE_GROUPS = ("clean", MEAN_CORRUPTION, "noise", "attack")  # then any other group; corruption cells are detail
+
+
+def headline_groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A pair table's headline rows as (group, rows) in the report's order: clean, mean corruption,
+    noise per sigma, attacks per epsilon (each possibly empty), then "other": the rows of any other
+    group, in table order. Corruption cells are left out."""
+    other = table[~table["group"].isin((*HEADLINE_GROUPS, "corruption"))]
+    return [(g, table[table["group"] == g]) for g in HEADLINE_GROUPS] + [("other", other)]
+
+
 def holm_family(group: str) -> str:
     """The headline questions form one Holm family; the corruption-by-severity cells another, so
     that 75 detail cells do not dilute the headline (and vice versa)."""
