@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a failure the command reports (a gate regression); 2 ba
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT, EXIT_NOT_COMPARABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -48,6 +49,8 @@ def add_core_commands(sub) -> None:
     p.add_argument("--force", action="store_true", help="redo every job even when its output exists")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for torch (default: torch's choice, all cores); on a shared machine 1 is often faster")
+    p.add_argument("--nondeterministic", action="store_true",
+                   help="GPU: let cuDNN time and pick its fastest kernels (cudnn.benchmark); faster, but numbers then vary slightly from run to run")
     p.add_argument("--verbose", action="store_true", help="end with every metric's mean accuracy, not only the verdicts")
     p.set_defaults(func=cmd_run)
 
@@ -130,7 +133,7 @@ def cmd_run(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
-                            force=args.force, dry_run=args.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
+                            force=args.force, dry_run=args.dry_run, deterministic=not args.nondeterministic, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (DataError, CheckpointError, TeacherError) as exc:
         raise CliError(f"{args.suite}: {exc}") from None
     except RuntimeError as exc:
@@ -240,7 +243,7 @@ def add_corruption_commands(sub) -> None:
         data, _, identity = load(args)
         try:
             manifest = export(data.images, data.labels, data.indices, args.out, names=names, severities=args.severities,
-                              seed=args.seed, batch_size=args.batch_size, device=args.device, identity=identity,
+                              seed=args.seed, batch_size=args.batch_size, device=args.device, identity=identity, workers=args.workers,
                               progress=lambda what, i, n: print(f"[{i}/{n}] {what}", file=sys.stderr, flush=True))
         except ValueError as exc:
             raise CliError(str(exc)) from None
@@ -273,6 +276,8 @@ def add_corruption_commands(sub) -> None:
     data_args(q)
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--batch-size", type=int, default=1000, help="images per batch (default: 1000)")
+    q.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                   help="corruptions made at once, one process each, on the CPU (default: the CPU count); the bytes do not depend on it")
     q.set_defaults(func=cmd_export)
 
     q = csub.add_parser("preview", help="write a PNG grid: corruptions down, severities across, for a few images")

@@ -99,7 +99,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
     for name, t in suite.teachers.items():
         spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
         if t.source == "recipe":
-            spec |= {"recipe": suite.recipe_of(name).model_dump(mode="json"), "seed": t.seed, "data": data}
+            spec |= {"recipe": suite.recipe_of(name).hash_spec(), "seed": t.seed, "data": data}
             if t.method is not None:  # absent for the default, so that existing teachers keep their hashes
                 spec["method"] = t.method.model_dump(mode="json")
         elif t.source == "checkpoint":
@@ -117,7 +117,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
                 "normalize": s.normalize,
                 "method": s.method.model_dump(mode="json"),
                 "ensemble": s.ensemble if len(s.teachers) > 1 else None,
-                "recipe": suite.recipe_of(name).model_dump(mode="json"),
+                "recipe": suite.recipe_of(name).hash_spec(),
                 "seed": seed,
                 "data": data,
             }

@@ -39,11 +39,14 @@ def resolve_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def make_deterministic() -> None:
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    torch.backends.cudnn.deterministic = True
+def make_deterministic(on: bool = True) -> None:
+    """Deterministic kernels (the default: the same suite and seed give the same numbers), or, off,
+    the fastest ones cuDNN finds by timing (cudnn.benchmark), whose results vary run to run."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.benchmark = not on
+    torch.backends.cudnn.deterministic = on
 
 
 def load_data(suite: Suite, data_root, fetch: bool = True):
@@ -82,11 +85,11 @@ def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: 
     return splits, test_eval, plan
 
 
-def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, log=print):
+def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, deterministic=True, log=print):
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     dev = resolve_device(device)
-    make_deterministic()
+    make_deterministic(deterministic)
     store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
     try:
         splits, test_eval, plan = prepare(suite, data_root, store.root / "robustbench", fetch=not dry_run)
@@ -128,6 +131,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
         "cpu": _cpu_name(),
         "threads": torch.get_num_threads(),
+        "deterministic": deterministic,
         "started": started.isoformat(),
         "finished": finished.isoformat(),
         "wall_s": round(time.perf_counter() - t0, 3),

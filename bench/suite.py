@@ -13,9 +13,9 @@ import reprlib
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model, field_validator, model_validator
 
 from .conditions import CONDITIONS
 from .conditions.robust import EXPANDS_TO
@@ -85,6 +85,52 @@ class DatasetSpec(Strict):
 
 
 # ---------------------------------------------------------------------------------------- training
+# torch.optim.lr_scheduler classes a recipe may name: those that need only numbers (LambdaLR wants a
+# function, SequentialLR other schedulers, ReduceLROnPlateau a metric). Stepped once per
+# optimisation step or once per epoch, as torch documents for each.
+TORCH_SCHEDULERS = {
+    "OneCycleLR": "step", "CyclicLR": "step", "StepLR": "epoch", "MultiStepLR": "epoch", "ExponentialLR": "epoch",
+    "CosineAnnealingLR": "epoch", "CosineAnnealingWarmRestarts": "epoch", "PolynomialLR": "epoch",
+    "LinearLR": "epoch", "ConstantLR": "epoch",
+}  # fmt: skip
+
+
+class TorchSchedule(Strict):
+    """A learning-rate scheduler of torch.optim.lr_scheduler by class name, with its arguments, as
+    torchdistill takes them: `{name: OneCycleLR, args: {max_lr: 0.1}}`. OneCycleLR and CyclicLR
+    step per optimisation step, the others per epoch (`interval` overrides); OneCycleLR's
+    `total_steps` defaults to the recipe's length."""
+
+    name: Literal[tuple(TORCH_SCHEDULERS)] = Field(description="a class of torch.optim.lr_scheduler")
+    args: dict[str, Any] = Field(default_factory=dict, description="its keyword arguments, except the optimizer")
+    interval: Literal["step", "epoch"] | None = Field(None, description="when it steps (default: as torch documents for it)")
+
+    @property
+    def every(self) -> str:
+        return self.interval or TORCH_SCHEDULERS[self.name]
+
+    def build(self, optimizer, epochs: int, steps_per_epoch: int):
+        import torch
+
+        args = dict(self.args)
+        if self.name == "OneCycleLR" and not {"total_steps", "epochs", "steps_per_epoch"} & set(args):
+            args["total_steps"] = epochs * steps_per_epoch if self.every == "step" else epochs
+        return getattr(torch.optim.lr_scheduler, self.name)(optimizer, **args)
+
+    @model_validator(mode="after")
+    def _constructs(self):
+        import torch
+
+        if "optimizer" in self.args:
+            raise ValueError("args: the optimizer is the recipe's; leave 'optimizer' out")
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        try:
+            self.build(opt, 10, 10)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"torch.optim.lr_scheduler.{self.name}({', '.join(f'{k}={v!r}' for k, v in self.args.items())}): {exc}") from None
+        return self
+
+
 class TrainRecipe(Strict):
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
@@ -93,11 +139,25 @@ class TrainRecipe(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(5e-4, ge=0)
-    schedule: Literal["constant", "cosine", "multistep"] = "cosine"
+    schedule: Annotated[
+        Annotated[Literal["constant", "cosine", "multistep"], Tag("named")] | Annotated[TorchSchedule, Tag("torch")],
+        Discriminator(lambda v: "named" if isinstance(v, str) else "torch"),  # errors name the one form meant
+    ] = Field(
+        "cosine", description="constant, cosine or multistep (with warmup_epochs), or a torch scheduler {name, args, interval}")
     milestones: list[float] = Field([0.5, 0.75], description="multistep: fractions of the epochs where lr *= gamma")
     gamma: float = Field(0.1, gt=0)
     warmup_epochs: int = Field(0, ge=0)
     augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: the forward pass and losses under bf16 autocast (weights and updates stay fp32)")
+
+    # fields added after results existed: left out of a job's hash at their defaults, so that
+    # existing jobs keep their hashes
+    LATER_FIELDS: ClassVar[dict] = {"precision": "fp32"}
+
+    def hash_spec(self) -> dict:
+        """The recipe as it enters a job's hash."""
+        spec = self.model_dump(mode="json")
+        return {k: v for k, v in spec.items() if not (k in self.LATER_FIELDS and v == self.LATER_FIELDS[k])}
 
     @field_validator("milestones")
     @classmethod
@@ -111,6 +171,8 @@ class TrainRecipe(Strict):
     def _warmup_fits(self):
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than epochs ({self.epochs})")
+        if self.warmup_epochs and isinstance(self.schedule, TorchSchedule):
+            raise ValueError(f"warmup_epochs is for the named schedules; {self.schedule.name} warms up by itself (OneCycleLR's pct_start, or LinearLR)")
         return self
 
 

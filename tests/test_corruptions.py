@@ -391,6 +391,19 @@ def test_export_writes_the_released_layout(tmp_path):
     assert not list((tmp_path / "out").glob(".*part"))
 
 
+def test_export_bytes_do_not_depend_on_worker_processes(tmp_path):
+    data = make_synthetic(n_train=4, n_test=5, num_classes=3, seed=0).test
+    timings = {}
+    for w in (1, 2):
+        export(data.images, data.labels, data.indices, tmp_path / str(w), names=["snow", "glass_blur"], seed=1, batch_size=2,
+               workers=w, timings=timings)
+        assert set(timings) == {"generate_s", "write_s"} and timings["generate_s"] > 0
+    for name in ("snow.npy", "glass_blur.npy", "labels.npy"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
+    with pytest.raises(ValueError, match="workers"):
+        export(data.images, data.labels, data.indices, tmp_path / "0", names=["snow"], workers=0)
+
+
 def test_preview_grid_has_a_tile_per_corruption_and_severity():
     data = make_synthetic(n_train=4, n_test=6, num_classes=3, seed=0).test
     grid = preview_grid(data.images[:2], data.indices[:2], names=["fog", "snow", "contrast"], severities=[1, 5], scale=1)

@@ -67,7 +67,7 @@ class Teachers:
     def logits(self, batch: Batch) -> torch.Tensor:
         """(K, B, C) teacher logits on the batch's clean images: from the cache when there is one."""
         if self.cached is not None:
-            return self.cached[:, batch.index].to(batch.x.device)
+            return self.cached[:, batch.index.to(self.cached.device)].to(batch.x.device)
         with torch.no_grad():
             return torch.stack([t(batch.x) for t in self.models])
 
