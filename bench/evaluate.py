@@ -37,8 +37,9 @@ class Cell:
 class ModelEval:
     cells: list[Cell]
     correct: torch.Tensor  # (len(cells), N) bool, on the CPU
-    # (R, N, C) float32 on the CPU: the logits under each model-independent cell (clean, noise,
-    # corruptions), the inputs every model saw alike; `logit_rows` are their indices in `cells`
+    # (R, N, C) float32 on the CPU: the logits under each scored cell: model-independent ones
+    # (clean, noise, corruptions: the inputs every model saw alike) and attacks (each model's own
+    # adversarial inputs; calibration under attack); `logit_rows` are their indices in `cells`
     logits: torch.Tensor
     logit_rows: list[int]
     attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
@@ -102,7 +103,9 @@ def evaluate(
     def scores(k: str, cond: Condition) -> bool:
         if getattr(cond, "needs_source", False) and sources.get(k, {}).get(cond.name) is None:
             return False
-        return wants[k] is None or cond.name in wants[k]
+        # the registered name: a corruption object is named for its corruption ("gaussian_noise"),
+        # which must not let `only: [gaussian_noise]` (the noise condition) pull in corruptions
+        return wants[k] is None or type(cond).name in wants[k]
 
     cells = {k: cells_of([c for c in conditions if scores(k, c)]) for k in models}
     n = len(images)
@@ -124,9 +127,11 @@ def evaluate(
         seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
         return x_adv
 
-    def score(k, x_adv, y) -> torch.Tensor:
+    def score(k: str, x_adv, y, row: int) -> torch.Tensor:
         with torch.inference_mode():
-            return models[k](x_adv).argmax(1) == y
+            z = models[k](x_adv)
+        logits[k].setdefault(row, []).append(z.float())  # calibration under attack; no sync per batch
+        return z.argmax(1) == y
 
     per_batch = [c for c in conditions if not getattr(c, "whole_set", False)]
     progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
@@ -143,7 +148,7 @@ def evaluate(
                 for level in cond.levels():
                     if cond.model_dependent:
                         for k in scored:
-                            correct[k][row[k], sl] = score(k, run_attack(k, cond, x, y, idx, level), y)
+                            correct[k][row[k], sl] = score(k, run_attack(k, cond, x, y, idx, level), y, row[k])
                     else:
                         with torch.inference_mode():
                             xp = cond.perturb(x, y, idx, level)
@@ -171,7 +176,7 @@ def evaluate(
                     x_adv = run_attack(k, cond, floats, labels_d, indices, level)
                 log(f"  {cond.name} on {names[k]} at eps {level_str(level)} done ({time.perf_counter() - began:.0f} s)")
                 for s in range(0, n, batch_size):
-                    correct[k][r, s : s + batch_size] = score(k, x_adv[s : s + batch_size], labels_d[s : s + batch_size])
+                    correct[k][r, s : s + batch_size] = score(k, x_adv[s : s + batch_size], labels_d[s : s + batch_size], r)
     out = {}
     for k in models:
         all_cells, full = robust_convention(cells[k], correct[k])

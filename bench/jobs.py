@@ -114,6 +114,8 @@ class JobRunner:
                            sources=sources, names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs}, log=self.log)  # fmt: skip
         n = min(ev.diagnostics.subset, len(t.images))
         x_sub, y_sub = t.images[:n].to(self.device).float().div_(255), t.labels[:n].to(self.device)
+        n_sal = min(ev.saliency, len(t.images))
+        x_sal, y_sal = t.images[:n_sal].to(self.device).float().div_(255), t.labels[:n_sal].to(self.device)
         for j, out in zip(jobs, outs):
             r = results[j.hash]
             start = time.perf_counter()
@@ -130,7 +132,22 @@ class JobRunner:
                     logits=r.logits.numpy().astype(np.float32),  # model-independent cells: calibration, fidelity
                     logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
                     example_index=t.indices.numpy().astype(np.int64),
+                    # the first n_sal examples' input gradients, fp16: saliency agreement (6 MB per 1,000)
+                    saliency=input_gradients(models[j.hash], x_sal, y_sal, ev.batch_size).cpu().numpy().astype(np.float16),
                 )
+
+
+def input_gradients(model, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """d z_y / d x for each example: the gradient of the true-class logit with respect to the
+    input in [0, 1] (model in eval mode), the saliency map the agreement metrics compare."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = model(xb)
+            (g,) = torch.autograd.grad(z.gather(1, y[i : i + batch_size, None]).sum(), xb)
+        out.append(g.detach())
+    return torch.cat(out) if out else x.new_zeros((0, *x.shape[1:]))
 
 
 def read_eval(store: Store, job: Job) -> dict:

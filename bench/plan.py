@@ -17,7 +17,7 @@ CACHE_VERSION = 1
 # Bumped when a change to evaluation code changes results: it invalidates evaluations only, and
 # makes runs before and after it incomparable to the gate. 2: attack random starts per example.
 # 3: the logits under every model-independent condition are kept (calibration and fidelity).
-EVALUATION_VERSION = 3
+EVALUATION_VERSION = 4
 
 
 @dataclass
@@ -59,7 +59,7 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     # where files live or are cached does not change what is measured
     where = {"root", "cache"}
     conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields))} for c in built]
-    spec = {"version": EVALUATION_VERSION, "seed": ev.seed, "conditions": conds, "diagnostics": ev.diagnostics.model_dump(mode="json"), "example_ids_sha256": example_ids_sha256}
+    spec = {"version": EVALUATION_VERSION, "seed": ev.seed, "conditions": conds, "diagnostics": ev.diagnostics.model_dump(mode="json"), "saliency": ev.saliency, "example_ids_sha256": example_ids_sha256}
     if not all(getattr(c, "batch_independent", True) for c in built):
         spec["batch_size"] = ev.batch_size
     return spec
@@ -129,8 +129,9 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher
     for (name, seed), mj in model_jobs.items():
         spec = {"eval": eval_spec, "data": data}
         deps = [mj]
-        if name in suite.teachers and suite.teachers[name].evaluate == "clean":
-            spec["only"] = ["clean"]
+        choice = suite.teachers[name].evaluate if name in suite.teachers else "all"
+        if choice != "all":
+            spec["only"] = ["clean"] if choice == "clean" else sorted({"clean", *choice})
         else:
             source = transfer_source(suite, name, seed)
             if source is not None:  # the second dependency is the model the transfer attack crafts on

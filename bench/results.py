@@ -14,6 +14,11 @@
     <run>/model_metrics.csv calibration (nll, brier, ece) and fidelity to the teacher (agreement,
                             kl_teacher) per model, seed and model-independent condition and level:
                             MODEL_METRIC_COLUMNS (absent in runs written before it existed)
+    <run>/model_metrics.npz the per-example values of the model metrics that are means over
+                            examples (all but ece): row (K,) int64, a model_metrics.csv data row;
+                            values (K, N) float32, in example_index order, NaN where a metric
+                            covers fewer examples (saliency: the first evaluate.saliency); absent
+                            in older runs
 
 `level` is written as text: '' for conditions without levels (clean), the severity for
 corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] pixel units.
@@ -62,6 +67,7 @@ class Run:
     summary: pd.DataFrame | None = None
     diagnostics: pd.DataFrame | None = None
     model_metrics: pd.DataFrame | None = None
+    model_metric_values: dict[int, np.ndarray] | None = None  # model_metrics row position -> (N,) values
 
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
@@ -75,7 +81,7 @@ class Run:
 
 def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
               summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None,
-              model_metrics: pd.DataFrame | None = None) -> Path:
+              model_metrics: pd.DataFrame | None = None, model_metric_values: dict | None = None) -> Path:
     """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -114,6 +120,13 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
         out["level"] = [level_str(v) for v in out["level"]]
         with atomic_path(path / "model_metrics.csv") as tmp:
             out.to_csv(tmp, index=False, float_format="%.10g")
+        if model_metric_values:
+            rows = sorted(model_metric_values)
+            if rows[-1] >= len(out) or any(len(model_metric_values[r]) != len(example_index) for r in rows):
+                raise ValueError("model_metric_values must map model_metrics rows to one value per example")
+            with atomic_path(path / "model_metrics.npz") as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, row=np.asarray(rows, dtype=np.int64),
+                                    values=np.stack([np.asarray(model_metric_values[r], dtype=np.float32) for r in rows]))
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -181,7 +194,26 @@ def read_run(path) -> Run:
         model_metrics = _read_csv(path / "model_metrics.csv", MODEL_METRIC_COLUMNS,
                                   {"model": str, "condition": str, "level": str, "metric": str, "reference": str})
         model_metrics["temperature"] = pd.to_numeric(model_metrics["temperature"].replace("", np.nan), errors="coerce")
-    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics)
+    values = _read_model_metric_values(path, model_metrics, n)
+    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics, values)
+
+
+def _read_model_metric_values(path: Path, model_metrics, n: int) -> dict[int, np.ndarray] | None:
+    file = path / "model_metrics.npz"
+    if model_metrics is None or not file.is_file():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            rows, values = z["row"], z["values"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise ResultsError(file, f"unreadable ({exc})") from None
+    if values.shape != (len(rows), n) or (len(rows) and (rows.min() < 0 or rows.max() >= len(model_metrics))):
+        raise ResultsError(file, f"values {values.shape} for rows up to {rows.max() if len(rows) else '-'} do not fit "
+                                 f"model_metrics.csv ({len(model_metrics)} rows) and {n} examples")
+    means = np.nanmean(values.astype(np.float64), axis=1) if len(rows) else np.zeros(0)
+    if not np.allclose(means, model_metrics["value"].to_numpy(dtype=float)[rows], rtol=1e-4, atol=1e-5):
+        raise ResultsError(file, "per-example values do not average to model_metrics.csv 'value' (from another run?)")
+    return dict(zip(rows.tolist(), values))
 
 
 def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:

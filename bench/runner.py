@@ -111,7 +111,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
-    metrics, correct, agreement, diagnostics, attack_seconds, model_metrics = assemble(plan, store, test_eval)
+    metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(plan, store, test_eval)
     # the gate tells "the same networks re-evaluated" from "retrained" by these
     weights = {}
     for (name, seed), job in plan.eval_jobs.items():
@@ -151,7 +151,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "attack_seconds": attack_seconds,
         "weights_sha256": weights,
     }
-    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics, model_metrics)
+    write_run(run_dir, manifest, metrics, test_eval.indices.numpy(), correct, agreement, summary, diagnostics, model_metrics, model_values)
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
         tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"  # per process: two runs may finish together
@@ -180,7 +180,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
     rows, correct_rows, checks, seconds = [], [], [], {}
-    logits_by, describe = {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch)
+    logits_by, describe, grads_by = {}, {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
         checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
@@ -196,6 +196,8 @@ def assemble(plan: Plan, store: Store, test_eval):
         describe[name] = (role, method, arch)
         keys = [(corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv)) for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])]
         logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
+        if "saliency" in ev:
+            grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
         for c, (cond, group, level) in zip(ev["correct"], keys):
             rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group,
                              level=level, n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
@@ -213,7 +215,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
-    model_metrics = model_metric_rows(suite, logits_by, test_eval.labels.long(), describe.__getitem__)
+    model_metrics = model_metric_rows(suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by)
     return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
 
 

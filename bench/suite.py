@@ -202,8 +202,19 @@ class TeacherSpec(Strict):
     threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
     normalize: str = Field("cifar10", description="cifar10, none: normalisation inside the model wrapper")
     seed: Seed = 0
-    evaluate: Literal["all", "clean"] = Field("all", description="clean: score this teacher on clean data only (saves attack time on big teachers)")
+    evaluate: Union[Literal["all", "clean"], list[str]] = Field(
+        "all", description="all; clean: clean data only (saves attack time on big teachers); or a list of the evaluation's conditions, "
+                           "e.g. [clean, gaussian_noise], so that fidelity can be measured there too")
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
+
+    @field_validator("evaluate")
+    @classmethod
+    def _known_conditions(cls, v):
+        if isinstance(v, list):
+            unknown = [c for c in v if c not in CONDITIONS]
+            if unknown:
+                raise ValueError(f"unknown condition(s) {unknown}; expected names from: {', '.join(n for n, _ in CONDITIONS.items())}")
+        return v
     method: Optional[method_spec_type()] = Field(None, description="how a recipe teacher is trained (default baseline); a method without a teacher")  # type: ignore[valid-type]
 
     @field_validator("arch")
@@ -278,6 +289,8 @@ def _evaluate_model():
         "seed": (Seed, 0),
         "batch_size": (int, Field(256, ge=1)),
         "diagnostics": (DiagnosticsParams, Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model")),
+        "saliency": (int, Field(1000, ge=0, description="the first this many evaluated examples keep each model's input gradient of "
+                                                       "the true-class logit, for saliency agreement with the teacher; 0: none")),
     }
     for name, cls in CONDITIONS.items():
         default = cls.Params() if name == "clean" else None  # clean always runs: agreement needs it

@@ -166,16 +166,22 @@ def test_model_metrics_cover_every_model_independent_cell(first_run):
     run = read_run(first_run[1])
     mm = run.model_metrics
     m = run.metrics
-    shifted = m[m.group.isin(["clean", "noise"])]
+    scored = m[m.condition != "worst_case"]  # every cell a model was scored in, attacks too (its own adversarial inputs)
     calib = mm[mm.metric.isin(["nll", "brier", "ece"])]
-    assert len(calib) == 3 * len(shifted)  # every model, seed and non-attack cell
-    assert set(mm.group) == {"clean", "noise"} and (mm.n == 120).all()
+    assert len(calib) == 3 * len(scored)
+    assert set(mm.group) == {"clean", "noise", "attack"} and (mm.n == 120).all()
     fidelity = mm[mm.metric.isin(["agreement", "kl_teacher"])]
+    assert set(fidelity.group) == {"clean", "noise"}  # the teacher never saw a student's adversarial inputs
     assert set(fidelity.model) == {"base", "kd"} and set(fidelity.reference) == {"teacher"}  # the twin against the kd's teacher
     clean = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "agreement")]
     assert clean.value.iloc[0] == pytest.approx(run.agreement.agreement.iloc[0])  # the same number agreement.csv gives
     kl = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "kl_teacher")]
     assert sorted(kl.temperature) == [1.0, 4.0] and (kl.value > 0).all()
+    sal = mm[mm.metric.str.startswith("saliency")]
+    assert sorted(zip(sal.model, sal.metric, sal.reference)) == [
+        ("base", "saliency_teacher", "teacher"), ("kd", "saliency_teacher", "teacher"), ("kd", "saliency_twin", "base")]
+    assert (sal.n == 120).all() and sal.value.between(-1, 1).all()  # evaluate.saliency (1000) > the 120 evaluated
+    assert set(run.model_metric_values) >= set(sal.index)
 
 
 def test_the_report_plots_agreement_under_shift_only_when_the_teacher_was_scored_there(first_run):

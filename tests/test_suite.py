@@ -211,3 +211,31 @@ def test_the_batch_size_enters_the_evaluation_spec_only_where_an_attack_depends_
     for batched in ("  square: {eps: [2/255], queries: 10}\n", "  autoattack: {eps: [2/255]}\n"):
         assert spec(batched, 64) != spec(batched, 128)
         assert spec(batched, 64)["batch_size"] == 64
+
+
+def test_a_teacher_can_be_scored_on_a_list_of_conditions(tmp_path):
+    from bench.plan import make_plan
+
+    text = GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: [gaussian_noise]}")
+    suite = load_suite(write(tmp_path, text))
+    plan = make_plan(suite, "data", "ids", {})
+    (job,) = [j for (name, _), j in plan.eval_jobs.items() if name == "t"]
+    assert job.spec["only"] == ["clean", "gaussian_noise"]  # clean always
+    clean_only = make_plan(load_suite(write(tmp_path, GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: clean}"))), "data", "ids", {})
+    assert [j.spec["only"] for (name, _), j in clean_only.eval_jobs.items() if name == "t"] == [["clean"]]
+    bad = problems(tmp_path, GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: [gausian_noise]}"))
+    assert "teachers.t.evaluate" in bad and "gausian_noise" in bad and "gaussian_noise" in bad
+
+
+def test_only_gaussian_noise_does_not_pull_in_the_corruption_of_that_name():
+    import torch
+
+    from bench.evaluate import evaluate
+    from bench.suite import EvaluateSpec, conditions_of
+
+    conds = conditions_of(EvaluateSpec(gaussian_noise={"sigmas": [0.1]}, corruptions={"names": ["gaussian_noise"], "severities": [1]}))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    images, labels = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (4,))
+    out = evaluate({"t": model, "s": model}, conds, images, labels, torch.arange(4), batch_size=4, only={"t": {"gaussian_noise"}})
+    assert {c.group for c in out["t"].cells} == {"clean", "noise"}
+    assert {c.group for c in out["s"].cells} == {"clean", "noise", "corruption"}

@@ -3,11 +3,15 @@ model-independent condition (clean, noise, corruptions: every model saw the same
 
     calibration.py  nll, brier, ece: how well the model's confidence matches its accuracy
     fidelity.py     agreement, kl_teacher: how closely a student follows its teacher
+    saliency.py     saliency_teacher, saliency_twin: whether its input gradients point the same way
 
-Each metric is a registered function: calibration `(logits (N, C), labels (N,)) -> float`,
-fidelity `(logits, labels, teacher log-probabilities (N, C), temperature) -> float` (skipped
-without a teacher). The
-runner writes them, one row per model, seed, condition, level and metric, to model_metrics.csv.
+Each metric is a registered function: calibration `(logits (N, C), labels (N,))`, fidelity
+`(logits, labels, teacher log-probabilities (N, C), temperature)` (skipped without a teacher).
+Most are means over examples: those return the per-example values (N,), which the statistics
+need (a method-level test on NLL is a test on per-example NLLs, like accuracy's on per-example
+correctness); the rest (ECE, a function of bins) return a float. The runner writes one row per
+model, seed, condition, level and metric to model_metrics.csv, and the per-example values to
+model_metrics.npz.
 """
 
 from __future__ import annotations
@@ -21,10 +25,19 @@ from ..registry import Registry
 @dataclass(frozen=True)
 class ModelMetric:
     name: str
-    kind: str  # "calibration" or "fidelity" (needs the teacher's probabilities)
-    lower_is_better: bool
+    kind: str  # "calibration", "fidelity" (needs the teacher's probabilities) or "saliency" (input gradients)
+    lower_is_better: bool | None  # None: descriptive (mean confidence)
     fn: Callable
     tempered: bool = False  # also reported at the distillation temperature (KL)
+    per_example: bool = False  # fn returns (N,) values whose mean is the metric
+
+    def values(self, *args, **kw):
+        """(the metric, its per-example values (N,) float32 numpy or None)."""
+        out = self.fn(*args, **kw)
+        if not self.per_example:
+            return float(out), None
+        out = out.detach().double()
+        return float(out.mean()), out.float().cpu().numpy()
 
     @property
     def doc(self) -> str:
@@ -34,14 +47,14 @@ class ModelMetric:
 MODEL_METRICS: Registry[ModelMetric] = Registry("model metric")
 
 
-def register_model_metric(name: str, kind: str, lower_is_better: bool, tempered: bool = False):
+def register_model_metric(name: str, kind: str, lower_is_better: bool | None, tempered: bool = False, per_example: bool = False):
     def deco(fn):
-        MODEL_METRICS.register(name)(ModelMetric(name, kind, lower_is_better, fn, tempered))
+        MODEL_METRICS.register(name)(ModelMetric(name, kind, lower_is_better, fn, tempered, per_example))
         return fn
 
     return deco
 
 
-from . import calibration, fidelity  # noqa: E402,F401
+from . import calibration, fidelity, saliency  # noqa: E402,F401
 
 __all__ = ["MODEL_METRICS", "ModelMetric", "register_model_metric"]

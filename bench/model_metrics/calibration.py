@@ -11,18 +11,24 @@ F = lazy("torch.nn.functional")
 ECE_BINS = 15
 
 
-@register_model_metric("nll", "calibration", lower_is_better=True)
-def nll(logits, labels) -> float:
+@register_model_metric("nll", "calibration", lower_is_better=True, per_example=True)
+def nll(logits, labels):
     """Negative log-likelihood of the true class, mean over examples (nats)."""
-    return float(F.cross_entropy(logits.double(), labels))
+    return F.cross_entropy(logits.double(), labels, reduction="none")
 
 
-@register_model_metric("brier", "calibration", lower_is_better=True)
-def brier(logits, labels) -> float:
+@register_model_metric("brier", "calibration", lower_is_better=True, per_example=True)
+def brier(logits, labels):
     """Brier score: sum over classes of (p_c - 1[c = y])^2, mean over examples (0 to 2)."""
     p = torch.softmax(logits.double(), dim=1)
     onehot = F.one_hot(labels, p.shape[1]).double()
-    return float(((p - onehot) ** 2).sum(1).mean())
+    return ((p - onehot) ** 2).sum(1)
+
+
+@register_model_metric("confidence", "calibration", lower_is_better=None, per_example=True)
+def confidence(logits, labels):
+    """Mean top-1 probability (above accuracy: overconfident); per example, the reliability diagram's x."""
+    return torch.softmax(logits.double(), dim=1).max(1).values
 
 
 @register_model_metric("ece", "calibration", lower_is_better=True)

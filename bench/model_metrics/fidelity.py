@@ -12,16 +12,16 @@ torch = lazy("torch")
 F = lazy("torch.nn.functional")
 
 
-@register_model_metric("agreement", "fidelity", lower_is_better=False)
-def agreement(logits, labels, teacher, temperature: float = 1.0) -> float:
+@register_model_metric("agreement", "fidelity", lower_is_better=False, per_example=True)
+def agreement(logits, labels, teacher, temperature: float = 1.0):
     """Top-1 agreement: the share of examples where student and teacher predict the same class
     (the temperature does not move an argmax)."""
-    return float((logits.argmax(1) == teacher.argmax(1)).double().mean())
+    return (logits.argmax(1) == teacher.argmax(1)).double()
 
 
-@register_model_metric("kl_teacher", "fidelity", lower_is_better=True, tempered=True)
-def kl_teacher(logits, labels, teacher, temperature: float = 1.0) -> float:
+@register_model_metric("kl_teacher", "fidelity", lower_is_better=True, tempered=True, per_example=True)
+def kl_teacher(logits, labels, teacher, temperature: float = 1.0):
     """KL(p_teacher || p_student) at the temperature (both softened by it), summed over classes,
     mean over examples (nats)."""
     log_q = F.log_softmax(logits.double() / temperature, dim=1)
-    return float(F.kl_div(log_q, teacher.double(), reduction="batchmean", log_target=True))
+    return F.kl_div(log_q, teacher.double(), reduction="none", log_target=True).sum(1)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..lazy import lazy
 from ..methods.base import teacher_log_probs
 from ..methods.temperature import temperature_at
@@ -37,10 +39,22 @@ def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
     return list(source.teachers), source.ensemble or "mean_probs", temperature if temperature not in (None, 1.0) else None
 
 
-def model_metric_rows(suite, logits_by: dict, labels, describe) -> pd.DataFrame:
+def model_metric_rows(suite, logits_by: dict, labels, describe, grads_by: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
-    (role, method, arch)."""
-    rows = []
+    (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
+    examples. Returns the rows and, by row position, the per-example values (N,) of the metrics
+    that are means over examples (NaN past the n saliency examples)."""
+    rows, values = [], {}
+    n_all = len(labels)
+
+    def add(row, metric, *args, **kw):
+        value, per = metric.values(*args, **kw)
+        if per is not None:
+            if len(per) < n_all:
+                per = np.concatenate([per, np.full(n_all - len(per), np.nan, dtype=per.dtype)])
+            values[len(rows)] = per
+        rows.append(row | dict(value=value))
+
     for (name, seed), cells in logits_by.items():
         role, method, arch = describe(name)
         teachers, mode, temperature = reference_of(suite, name)
@@ -49,13 +63,40 @@ def model_metric_rows(suite, logits_by: dict, labels, describe) -> pd.DataFrame:
             cond, group, level = key
             base = dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group, level=level, n=len(z))
             for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "calibration"):
-                rows.append(base | dict(metric=metric.name, value=metric.fn(z, labels), reference="", temperature=math.nan))
-            if not teachers or not all(key in tc for tc in t_cells):
+                add(base | dict(metric=metric.name, reference="", temperature=math.nan), metric, z, labels)
+            # fidelity needs the teacher on the same inputs: not under attack, where each model
+            # was scored on its own adversarial examples
+            if group == "attack" or not teachers or not all(key in tc for tc in t_cells):
                 continue
             stacked = torch.stack([tc[key] for tc in t_cells])
             ref = "+".join(teachers)
             for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "fidelity"):
                 for t in [1.0] + ([temperature] if metric.tempered and temperature is not None else []):
-                    value = metric.fn(z, labels, teacher_log_probs(stacked, t, mode), temperature=t)
-                    rows.append(base | dict(metric=metric.name, value=value, reference=ref, temperature=t if metric.tempered else math.nan))
-    return pd.DataFrame(rows, columns=COLUMNS)
+                    add(base | dict(metric=metric.name, reference=ref, temperature=t if metric.tempered else math.nan),
+                        metric, z, labels, teacher_log_probs(stacked, t, mode), temperature=t)
+    if grads_by:
+        _saliency_rows(suite, grads_by, describe, add)
+    return pd.DataFrame(rows, columns=COLUMNS), values
+
+
+def _saliency_rows(suite, grads_by: dict, describe, add) -> None:
+    """saliency_teacher for every student with a reference teacher (both twins, as fidelity);
+    saliency_twin for every compare pair, seed by seed where both trained that seed."""
+    clean = dict(condition="clean", group="clean", level="")
+    teacher_metric, twin_metric = MODEL_METRICS.get("saliency_teacher"), MODEL_METRICS.get("saliency_twin")
+    for (name, seed), g in grads_by.items():
+        teachers, _, _ = reference_of(suite, name)
+        refs = [grads_by.get((t, suite.teachers[t].seed)) for t in teachers]
+        if name not in suite.students or not teachers or any(r is None or len(r) != len(g) for r in refs) or not len(g):
+            continue
+        role, method, arch = describe(name)
+        base = dict(model=name, role=role, method=method, arch=arch, seed=seed, n=len(g), reference="+".join(teachers), temperature=math.nan)
+        add(base | clean | dict(metric=teacher_metric.name), teacher_metric, g, refs)
+    for pair in suite.pairs():
+        for seed in suite.students[pair.distilled].seeds:
+            g, twin = grads_by.get((pair.distilled, seed)), grads_by.get((pair.baseline, seed))
+            if g is None or twin is None or not len(g):
+                continue
+            role, method, arch = describe(pair.distilled)
+            base = dict(model=pair.distilled, role=role, method=method, arch=arch, seed=seed, n=len(g), reference=pair.baseline, temperature=math.nan)
+            add(base | clean | dict(metric=twin_metric.name), twin_metric, g, twin)

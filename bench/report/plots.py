@@ -264,12 +264,55 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     return to_data_uri(fig)
 
 
+def reliability_bins(confidence, correct, bins: int = 15):
+    """(mean confidence, accuracy, count) per non-empty equal-width confidence bin (k/bins, (k+1)/bins]."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
+    b = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    out = [(confidence[b == k].mean(), correct[b == k].mean(), int((b == k).sum())) for k in range(bins) if (b == k).any()]
+    return tuple(np.array(v) for v in zip(*out)) if out else (np.array([]),) * 3
+
+
+@matplotlib.rc_context(RC)
+def reliability_plot(data: ReportData, pair: Pair) -> str | None:
+    """Accuracy against mean confidence in the ECE's 15 bins, clean data, seeds pooled, both twins;
+    None without per-example confidences (runs before model_metrics.npz)."""
+    from ..model_metrics.calibration import ECE_BINS
+    from .calibration import per_example_matrix
+
+    run = data.run
+    curves = {}
+    for model in (pair.baseline, pair.distilled):
+        got = per_example_matrix(run, model, "confidence", 0.0, "clean", "clean", "")
+        if got is None:
+            return None
+        seeds, conf = got
+        try:
+            right = np.stack([run.correct_for(model, seed, "clean") for seed in seeds])
+        except KeyError:
+            return None
+        curves[model] = reliability_bins(conf.ravel(), right.ravel(), ECE_BINS)
+    fig = _figure(3.6, 3.4)
+    ax = fig.subplots()
+    ax.plot([0, 100], [0, 100], ":", color="#888888", lw=1, label="calibrated")
+    for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
+        conf, acc, count = curves[model]
+        color = COLORS.get(role, "#333333")
+        ax.plot(100 * conf, 100 * acc, "-", color=color, lw=1, label=_text(f"{model} ({role})"))
+        ax.scatter(100 * conf, 100 * acc, s=8 + 60 * count / max(1, count.max()), color=color, zorder=3)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("mean confidence in the bin (%)")
+    ax.set_ylabel("accuracy in the bin (%)")
+    ax.legend(fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
 def all_figures(data: ReportData) -> dict:
     """{'pairs': [{'noise', 'attack', 'corruption', 'difference'} per pair], 'heatmap': uri|None}."""
     return {
         "pairs": [
             {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p),
-             "agreement": agreement_plot(data, p)}
+             "agreement": agreement_plot(data, p), "reliability": reliability_plot(data, p)}
             for p in data.pairs
         ],
         "heatmap": heatmap(data),
