@@ -43,6 +43,9 @@ class ModelEval:
     logits: torch.Tensor
     logit_rows: list[int]
     attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
+    # cell row -> (N,) bool: for an attack crafted on another model (transfer), whether that source
+    # model classified its own adversarial example correctly (transferability needs where it did not)
+    source_correct: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def clean_logits(self) -> torch.Tensor:
@@ -113,6 +116,7 @@ def evaluate(
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
     correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
     logits: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}  # model -> cell row -> batches
+    source_correct: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}
     seconds: dict[str, dict[str, float]] = {k: {} for k in models}
     labels_d = labels.to(device)
     # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
@@ -148,7 +152,12 @@ def evaluate(
                 for level in cond.levels():
                     if cond.model_dependent:
                         for k in scored:
-                            correct[k][row[k], sl] = score(k, run_attack(k, cond, x, y, idx, level), y, row[k])
+                            x_adv = run_attack(k, cond, x, y, idx, level)
+                            correct[k][row[k], sl] = score(k, x_adv, y, row[k])
+                            source = sources.get(k, {}).get(cond.name) if getattr(cond, "needs_source", False) else None
+                            if source is not None:
+                                with torch.inference_mode():
+                                    source_correct[k].setdefault(row[k], []).append(source(x_adv).argmax(1) == y)
                     else:
                         with torch.inference_mode():
                             xp = cond.perturb(x, y, idx, level)
@@ -182,5 +191,6 @@ def evaluate(
         all_cells, full = robust_convention(cells[k], correct[k])
         rows = sorted(logits[k])
         stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
-        out[k] = ModelEval(all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()})
+        src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
+        out[k] = ModelEval(all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src)
     return out

@@ -134,6 +134,10 @@ class JobRunner:
                     example_index=t.indices.numpy().astype(np.int64),
                     # the first n_sal examples' input gradients, fp16: saliency agreement (6 MB per 1,000)
                     saliency=input_gradients(models[j.hash], x_sal, y_sal, ev.batch_size).cpu().numpy().astype(np.float16),
+                    # transfer rows: whether the source model resisted its own adversarial example
+                    source_rows=np.asarray(sorted(r.source_correct), dtype=np.int64),
+                    source_correct=np.packbits(np.stack([r.source_correct[i].numpy() for i in sorted(r.source_correct)])
+                                               if r.source_correct else np.zeros((0, len(t.images)), bool), axis=1),
                 )
 
 
@@ -155,6 +159,8 @@ def read_eval(store: Store, job: Job) -> dict:
         out = {k: z[k] for k in z.files}
     n = len(out["example_index"])
     out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
+    if "source_correct" in out:
+        out["source_correct"] = np.unpackbits(out["source_correct"], axis=1, count=n).astype(bool)
     extra = store.path(job) / DIAGNOSTICS
     out.update(json.loads(extra.read_text()) if extra.is_file() else {"checks": [], "attack_seconds": {}})
     return out

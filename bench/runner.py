@@ -180,7 +180,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
     rows, correct_rows, checks, seconds = [], [], [], {}
-    logits_by, describe, grads_by = {}, {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
+    logits_by, describe, grads_by, transfer_by = {}, {}, {}, {}  # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
         checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
@@ -198,6 +198,9 @@ def assemble(plan: Plan, store: Store, test_eval):
         logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
         if "saliency" in ev:
             grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
+        for j, r in enumerate(ev.get("source_rows", [])):  # transfer cells: (this model right, the source right), per example
+            transfer_by.setdefault((name, seed), {})[keys[r]] = (job.spec.get("transfer_source", "").split(":seed")[0],
+                                                                 torch.from_numpy(ev["correct"][r]), torch.from_numpy(ev["source_correct"][j]))
         for c, (cond, group, level) in zip(ev["correct"], keys):
             rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group,
                              level=level, n=len(c), correct=int(c.sum()), accuracy=float(c.mean())))
@@ -215,7 +218,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
-    model_metrics = model_metric_rows(suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by)
+    model_metrics = model_metric_rows(suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by)
     return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
 
 

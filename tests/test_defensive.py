@@ -39,6 +39,22 @@ def test_transfer_from_the_twin_beats_cross_entropy_pgd(run):
     assert acc(run, "defensive", "transfer") < acc(run, "defensive", "pgd") - 0.1
 
 
+def test_transferability_is_read_from_the_transfer_attack(run):
+    import numpy as np
+
+    mm = run.model_metrics
+    rows = mm[mm.metric == "transfer_rate"]
+    # each twin against the other: the examples crafted on one that fool it, the share that fool the other
+    assert sorted(zip(rows.model, rows.reference)) == [("baseline", "defensive"), ("defensive", "baseline")]
+    for pos, r in rows.iterrows():
+        values = run.model_metric_values[pos]
+        covered = ~np.isnan(values)
+        assert covered.sum() == r.n > 0 and set(np.unique(values[covered])) <= {0.0, 1.0}
+        right = run.correct_for(r.model, r.seed, "transfer", EPS)
+        assert np.array_equal(values[covered], 1.0 - right[covered])  # fooled = not counted correct under the attack
+        assert r.value == pytest.approx(values[covered].mean())
+
+
 def test_masking_is_flagged_on_the_distilled_models_only(run):
     d = run.diagnostics
     flagged = set(map(tuple, d[d.flagged][["model", "check"]].to_numpy()))

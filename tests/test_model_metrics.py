@@ -42,6 +42,13 @@ def test_saliency_cosines_by_hand():
     assert metric("saliency_twin", student, t1) == pytest.approx(0.0, abs=1e-12)  # (1 - 1 + 0) / 3
 
 
+def test_transfer_rate_by_hand():
+    student_right = torch.tensor([True, False, False, True])
+    source_right = torch.tensor([False, False, True, False])  # the source resisted example 2: not counted
+    value, per = MODEL_METRICS.get("transfer_rate").values(student_right, source_right)
+    assert value == pytest.approx(1 / 3) and math.isnan(per[2]) and per[[0, 1, 3]].tolist() == [0.0, 1.0, 0.0]
+
+
 def test_confidence_is_the_mean_top1_probability():
     assert metric("confidence", LOGITS, Y) == pytest.approx((0.93 + 0.93 + 0.62 + 0.71) / 4, rel=1e-12)
 
@@ -68,7 +75,8 @@ def test_the_registry_says_what_each_metric_is():
     kinds = {name: (m.kind, m.lower_is_better, m.per_example) for name, m in MODEL_METRICS.items()}
     assert kinds == {"nll": ("calibration", True, True), "brier": ("calibration", True, True), "confidence": ("calibration", None, True),
                      "ece": ("calibration", True, False), "agreement": ("fidelity", False, True), "kl_teacher": ("fidelity", True, True),
-                     "saliency_teacher": ("saliency", False, True), "saliency_twin": ("saliency", False, True)}
+                     "saliency_teacher": ("saliency", False, True), "saliency_twin": ("saliency", False, True),
+                     "transfer_rate": ("transfer", True, True)}
     assert all(m.doc for _, m in MODEL_METRICS.items())
 
 

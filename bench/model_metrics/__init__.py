@@ -4,6 +4,7 @@ model-independent condition (clean, noise, corruptions: every model saw the same
     calibration.py  nll, brier, ece: how well the model's confidence matches its accuracy
     fidelity.py     agreement, kl_teacher: how closely a student follows its teacher
     saliency.py     saliency_teacher, saliency_twin: whether its input gradients point the same way
+    transfer.py     transfer_rate: whether the teacher's adversarial examples also fool the student
 
 Each metric is a registered function: calibration `(logits (N, C), labels (N,))`, fidelity
 `(logits, labels, teacher log-probabilities (N, C), temperature)` (skipped without a teacher).
@@ -19,13 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..lazy import lazy
 from ..registry import Registry
+
+torch = lazy("torch")
 
 
 @dataclass(frozen=True)
 class ModelMetric:
     name: str
-    kind: str  # "calibration", "fidelity" (needs the teacher's probabilities) or "saliency" (input gradients)
+    kind: str  # "calibration", "fidelity" (the teacher's probabilities), "saliency" (input gradients), "transfer"
     lower_is_better: bool | None  # None: descriptive (mean confidence)
     fn: Callable
     tempered: bool = False  # also reported at the distillation temperature (KL)
@@ -37,7 +41,7 @@ class ModelMetric:
         if not self.per_example:
             return float(out), None
         out = out.detach().double()
-        return float(out.mean()), out.float().cpu().numpy()
+        return float(torch.nanmean(out)), out.float().cpu().numpy()  # NaN: an example the metric does not cover
 
     @property
     def doc(self) -> str:
@@ -55,6 +59,6 @@ def register_model_metric(name: str, kind: str, lower_is_better: bool | None, te
     return deco
 
 
-from . import calibration, fidelity, saliency  # noqa: E402,F401
+from . import calibration, fidelity, saliency, transfer  # noqa: E402,F401
 
 __all__ = ["MODEL_METRICS", "ModelMetric", "register_model_metric"]

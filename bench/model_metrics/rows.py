@@ -39,10 +39,12 @@ def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
     return list(source.teachers), source.ensemble or "mean_probs", temperature if temperature not in (None, 1.0) else None
 
 
-def model_metric_rows(suite, logits_by: dict, labels, describe, grads_by: dict | None = None) -> tuple[pd.DataFrame, dict]:
+def model_metric_rows(suite, logits_by: dict, labels, describe, grads_by: dict | None = None,
+                      transfer_by: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
     (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
-    examples. Returns the rows and, by row position, the per-example values (N,) of the metrics
+    examples; `transfer_by[(model, seed)][cell]` = (source model, this model's per-example
+    correctness, the source's on its own adversarial examples). Returns the rows and, by row position, the per-example values (N,) of the metrics
     that are means over examples (NaN past the n saliency examples)."""
     rows, values = [], {}
     n_all = len(labels)
@@ -76,6 +78,13 @@ def model_metric_rows(suite, logits_by: dict, labels, describe, grads_by: dict |
                         metric, z, labels, teacher_log_probs(stacked, t, mode), temperature=t)
     if grads_by:
         _saliency_rows(suite, grads_by, describe, add)
+    metric = MODEL_METRICS.get("transfer_rate")
+    for (name, seed), cells in (transfer_by or {}).items():
+        role, method, arch = describe(name)
+        for (cond, group, level), (source, right, source_right) in cells.items():
+            base = dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group, level=level,
+                        n=int((~source_right.bool()).sum()), reference=source, temperature=math.nan)  # fmt: skip
+            add(base | dict(metric=metric.name), metric, right, source_right)
     return pd.DataFrame(rows, columns=COLUMNS), values
 
 

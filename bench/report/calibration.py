@@ -24,13 +24,14 @@ CALIBRATION_NOTE = ("Mean ± sd over seeds; Δ = distilled − baseline with its
                     "test examples both vary, two-sided), on per-example values; not corrected for the number of rows; ECE has no "
                     "per-example form and is descriptive. Mean confidence above accuracy: overconfident. Saliency: cosine of the input "
                     "gradients of the true-class logit on the first clean examples, with the teacher, and (distilled only) with the "
-                    "baseline twin of the same seed. ECE: 15 equal-width confidence bins; "
+                    "baseline twin of the same seed. Transfer rate: of the adversarial examples crafted on the source (the teacher) "
+                    "that fool it, the share that also fool the student. ECE: 15 equal-width confidence bins; "
                     "NLL in nats; Brier summed over classes (0 to 2); agreement: same top-1 class as the teacher (%); KL(teacher ‖ student) "
                     "at T = 1 and at the distillation temperature. Both twins are measured against the distilled student's teacher, "
                     "on the inputs the teacher was scored on. Lower is better except agreement.")
 ORDER = {"clean": 0, "noise": 1, "corruption": 2, "attack": 3}
-METRICS = ("ece", "nll", "brier", "confidence", "agreement", "kl_teacher", "saliency_teacher", "saliency_twin")
-PERCENT = {"agreement"}
+METRICS = ("ece", "nll", "brier", "confidence", "agreement", "kl_teacher", "saliency_teacher", "saliency_twin", "transfer_rate")
+PERCENT = {"agreement", "transfer_rate"}
 
 
 def summarised(mm, model: str):
@@ -111,6 +112,7 @@ def calibration_rows(run, baseline: str, distilled: str) -> list[dict]:
     for r in t.itertuples(index=False):
         name = r.metric + (" (%)" if r.metric in PERCENT else "") + (f" T={r.temperature:g}" if r.metric == "kl_teacher" else "")
         where = ("clean" if r.group == "clean" else f"{r.condition} σ={level_text('noise', r.level)}" if r.group == "noise"
+                 else f"{r.condition} ε={level_text('attack', r.level)} (crafted on the source)" if r.condition == "transfer"
                  else f"{r.condition} ε={level_text('attack', r.level)} (own adversarial inputs)" if r.group == "attack"
                  else f"corruptions severity {r.level}")  # fmt: skip
 
