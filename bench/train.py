@@ -167,7 +167,7 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
             with autocast:
-                logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress, seed, step))
+                logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress, seed, step, epoch + 1))
             total = functools.reduce(operator.add, losses.values())
             b = len(idx)
             for k, v in losses.items():

@@ -44,7 +44,7 @@ class Batch:
     """One training step's data: float images in [0, 1] on the device (augmented when the recipe
     says so), labels, the images' positions in the training set, the epoch's progress, and the
     training seed and step, which seed the step's own random draws (an inner attack's start), so
-    that twins draw the same ones."""
+    that twins draw the same ones; and the epoch, counted from 1 (DKD's warm-up is in epochs)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -52,6 +52,7 @@ class Batch:
     progress: float
     seed: int = 0
     step: int = 0
+    epoch: int = 1
 
 
 class Teachers:
