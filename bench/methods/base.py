@@ -105,14 +105,25 @@ class Method:
         raise NotImplementedError
 
 
-class SoftTargetMethod(Method):
+class CEWeightedParams(MethodParams):
+    """Methods written, as mdistiller writes them, as a weighted hard-label cross-entropy plus their own terms."""
+
+    ce_weight: float = Field(1.0, ge=0, description="weight of the hard-label cross-entropy")
+
+
+class TeacherMethod(Method):
+    """A method that learns from teachers: a distilled student, held against its baseline twin."""
+
+    needs_teacher = True
+    role = "distilled"
+
+
+class SoftTargetMethod(TeacherMethod):
     """alpha * CE(z_s, y) + (1 - alpha) * T^2 * soft(z_s, p_t^T, T): the frame kd and kd_mse share.
 
     T^2 keeps the soft term's gradients on the scale of the hard term's as T grows (Hinton et al.).
     """
 
-    needs_teacher = True
-    role = "distilled"
     soft_name: ClassVar[str]
 
     def soft(self, student_logits: torch.Tensor, teacher_log_p: torch.Tensor, t: float) -> torch.Tensor:
@@ -125,12 +136,10 @@ class SoftTargetMethod(Method):
         return {"ce": a * F.cross_entropy(student_logits, labels), self.soft_name: (1 - a) * t * t * soft}
 
 
-class RobustDistillMethod(Method):
+class RobustDistillMethod(TeacherMethod):
     """What ard and rslad share: a teacher, and adversarial training (pgd_at) as the twin they are
     held against, at the same architecture, recipe, seed and attack budget."""
 
-    needs_teacher = True
-    role = "distilled"
     twin = "pgd_at"
 
 

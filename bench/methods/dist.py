@@ -6,7 +6,7 @@ from pydantic import Field
 
 from ..lazy import lazy
 from . import register_method
-from .base import Method, MethodParams, teacher_log_probs
+from .base import CEWeightedParams, TeacherMethod, teacher_log_probs
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
@@ -14,9 +14,8 @@ F = lazy("torch.nn.functional")
 EPS = 1e-8  # in the cosine's denominator, as the authors' code has it
 
 
-class DISTParams(MethodParams):
+class DISTParams(CEWeightedParams):
     name: Literal["dist"] = "dist"
-    ce_weight: float = Field(1.0, ge=0, description="weight of the hard-label cross-entropy")
     beta: float = Field(1.0, ge=0, description="weight of the inter-class relation")
     gamma: float = Field(1.0, ge=0, description="weight of the intra-class relation")
     tau: float = Field(1.0, gt=0, description="temperature of both softmaxes")
@@ -29,7 +28,7 @@ def pearson_rows(a, b):
 
 
 @register_method("dist")
-class DIST(Method):
+class DIST(TeacherMethod):
     """DIST (Huang et al., 2022):  ce_weight * CE + tau^2 * (beta * (1 - pearson_rows(p_s, p_t)) + gamma * (1 - pearson_cols(p_s, p_t))).
 
     p = softmax(z / tau); the inter-class term averages the Pearson correlation of each example's
@@ -37,8 +36,6 @@ class DIST(Method):
     DIST class."""
 
     name = "dist"
-    needs_teacher = True
-    role = "distilled"
     Params = DISTParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):

@@ -6,15 +6,14 @@ from pydantic import Field
 
 from ..lazy import lazy
 from . import register_method
-from .base import Method, MethodParams, teacher_log_probs
+from .base import CEWeightedParams, TeacherMethod, teacher_log_probs
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
 
 
-class DKDParams(MethodParams):
+class DKDParams(CEWeightedParams):
     name: Literal["dkd"] = "dkd"
-    ce_weight: float = Field(1.0, ge=0, description="weight of the hard-label cross-entropy")
     alpha: float = Field(1.0, ge=0, description="weight of TCKD (target class)")
     beta: float = Field(8.0, ge=0, description="weight of NCKD (non-target classes)")
     temperature: float = Field(4.0, gt=0)
@@ -22,7 +21,7 @@ class DKDParams(MethodParams):
 
 
 @register_method("dkd")
-class DKD(Method):
+class DKD(TeacherMethod):
     """DKD (Zhao et al., 2022):  ce_weight * CE + min(epoch / warmup, 1) * T^2 * (alpha * TCKD + beta * NCKD).
 
     TCKD = KL(b_t || b_s) on the binary (target, rest) split of p^T = softmax(z / T); NCKD = KL(q_t || q_s)
@@ -31,8 +30,6 @@ class DKD(Method):
     """
 
     name = "dkd"
-    needs_teacher = True
-    role = "distilled"
     Params = DKDParams
 
     def forward_train(self, student, teachers, batch):

@@ -6,14 +6,14 @@ from pydantic import Field
 
 from ..lazy import lazy
 from . import register_method
-from .base import Method, MethodParams, teacher_log_probs
+from .base import CEWeightedParams, TeacherMethod, teacher_log_probs
 
 F = lazy("torch.nn.functional")
 
 
-class KDLogitStdParams(MethodParams):
+class KDLogitStdParams(CEWeightedParams):
     name: Literal["kd_logit_std"] = "kd_logit_std"
-    ce_weight: float = Field(0.1, ge=0, description="weight of the hard-label cross-entropy")
+    ce_weight: float = Field(0.1, ge=0, description="weight of the hard-label cross-entropy (mdistiller's CIFAR KD setting)")
     kd_weight: float = Field(9.0, ge=0, description="weight of the standardised KD term")
     temperature: float = Field(2.0, gt=0, description="the base temperature applied to the standardised logits")
 
@@ -24,15 +24,13 @@ def standardize(z):
 
 
 @register_method("kd_logit_std")
-class KDLogitStd(Method):
+class KDLogitStd(TeacherMethod):
     """KD with logit standardisation (Sun et al., 2024):  ce_weight * CE + kd_weight * T^2 * KL(softmax(std(z_t) / T) || softmax(std(z_s) / T)).
 
     std is the per-example z-score of the logits. Defaults: the authors' CIFAR-100 KD run
     (--logit-stand --base-temp 2 --kd-weight 9, with mdistiller's CE weight 0.1)."""
 
     name = "kd_logit_std"
-    needs_teacher = True
-    role = "distilled"
     Params = KDLogitStdParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):
