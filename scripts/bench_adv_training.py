@@ -1,9 +1,11 @@
-"""Adversarial training's cost: one epoch of each robust method divided by one epoch of the
-hard-label baseline, same model, data, batch and seed, in one process (expected about steps + 1
-for pgd_at: each step runs the inner attack's `steps` forward and backward passes, then the
-training pass; ard, rslad and trades add a clean forward).
+"""A method's training cost: one epoch of each method divided by one epoch of the hard-label
+baseline, same model, data, batch and seed, in one process. By default the robust methods
+(expected about steps + 1 for pgd_at: each step runs the inner attack's `steps` forward and
+backward passes, then the training pass; ard, rslad and trades add a clean forward); `--methods`
+times any (teacher outputs are cached, as without augmentation).
 
     python scripts/bench_adv_training.py --arch cnn_tiny --n 2000 --steps 10
+    python scripts/bench_adv_training.py --arch cnn_tiny --methods kd dkd dist kd_logit_std   # any methods
     python scripts/bench_adv_training.py --data-root ../shared/data/cifar10-jpeg --arch resnet20 --device cuda
 """
 
@@ -33,7 +35,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="inner attack steps")
     ap.add_argument("--repeats", type=int, default=3, help="epochs timed per method (the median is used)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), help="any registered methods (baseline is always timed first)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from bench.data import load_dataset, resolve_root
 
@@ -49,9 +55,9 @@ def main() -> None:
     attack = {"eps": 8 / 255, "step_size": 2 / 255, "steps": args.steps}
 
     seconds = {}
-    for name in METHOD_NAMES:
+    for name in dict.fromkeys(["baseline", *args.methods]):
         cls = METHODS.get(name)
-        params = cls.Params() if name == "baseline" else cls.Params(attack=attack)
+        params = cls.Params(attack=attack) if "attack" in cls.Params.model_fields else cls.Params()
         times = []
         for r in range(args.repeats):
             torch.manual_seed(0)
