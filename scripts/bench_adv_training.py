@@ -75,7 +75,7 @@ def main() -> None:
     print(f"{args.arch}, {len(images)} images, batch {args.batch_size}, inner attack {args.steps} steps, {args.device}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} epochs")  # fmt: skip
     for name, s in seconds.items():
-        print(f"  {name:<9} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline")
+        print(f"  {name:<15} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline")
 
 
 if __name__ == "__main__":
