@@ -17,6 +17,8 @@ CACHE_VERSION = 1
 # Bumped when a change to evaluation code changes results: it invalidates evaluations only, and
 # makes runs before and after it incomparable to the gate. 2: attack random starts per example.
 # 3: the logits under every model-independent condition are kept (calibration and fidelity).
+# 4: attack logits, input gradients on the first evaluate.saliency examples, and whether a transfer
+# source resisted its own examples are kept too (calibration under attack, saliency, transferability).
 EVALUATION_VERSION = 4
 
 

@@ -11,9 +11,11 @@
                             (model, seed, check, eps, value, threshold, flagged)
     <run>/summary.csv       only when corruptions ran: numbers derived from metrics.csv rows
                             (mean corruption accuracy, CE, mCE, relative CE/mCE): SUMMARY_COLUMNS
-    <run>/model_metrics.csv calibration (nll, brier, ece) and fidelity to the teacher (agreement,
-                            kl_teacher) per model, seed and model-independent condition and level:
-                            MODEL_METRIC_COLUMNS (absent in runs written before it existed)
+    <run>/model_metrics.csv calibration (nll, brier, confidence, ece; every scored condition, attacks
+                            on the model's own adversarial inputs), fidelity to the teacher
+                            (agreement, kl_teacher; model-independent conditions), saliency and
+                            transfer_rate, per model, seed, condition and level: MODEL_METRIC_COLUMNS
+                            (absent in runs written before it existed)
     <run>/model_metrics.npz the per-example values of the model metrics that are means over
                             examples (all but ece): row (K,) int64, a model_metrics.csv data row;
                             values (K, N) float32, in example_index order, NaN where a metric

@@ -25,7 +25,7 @@ from .hashing import content_hash, weights_sha256
 from .names import RESULTS_FORMAT, corruption_condition
 from .methods import teacher_log_probs
 from .model_metrics.rows import model_metric_rows
-from .plan import Plan, make_plan
+from .plan import Plan, make_plan, transfer_source
 from .results import DIAGNOSTIC_COLUMNS, write_run
 from .suite import Suite, conditions_of
 from .teachers import checkpoint_identity, robustbench_identity
@@ -199,7 +199,7 @@ def assemble(plan: Plan, store: Store, test_eval):
         if "saliency" in ev:
             grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
         for j, r in enumerate(ev.get("source_rows", [])):  # transfer cells: (this model right, the source right), per example
-            transfer_by.setdefault((name, seed), {})[keys[r]] = (job.spec.get("transfer_source", "").split(":seed")[0],
+            transfer_by.setdefault((name, seed), {})[keys[r]] = (transfer_source(suite, name, seed)[0],
                                                                  torch.from_numpy(ev["correct"][r]), torch.from_numpy(ev["source_correct"][j]))
         for c, (cond, group, level) in zip(ev["correct"], keys):
             rows.append(dict(model=name, role=role, method=method, arch=arch, seed=seed, condition=cond, group=group,

@@ -206,6 +206,7 @@ class TeacherSpec(Strict):
         "all", description="all; clean: clean data only (saves attack time on big teachers); or a list of the evaluation's conditions, "
                            "e.g. [clean, gaussian_noise], so that fidelity can be measured there too")
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
+    method: Optional[method_spec_type()] = Field(None, description="how a recipe teacher is trained (default baseline); a method without a teacher")  # type: ignore[valid-type]
 
     @field_validator("evaluate")
     @classmethod
@@ -215,7 +216,6 @@ class TeacherSpec(Strict):
             if unknown:
                 raise ValueError(f"unknown condition(s) {unknown}; expected names from: {', '.join(n for n, _ in CONDITIONS.items())}")
         return v
-    method: Optional[method_spec_type()] = Field(None, description="how a recipe teacher is trained (default baseline); a method without a teacher")  # type: ignore[valid-type]
 
     @field_validator("arch")
     @classmethod

@@ -67,9 +67,9 @@ def place_data(images: torch.Tensor, device) -> torch.Tensor:
 
 
 def augment_draws(gen: torch.Generator, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """An epoch's crop offsets (N, 2) and flips (N,), drawn batch by batch in the order `augment`
-    draws them, so a whole epoch travels to the device in one copy and the numbers do not depend
-    on where the batch is augmented."""
+    """An epoch's crop offsets (N, 2) and flips (N,), drawn batch by batch (each batch's offsets,
+    then its flips), so a whole epoch travels to the device in one copy and the numbers do not
+    depend on where the batch is augmented."""
     offsets, flips = [], []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)

@@ -150,7 +150,9 @@ def test_reliability_bins_and_diagram(tmp_path):
     from bench.report.runs import load_run
     from bench.report.tables import build
 
-    conf, acc, count = plots.reliability_bins([0.05, 0.06, 0.5, 0.52, 0.99], [0, 1, 1, 1, 0], bins=15)
+    from bench.model_metrics.calibration import reliability_bins
+
+    conf, acc, count = (t.numpy() for t in reliability_bins([0.05, 0.06, 0.5, 0.52, 0.99], [0, 1, 1, 1, 0], bins=15))
     # bins (0, 1/15]: 0.05, 0.06; (7/15, 8/15]: 0.5, 0.52; (14/15, 1]: 0.99
     assert count.tolist() == [2, 2, 1] and acc.tolist() == [0.5, 1.0, 0.0]
     assert conf == pytest.approx([0.055, 0.51, 0.99])

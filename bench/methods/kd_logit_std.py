@@ -36,8 +36,6 @@ class KDLogitStd(TeacherMethod):
     def losses(self, student_logits, teacher_logits, labels, progress):
         p = self.params
         t = p.temperature
-        if teacher_logits.dim() == 2:
-            teacher_logits = teacher_logits.unsqueeze(0)
         log_t = teacher_log_probs(standardize(teacher_logits), t, self.ensemble)
         kl = F.kl_div(F.log_softmax(standardize(student_logits) / t, dim=1), log_t, reduction="batchmean", log_target=True)
         return {"ce": p.ce_weight * F.cross_entropy(student_logits, labels), "kd_std": p.kd_weight * t * t * kl}

@@ -31,17 +31,22 @@ def confidence(logits, labels):
     return torch.softmax(logits.double(), dim=1).max(1).values
 
 
+def reliability_bins(conf, right, bins: int = ECE_BINS):
+    """(mean confidence, accuracy, count) per non-empty equal-width bin (k/bins, (k+1)/bins] of the
+    confidence: the ECE's terms, and the reliability diagram's points."""
+    conf, right = torch.as_tensor(conf, dtype=torch.float64), torch.as_tensor(right, dtype=torch.float64)
+    index = torch.clamp(torch.ceil(conf * bins).long() - 1, 0, bins - 1)
+    out = [(conf[index == b].mean(), right[index == b].mean(), int((index == b).sum())) for b in range(bins) if (index == b).any()]
+    if not out:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    c, a, n = zip(*out)
+    return torch.stack(c), torch.stack(a), torch.tensor(n)
+
+
 @register_model_metric("ece", "calibration", lower_is_better=True)
 def ece(logits, labels) -> float:
     """Expected calibration error: 15 equal-width confidence bins (k/15, (k+1)/15] of the top-1
     probability, sum over bins of |bin| / N * |accuracy - mean confidence| (Guo et al., 2017)."""
-    p = torch.softmax(logits.double(), dim=1)
-    conf, pred = p.max(1)
-    right = (pred == labels).double()
-    bins = torch.clamp(torch.ceil(conf * ECE_BINS).long() - 1, 0, ECE_BINS - 1)
-    total = 0.0
-    for b in range(ECE_BINS):
-        inside = bins == b
-        if inside.any():
-            total += float(inside.double().mean() * (right[inside].mean() - conf[inside].mean()).abs())
-    return total
+    conf, pred = torch.softmax(logits.double(), dim=1).max(1)
+    mean_conf, accuracy, count = reliability_bins(conf, pred == labels)
+    return float((count / len(conf) * (accuracy - mean_conf).abs()).sum())

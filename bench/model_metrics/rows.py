@@ -44,8 +44,9 @@ def model_metric_rows(suite, logits_by: dict, labels, describe, grads_by: dict |
     """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
     (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
     examples; `transfer_by[(model, seed)][cell]` = (source model, this model's per-example
-    correctness, the source's on its own adversarial examples). Returns the rows and, by row position, the per-example values (N,) of the metrics
-    that are means over examples (NaN past the n saliency examples)."""
+    correctness, the source's on its own adversarial examples). Returns the rows and, by row
+    position, the per-example values (N,) of the metrics that are means over examples (NaN where a
+    metric does not cover an example: past the saliency subset, or where the source resisted)."""
     rows, values = [], {}
     n_all = len(labels)
 

@@ -1,7 +1,7 @@
 """The report's "Calibration and fidelity" table for a compare pair, from model_metrics.csv.
 
-Rows: each metric under clean data, each noise level and each corruption severity (the mean
-over the corruptions at that severity); baseline and distilled as mean +- sd over seeds, and
+Rows: each metric under clean data, each noise level, each corruption severity (the mean over
+the corruptions at that severity) and each attack and eps; baseline and distilled as mean +- sd over seeds, and
 the difference of the means. Fidelity compares both twins with the distilled student's teacher.
 Metrics that are means over examples (all but ECE) get the method-level test accuracy gets, on
 their per-example values (model_metrics.npz): paired when the twins share seeds, else unpaired;
@@ -28,7 +28,7 @@ CALIBRATION_NOTE = ("Mean ± sd over seeds; Δ = distilled − baseline with its
                     "that fool it, the share that also fool the student. ECE: 15 equal-width confidence bins; "
                     "NLL in nats; Brier summed over classes (0 to 2); agreement: same top-1 class as the teacher (%); KL(teacher ‖ student) "
                     "at T = 1 and at the distillation temperature. Both twins are measured against the distilled student's teacher, "
-                    "on the inputs the teacher was scored on. Lower is better except agreement.")
+                    "on the inputs the teacher was scored on. Lower is better except agreement and saliency.")
 ORDER = {"clean": 0, "noise": 1, "corruption": 2, "attack": 3}
 METRICS = ("ece", "nll", "brier", "confidence", "agreement", "kl_teacher", "saliency_teacher", "saliency_twin", "transfer_rate")
 PERCENT = {"agreement", "transfer_rate"}

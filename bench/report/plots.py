@@ -264,19 +264,11 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     return to_data_uri(fig)
 
 
-def reliability_bins(confidence, correct, bins: int = 15):
-    """(mean confidence, accuracy, count) per non-empty equal-width confidence bin (k/bins, (k+1)/bins]."""
-    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=float)
-    b = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    out = [(confidence[b == k].mean(), correct[b == k].mean(), int((b == k).sum())) for k in range(bins) if (b == k).any()]
-    return tuple(np.array(v) for v in zip(*out)) if out else (np.array([]),) * 3
-
-
 @matplotlib.rc_context(RC)
 def reliability_plot(data: ReportData, pair: Pair) -> str | None:
     """Accuracy against mean confidence in the ECE's 15 bins, clean data, seeds pooled, both twins;
     None without per-example confidences (runs before model_metrics.npz)."""
-    from ..model_metrics.calibration import ECE_BINS
+    from ..model_metrics.calibration import reliability_bins
     from .calibration import per_example_matrix
 
     run = data.run
@@ -290,7 +282,7 @@ def reliability_plot(data: ReportData, pair: Pair) -> str | None:
             right = np.stack([run.correct_for(model, seed, "clean") for seed in seeds])
         except KeyError:
             return None
-        curves[model] = reliability_bins(conf.ravel(), right.ravel(), ECE_BINS)
+        curves[model] = [t.numpy() for t in reliability_bins(conf.ravel(), right.ravel())]
     fig = _figure(3.6, 3.4)
     ax = fig.subplots()
     ax.plot([0, 100], [0, 100], ":", color="#888888", lw=1, label="calibrated")
