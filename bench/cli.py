@@ -52,6 +52,15 @@ def add_core_commands(sub) -> None:
     p.add_argument("--nondeterministic", action="store_true",
                    help="GPU: let cuDNN time and pick its fastest kernels (cudnn.benchmark); faster, but numbers then vary slightly from run to run")
     p.add_argument("--verbose", action="store_true", help="end with every metric's mean accuracy, not only the verdicts")
+    g = p.add_argument_group("executor", "where the jobs run; none of it changes a job's hash or its results")
+    g.add_argument("--executor", choices=("local", "ray"), default="local", help="local: this process (default); ray: a Ray cluster")
+    g.add_argument("--ray-address", metavar="ADDR", help="auto or HOST:PORT of a running cluster (default: start one on this machine; "
+                   "$KDBENCH_RAY_ADDRESS)")
+    g.add_argument("--cpus-per-job", type=float, metavar="N", help="CPUs a task reserves, and its torch threads (default 1; $KDBENCH_RAY_CPUS_PER_JOB)")
+    g.add_argument("--gpus-per-job", type=float, metavar="F", help="GPUs a task reserves, fractions allowed: 0.25 runs four per GPU "
+                   "(default 0; $KDBENCH_RAY_GPUS_PER_JOB)")
+    g.add_argument("--eval-group", type=int, metavar="N", help="evaluation jobs scored together in one task (default 8; $KDBENCH_RAY_EVAL_GROUP)")
+    g.add_argument("--max-retries", type=int, metavar="N", help="reruns of a task whose worker died (default 3; $KDBENCH_RAY_MAX_RETRIES)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a suite file without running it")
@@ -118,6 +127,7 @@ def cmd_list(args) -> int:
 def cmd_run(args) -> int:
     from .data import DataError
     from .models.checkpoint import CheckpointError
+    from .ray_executor import RayError, RayOptions
     from .runner import run_suite
     from .teachers import TeacherError
 
@@ -131,10 +141,25 @@ def cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    ray_flags = {"address": args.ray_address, "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
+                 "eval_group": args.eval_group, "max_retries": args.max_retries}  # fmt: skip
+    ray_options = None
+    if args.executor == "ray":
+        try:
+            ray_options = RayOptions.from_env(**ray_flags)
+        except RayError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        given = [f"--{k.replace('_', '-')}" if k != "address" else "--ray-address" for k, v in ray_flags.items() if v is not None]
+        if given:
+            raise CliError(f"{', '.join(given)}: only with --executor ray")
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
-                            force=args.force, dry_run=args.dry_run, deterministic=not args.nondeterministic, log=lambda m: print(m, file=sys.stderr, flush=True))
+                            force=args.force, dry_run=args.dry_run, deterministic=not args.nondeterministic,
+                            executor=args.executor, ray_options=ray_options, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (DataError, CheckpointError, TeacherError) as exc:
+        raise CliError(f"{args.suite}: {exc}") from None
+    except RayError as exc:  # Ray missing or unreachable, a path the nodes do not share
         raise CliError(f"{args.suite}: {exc}") from None
     except RuntimeError as exc:
         if "--device" in str(exc):

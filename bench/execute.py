@@ -2,14 +2,16 @@
 
 A job's output is a directory `<cache>/jobs/<hash>/` that appears whole or not at all (built
 under a temporary name and renamed), with `job.json` inside; so Ctrl-C or a crash leaves
-nothing half-written, and the next run resumes from the jobs that finished. A distributed
-executor is another implementation of `Executor.run` over the same store.
+nothing half-written, and the next run resumes from the jobs that finished. The Ray executor
+(`bench/ray_executor.py`) is another implementation of `Executor.run` over the same store; both
+run a group of jobs with `run_group`, so a job's output is the same whichever ran it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +33,8 @@ class JobRecord:
     seed: int
     wall_s: float
     cached: bool
+    node: str = ""  # the host that ran it
+    attempts: int = 1  # more than 1: a worker was lost and the job ran again (Ray)
 
 
 class Store:
@@ -45,7 +49,24 @@ class Store:
 
     def record(self, job: Job, cached: bool) -> JobRecord:
         meta = json.loads((self.path(job) / "job.json").read_text())
-        return JobRecord(job.id, job.kind, job.hash, job.model, job.seed, meta["wall_s"], cached)
+        return JobRecord(job.id, job.kind, job.hash, job.model, job.seed, meta["wall_s"], cached,
+                         meta.get("node", ""), meta.get("attempts", 1))
+
+
+def run_group(store: Store, group: Sequence[Job], handler, *, force: bool = False, attempts: int = 1) -> None:
+    """Run `group` (jobs of one kind) through its handler into atomic job folders, each with its
+    job.json: the spec, the parents' hashes, the wall time (shared evenly in a batch), the host
+    and the attempt that made it. Without `force` a job finished meanwhile by another run or
+    task is kept, and this copy discarded."""
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        outs = [stack.enter_context(atomic_dir(store.path(j), replace=force)) for j in group]
+        handler(group, outs)
+        wall = (time.perf_counter() - start) / len(group)
+        for j, out in zip(group, outs):
+            meta = {"id": j.id, "spec": j.spec, "deps": [d.hash for d in j.deps], "wall_s": wall, "node": socket.gethostname(),
+                    "attempts": attempts}  # fmt: skip
+            (out / "job.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
 class Executor(Protocol):
@@ -60,21 +81,7 @@ class LocalExecutor:
         self.store, self.batched, self.log = store, set(batched), log
 
     def run(self, jobs, handlers, *, force=False):
-        stale = remove_stale_parts(self.store.root / "jobs")
-        if stale:
-            self.log(f"removed {len(stale)} unfinished job folder(s) left by runs that were killed")
-        records: dict[str, JobRecord] = {}
-        todo, seen = [], set()
-        for j in jobs:  # identical jobs (same hash) run once
-            if j.hash in seen:
-                continue
-            seen.add(j.hash)
-            if force or not self.store.done(j):
-                todo.append(j)
-            else:
-                records[j.hash] = self.store.record(j, cached=True)
-        if records:
-            self.log(f"{len(records)} of {len(seen)} jobs already done (cached); {len(todo)} to run")
+        todo, records = plan_todo(self.store, jobs, force, self.log)
         i, began, total = 0, time.perf_counter(), len(todo)
         while i < len(todo):
             group = [todo[i]]
@@ -85,17 +92,31 @@ class LocalExecutor:
             self.log(f"[{done + 1}{f'-{i}' if len(group) > 1 else ''}/{total}] running {', '.join(j.id for j in group)} "
                      f"(elapsed {_clock(time.perf_counter() - began)})")  # fmt: skip
             start = time.perf_counter()
-            with contextlib.ExitStack() as stack:
-                # without --force a job another run finished meanwhile is kept, never replaced
-                outs = [stack.enter_context(atomic_dir(self.store.path(j), replace=force)) for j in group]
-                handlers[group[0].kind](group, outs)
-                wall = (time.perf_counter() - start) / len(group)
-                for j, out in zip(group, outs):
-                    (out / "job.json").write_text(json.dumps({"id": j.id, "spec": j.spec, "deps": [d.hash for d in j.deps], "wall_s": wall}, indent=1, default=str))
+            run_group(self.store, group, handlers[group[0].kind], force=force)
             for j in group:
                 records[j.hash] = self.store.record(j, cached=False)
             self.log(f"[{i}/{total}] done in {_clock(time.perf_counter() - start)}")
         return [records[j.hash] for j in jobs]
+
+
+def plan_todo(store: Store, jobs: Sequence[Job], force: bool, log) -> tuple[list[Job], dict[str, JobRecord]]:
+    """The distinct jobs still to run, in plan order, and the records of those already done."""
+    stale = remove_stale_parts(store.root / "jobs")
+    if stale:
+        log(f"removed {len(stale)} unfinished job folder(s) left by runs that were killed")
+    records: dict[str, JobRecord] = {}
+    todo, seen = [], set()
+    for j in jobs:  # identical jobs (same hash) run once
+        if j.hash in seen:
+            continue
+        seen.add(j.hash)
+        if force or not store.done(j):
+            todo.append(j)
+        else:
+            records[j.hash] = store.record(j, cached=True)
+    if records:
+        log(f"{len(records)} of {len(seen)} jobs already done (cached); {len(todo)} to run")
+    return todo, records
 
 
 def _clock(seconds: float) -> str:

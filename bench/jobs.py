@@ -40,24 +40,37 @@ class JobRunner:
         self.store, self.device, self.log = store, device, log
         self._models: dict[str, nn.Module] = {}
 
+    @property
+    def num_classes(self) -> int:
+        # the dataset's, as its identity (in every job's hash) fixes it
+        return self.splits.num_classes
+
     def handlers(self) -> Handlers:
         return {"teacher": self.run_teacher, "student": self.run_student, "evaluate": self.run_evaluate}
 
     # ------------------------------------------------------------------ loading models
-    def load_model(self, job: Job) -> nn.Module:
-        """The model a teacher or student job made (or names), wrapped, in eval mode."""
-        if job.hash not in self._models:
-            spec = job.spec
-            if job.kind == "teacher" and spec["source"] == "checkpoint":
-                model = load_checkpoint_teacher(self.suite.teachers[job.model])
-            elif job.kind == "teacher" and spec["source"] == "robustbench":
-                model = load_robustbench_teacher(self.suite.teachers[job.model], self.store.root / "robustbench")
-            else:
-                model = build_architecture(spec["arch"], spec["normalize"])
-                state = torch.load(self.store.path(job) / WEIGHTS, map_location="cpu", weights_only=True)
-                model.net.load_state_dict(state)
-            self._models[job.hash] = model.to(self.device).eval()
-        return self._models[job.hash]
+    def load_model(self, job: Job, keep: bool = True) -> nn.Module:
+        """The model a teacher or student job made (or names), wrapped, in eval mode; kept for the
+        next call unless `keep` is False (a driver hashing thousands of models must not hold them all)."""
+        if job.hash in self._models:
+            return self._models[job.hash]
+        spec = job.spec
+        if job.kind == "teacher" and spec["source"] == "checkpoint":
+            model = load_checkpoint_teacher(self.suite.teachers[job.model], self.num_classes)
+        elif job.kind == "teacher" and spec["source"] == "robustbench":
+            model = load_robustbench_teacher(self.suite.teachers[job.model], self.store.root / "robustbench", self.suite.dataset.name)
+        else:
+            model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
+            state = torch.load(self.store.path(job) / WEIGHTS, map_location="cpu", weights_only=True)
+            model.net.load_state_dict(state)
+        model = model.to(self.device).eval()
+        if keep:
+            self._models[job.hash] = model
+        return model
+
+    def release_models(self) -> None:
+        """Drop the models kept so far (a Ray worker, between tasks): they reload from the store."""
+        self._models.clear()
 
     # ------------------------------------------------------------------ training
     def _fit(self, job: Job, out: Path, method, teachers=(), teacher_logits=None) -> None:
@@ -65,7 +78,7 @@ class JobRunner:
         recipe = TrainRecipe.model_validate(spec["recipe"])
         # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
         torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
-        model = build_architecture(spec["arch"], spec["normalize"])
+        model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
         history = []
         train(
             model, self.splits.train.images, self.splits.train.labels, recipe, method, spec["seed"],
@@ -89,7 +102,7 @@ class JobRunner:
         method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
         teachers = [self.load_model(d) for d in job.deps]
         cached = None
-        if method.needs_teacher and not TrainRecipe.model_validate(job.spec["recipe"]).augment:
+        if method.needs_teacher and not method.uses_features and not TrainRecipe.model_validate(job.spec["recipe"]).augment:
             cached = self._teacher_logits(job.deps, job.spec["data"])
         self._fit(job, out, method, teachers=teachers, teacher_logits=cached)
 

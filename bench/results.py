@@ -100,7 +100,7 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
         metrics[METRIC_COLUMNS + [c for c in metrics.columns if c not in METRIC_COLUMNS]].to_csv(tmp, index=False)
     with atomic_path(path / "per_example.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(
+            savez_stable(
                 fh,
                 example_index=example_index,
                 correct=np.packbits(correct, axis=1),
@@ -127,10 +127,21 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
             if rows[-1] >= len(out) or any(len(model_metric_values[r]) != len(example_index) for r in rows):
                 raise ValueError("model_metric_values must map model_metrics rows to one value per example")
             with atomic_path(path / "model_metrics.npz") as tmp, open(tmp, "wb") as fh:
-                np.savez_compressed(fh, row=np.asarray(rows, dtype=np.int64),
+                savez_stable(fh, row=np.asarray(rows, dtype=np.int64),
                                     values=np.stack([np.asarray(model_metric_values[r], dtype=np.float32) for r in rows]))
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
+
+
+def savez_stable(fh, **arrays) -> None:
+    """`np.savez_compressed`, but byte-for-byte the same for the same arrays: numpy stamps each
+    member with the time of writing, so two runs with equal results would differ in their bytes."""
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
 
 
 def _text(column: pd.Series) -> np.ndarray:

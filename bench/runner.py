@@ -80,12 +80,13 @@ def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: 
     h.update(test_eval.images.numpy().tobytes())
     ids_sha = h.hexdigest()
     identities = {n: checkpoint_identity(t) for n, t in suite.teachers.items() if t.source == "checkpoint"}
-    identities |= {n: robustbench_identity(t, model_dir, fetch) for n, t in suite.teachers.items() if t.source == "robustbench"}
+    identities |= {n: robustbench_identity(t, model_dir, fetch, suite.dataset.name) for n, t in suite.teachers.items() if t.source == "robustbench"}
     plan = make_plan(suite, splits.identity, ids_sha, identities)
     return splits, test_eval, plan
 
 
-def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, deterministic=True, log=print):
+def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, deterministic=True,
+              executor="local", ray_options=None, log=print):  # fmt: skip
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -109,13 +110,29 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         log(f"estimate: about {clock(total)} for {len(todo)} job(s) on {dev}" + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
             + "; rough: one batch per architecture timed here, AutoAttack and Square at their full budgets")
         return None
-    runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
-    records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
+    conditions = conditions_of(suite.evaluate)
+    for c in conditions:
+        c.dataset = suite.dataset.name  # released corrupted files follow the dataset
+    runner = JobRunner(plan, splits, test_eval, conditions, store, dev, log=log)
+    if executor == "ray":
+        from .data import resolve_root
+        from .ray_executor import RayExecutor, RayOptions, WorkerContext
+
+        options = ray_options or RayOptions()
+        root = str(resolve_root(suite.dataset.root or data_root).resolve()) if suite.dataset.name != "synthetic" else None
+        # the workers read the data where the driver resolved it (dataset.root is not in any hash)
+        shipped = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"root": None})})
+        context = WorkerContext(shipped, root, str(store.root.resolve()), device, deterministic, options.threads)
+        records = RayExecutor(store, context, options, log=log).run(plan.jobs, force=force)
+        executor_info = {"name": "ray", **dataclasses.asdict(options)}
+    else:
+        records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
+        executor_info = {"name": "local"}
     metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(plan, store, test_eval)
     # the gate tells "the same networks re-evaluated" from "retrained" by these
     weights = {}
     for (name, seed), job in plan.eval_jobs.items():
-        weights.setdefault(name, {})[str(seed)] = weights_sha256(runner.load_model(job.deps[0]))
+        weights.setdefault(name, {})[str(seed)] = weights_sha256(runner.load_model(job.deps[0], keep=False))
     summary = corruption_summary(suite, metrics)
     finished = datetime.now(timezone.utc)
     run_id, run_dir = claim_run_dir(Path(out) / suite.name, started.strftime("%Y%m%dT%H%M%SZ"))
@@ -132,6 +149,7 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         "cpu": _cpu_name(),
         "threads": torch.get_num_threads(),
         "deterministic": deterministic,
+        "executor": executor_info,  # where each job ran and how often: "jobs"
         "started": started.isoformat(),
         "finished": finished.isoformat(),
         "wall_s": round(time.perf_counter() - t0, 3),

@@ -63,9 +63,9 @@ def _datasets():
 
 # ---------------------------------------------------------------------------------------- dataset
 class DatasetSpec(Strict):
-    name: str = Field("cifar10", description="cifar10 or synthetic")
+    name: str = Field("cifar10", description="cifar10, cifar100 or synthetic")
     root: Optional[str] = Field(None, description="overrides --data-root / $KDBENCH_DATA_ROOT / the user cache")
-    download: bool = Field(False, description="let torchvision download CIFAR-10 when absent")
+    download: bool = Field(False, description="let torchvision download CIFAR-10 (CIFAR-100) when absent")
     train_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of train")
     test_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of test")
     subset_seed: Seed = 0
@@ -200,7 +200,7 @@ class TeacherSpec(Strict):
     checkpoint: Optional[str] = Field(None, description="a state_dict file, relative to the suite file, or pkg:PACKAGE/path inside an installed package")
     robustbench: Optional[str] = Field(None, description="RobustBench model-zoo name, e.g. Carmon2019Unlabeled")
     threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
-    normalize: str = Field("cifar10", description="cifar10, none: normalisation inside the model wrapper")
+    normalize: str = Field("cifar10", description="cifar10, cifar100, none: normalisation inside the model wrapper")
     seed: Seed = 0
     evaluate: Union[Literal["all", "clean"], list[str]] = Field(
         "all", description="all; clean: clean data only (saves attack time on big teachers); or a list of the evaluation's conditions, "
@@ -270,6 +270,8 @@ class StudentSpec(Strict):
             raise ValueError(f"method '{self.method.name}' learns from a teacher: give 'teachers'")
         if not needs and self.teachers:
             raise ValueError(f"method '{self.method.name}' uses no teacher: drop 'teachers'")
+        if METHODS.get(self.method.name).uses_features and len(self.teachers) > 1:
+            raise ValueError(f"method '{self.method.name}' learns from one teacher's features: give one teacher, not an ensemble")
         if len(self.teachers) > 1 and self.ensemble is None:
             raise ValueError("several teachers need an explicit 'ensemble': mean_probs or mean_logits")
         if len(set(self.seeds)) != len(self.seeds):
@@ -357,6 +359,9 @@ class Suite(Strict):
             for t in s.teachers:
                 if t not in self.teachers:
                     problems.append(f"students.{sname}.teachers: unknown teacher '{t}'{did_you_mean(t, self.teachers)}")
+                elif METHODS.get(s.method.name).uses_features and self.teachers[t].source == "robustbench":
+                    problems.append(f"students.{sname}.teachers: '{t}' is a RobustBench zoo model, whose intermediate features "
+                                    f"kdbench does not know; method '{s.method.name}' needs a teacher with 'arch'")
         names = [c.name for c in conditions_of(self.evaluate) if c.group == "attack"]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:

@@ -45,38 +45,43 @@ def checkpoint_identity(spec) -> str:
     return file_sha256(path)
 
 
-def build_architecture(arch: str, normalize: str) -> nn.Module:
+def build_architecture(arch: str, normalize: str, num_classes: int = 10) -> nn.Module:
     from .models import create_model, wrap
 
-    return wrap(create_model(arch), normalize)
+    return wrap(create_model(arch, num_classes), normalize)
 
 
-def load_checkpoint_teacher(spec) -> nn.Module:
+def load_checkpoint_teacher(spec, num_classes: int = 10) -> nn.Module:
     from .models.checkpoint import load_into, load_state_dict_file
 
     path = resolve_checkpoint(spec.checkpoint)
-    model = build_architecture(spec.arch, spec.normalize)
+    model = build_architecture(spec.arch, spec.normalize, num_classes)
     load_into(model.net, load_state_dict_file(path), source=str(path))
     return model.eval()
 
 
-def load_robustbench_teacher(spec, model_dir: Path) -> nn.Module:
+def zoo_dataset(dataset: str) -> str:
+    """RobustBench's name for the suite's dataset (its CIFAR-10 zoo for synthetic data)."""
+    return dataset if dataset in ("cifar10", "cifar100") else "cifar10"
+
+
+def load_robustbench_teacher(spec, model_dir: Path, dataset: str = "cifar10") -> nn.Module:
     from .zoo import load_robustbench
 
-    return load_robustbench(spec.robustbench, dataset="cifar10", threat_model=spec.threat_model, model_dir=model_dir).eval()
+    return load_robustbench(spec.robustbench, dataset=zoo_dataset(dataset), threat_model=spec.threat_model, model_dir=model_dir).eval()
 
 
 UNFETCHED = "weights not fetched"
 
 
-def robustbench_identity(spec, model_dir: Path, fetch: bool = True) -> str:
+def robustbench_identity(spec, model_dir: Path, fetch: bool = True, dataset: str = "cifar10") -> str:
     """The hash of a zoo teacher's weights (downloaded first if need be): a name alone would let
     a re-uploaded or hand-replaced file reuse results computed with other weights. Without `fetch`
     (a dry run) and with nothing on disk yet, UNFETCHED."""
     from .hashing import weights_sha256
     from .zoo import expected_weight_paths
 
-    paths = expected_weight_paths(spec.robustbench, "cifar10", spec.threat_model, model_dir=model_dir)
+    paths = expected_weight_paths(spec.robustbench, zoo_dataset(dataset), spec.threat_model, model_dir=model_dir)
     if not fetch and (not paths or not all(p.is_file() for p in paths)):
         return UNFETCHED
-    return weights_sha256(load_robustbench_teacher(spec, model_dir))
+    return weights_sha256(load_robustbench_teacher(spec, model_dir, dataset))

@@ -135,7 +135,13 @@ def train(
     if cached is not None and images.device.type == device.type:
         cached = cached.to(images.device)
     sources = Teachers(teachers, cached)
-    opt = make_optimizer(net.parameters(), recipe)
+    # the method's own trainable parts (a connector, say) learn with the student and are then dropped
+    extra = method.setup(net, sources, labels)
+    params = list(net.parameters())
+    if extra is not None:
+        extra.to(device).train()
+        params += list(extra.parameters())
+    opt = make_optimizer(params, recipe)
     steps_per_epoch = math.ceil(len(images) / recipe.batch_size)
     torch_schedule = recipe.schedule if not isinstance(recipe.schedule, str) else None
     scheduler = torch_schedule.build(opt, recipe.epochs, steps_per_epoch) if torch_schedule else None

@@ -2,10 +2,11 @@
 baseline, same model, data, batch and seed, in one process. By default the robust methods
 (expected about steps + 1 for pgd_at: each step runs the inner attack's `steps` forward and
 backward passes, then the training pass; ard, rslad and trades add a clean forward); `--methods`
-times any (teacher outputs are cached, as without augmentation).
+times any (logit-based methods read teacher outputs cached once, as without augmentation; the
+feature-based ones run the teacher on every batch, as they always do).
 
     python scripts/bench_adv_training.py --arch cnn_tiny --n 2000 --steps 10
-    python scripts/bench_adv_training.py --arch cnn_tiny --methods kd dkd dist kd_logit_std   # any methods
+    python scripts/bench_adv_training.py --arch cnn_tiny --methods kd dkd dist kd_logit_std fitnets at rkd crd   # any methods
     python scripts/bench_adv_training.py --data-root ../shared/data/cifar10-jpeg --arch resnet20 --device cuda
 """
 
@@ -37,18 +38,20 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), help="any registered methods (baseline is always timed first)")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--augment", action="store_true", help="random crop and flip, as the GPU recipes train: every method then "
+                    "runs its teacher on every batch (no cached outputs)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     from bench.data import load_dataset, resolve_root
 
-    if args.data_root:
-        train_split = load_dataset("cifar10", resolve_root(args.data_root)).train
+    if args.data_root:  # a class-stratified subset: the ImageFolder layout is sorted by class
+        train_split = load_dataset("cifar10", resolve_root(args.data_root), train_subset=args.n).train
     else:
         train_split = load_dataset("synthetic", None, n_train=args.n, n_test=10).train
     images, labels = train_split.images[: args.n], train_split.labels[: args.n]
-    recipe = TrainRecipe(epochs=1, batch_size=args.batch_size, lr=0.01, augment=False)
+    recipe = TrainRecipe(epochs=1, batch_size=args.batch_size, lr=0.01, augment=args.augment)
     torch.manual_seed(0)
     teacher = wrap(create_model(args.teacher_arch), "cifar10").to(args.device).eval()
     cached = predict_logits([teacher], images, 512, args.device)
@@ -72,7 +75,9 @@ def main() -> None:
             times.append(time.perf_counter() - start)
         seconds[name] = statistics.median(times)
 
-    print(f"{args.arch}, {len(images)} images, batch {args.batch_size}, inner attack {args.steps} steps, {args.device}, "
+    print(f"{args.arch} (teacher {args.teacher_arch}), {len(images)} images, batch {args.batch_size}, "
+          f"{'augmented: teachers run on every batch' if args.augment else 'not augmented: logit teachers cached'}, "
+          f"inner attack {args.steps} steps, {args.device}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} epochs")  # fmt: skip
     for name, s in seconds.items():
         print(f"  {name:<15} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline")

@@ -53,7 +53,7 @@ def make(data_root: str, out: Path, n_train: int, n_test: int | None, model: str
 def unpack(src: Path, root: Path) -> None:
     import torch
 
-    from bench.data.cifar10 import write_cifar_pickles
+    from bench.data.cifar import write_cifar_pickles
     from bench.data.tensors import Splits, TensorData
 
     with lzma.open(src / FILE, "rb") as fh:

@@ -299,7 +299,7 @@ def test_fuzzed_suites_give_exit_0_or_2_and_no_traceback(tmp_path, capsys):
 # ------------------------------------------------------------------------ data
 def test_exporting_the_test_split_needs_no_train_folder(tmp_path, capsys):
     from bench.data import load_dataset, load_split
-    from bench.data.cifar10 import write_imagefolder
+    from bench.data.cifar import write_imagefolder
 
     root = write_imagefolder(tmp_path / "data", load_dataset("synthetic", None, n_train=20, n_test=10, seed=0))
     _, _, both = load_split("cifar10", root, "test")
@@ -364,9 +364,9 @@ def test_the_architecture_names_read_from_source_are_those_registered():
 
 
 def test_a_dry_run_downloads_nothing(tmp_path, capsys, monkeypatch):
-    from bench.data import cifar10
+    from bench.data import cifar
 
-    monkeypatch.setattr(cifar10, "download_pickles", lambda root: pytest.fail("a dry run downloaded"))
+    monkeypatch.setattr(cifar, "download_pickles", lambda root, release: pytest.fail("a dry run downloaded"))
     text = GOOD.replace("dataset: {name: synthetic, params: {n_train: 200, n_test: 100}}", "dataset: {name: cifar10, download: true}")
     code, _, err = cli(capsys, "run", suite_file(tmp_path, text), "--data-root", tmp_path / "nothing", "--out", tmp_path / "o", "--dry-run")
     assert code == 2 and "no CIFAR-10 data found" in err and "--dry-run downloads nothing: run without it to download" in err

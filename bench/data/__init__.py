@@ -1,4 +1,4 @@
-"""Datasets as in-memory tensors: `load_dataset("cifar10" | "synthetic", root, ...) -> Splits`.
+"""Datasets as in-memory tensors: `load_dataset("cifar10" | "cifar100" | "synthetic", root, ...) -> Splits`.
 
 The data root comes from `resolve_root` (--data-root, then $KDBENCH_DATA_ROOT, then the user
 cache). Loaders are found by name in `DATASETS`; each takes the root, the splits wanted and its
@@ -7,11 +7,12 @@ own keyword parameters, and returns (dict split -> TensorData, classes, identity
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
 from ..registry import Registry, did_you_mean
-from . import cifar10, synthetic
+from . import cifar, synthetic
 from .errors import DataError
 from .paths import cache_dir, decoded_cache_dir, resolve_root
 from .subsets import stratified_subset
@@ -24,13 +25,28 @@ __all__ = [
 
 SPLITS = ("train", "test")
 
+
+
+def _cifar_loader(release: cifar.Release):
+    def load(root, splits, *, download: bool = False, format: str = "auto"):
+        return cifar.load(root, splits, download=download, format=format, release=release)
+
+    load.__doc__ = f"{release.title} from torchvision's pickles or an ImageFolder (param: format=auto|pickle|imagefolder)."
+    return load
+
+
 DATASETS: Registry = Registry("dataset")
-DATASETS.register("cifar10")(cifar10.load)
+DATASETS.register("cifar10")(_cifar_loader(cifar.CIFAR10))
+DATASETS.register("cifar100")(_cifar_loader(cifar.CIFAR100))
 DATASETS.register("synthetic")(synthetic.load)
 
 
 # What each dataset refuses whatever its files hold, checked when a suite is validated.
-CHECKS = {"cifar10": cifar10.check_params, "synthetic": synthetic.check_params}
+CHECKS = {
+    "cifar10": functools.partial(cifar.check_params, release=cifar.CIFAR10),
+    "cifar100": functools.partial(cifar.check_params, release=cifar.CIFAR100),
+    "synthetic": synthetic.check_params,
+}
 
 
 def check_params(name: str, params: dict, train_subset=None, test_subset=None) -> None:
@@ -72,9 +88,9 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
                  train_subset: int | None = None, test_subset: int | None = None, subset_seed: int = 0,
                  **params) -> Splits:
     """Both splits of dataset `name`. `root` as for `resolve_root` (ignored by `synthetic`);
-    `download` lets cifar10 fetch torchvision's archive when nothing is found; `*_subset` keep a
+    `download` lets cifar10 and cifar100 fetch torchvision's archive when nothing is found; `*_subset` keep a
     class-stratified subset of that size (seeded by `subset_seed`, indices kept canonical);
-    `params` go to the dataset (cifar10: format; synthetic: n_train, n_test, seed, num_classes, noise).
+    `params` go to the dataset (cifar10, cifar100: format; synthetic: n_train, n_test, seed, num_classes, noise).
     The identity records any subset that removed examples."""
     data, classes, identity = _load(name, root, SPLITS, download, params)
     train, train_tag = _subset(data["train"], "train", train_subset, subset_seed)

@@ -120,13 +120,13 @@ def make_synthetic(**params) -> Splits:
 
 def write_synthetic_cifar_pickles(root: str | Path, **params) -> Path:
     """Write the synthetic set as torchvision's cifar-10-batches-py under `root`; returns that folder."""
-    from .cifar10 import write_cifar_pickles
+    from .cifar import write_cifar_pickles
 
     return write_cifar_pickles(root, make_synthetic(**params))
 
 
 def write_synthetic_imagefolder(root: str | Path, ext: str = "png", **params) -> Path:
     """Write the synthetic set as ImageFolder train/ and test/ under `root` (PNG: lossless); returns `root`."""
-    from .cifar10 import write_imagefolder
+    from .cifar import write_imagefolder
 
     return write_imagefolder(root, make_synthetic(**params), ext=ext)

@@ -1,5 +1,5 @@
 """Training methods, found by the names the suite uses: clean-data (`baseline`, `label_smoothing`,
-`kd`, `kd_mse`, `dkd`, `dist`, `kd_logit_std`) and adversarial (`pgd_at`, `trades`, `ard`, `rslad`)."""
+`kd`, `kd_mse`, `dkd`, `dist`, `kd_logit_std`), feature-based (`fitnets`, `at`, `rkd`, `crd`) and adversarial (`pgd_at`, `trades`, `ard`, `rslad`)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ METHODS: Registry[type[Method]] = Registry("method")
 register_method = METHODS.register
 
 # Importing the modules registers them, in this order (`kdbench list`, the schema); a new method is
-# one new module listed here. Clean-data methods, then adversarial training and robust distillation.
+# one new module listed here. Clean-data methods (logit-based, then feature-based), then adversarial training and robust distillation.
 from . import baseline, label_smoothing, kd, kd_mse, dkd, dist, kd_logit_std  # noqa: E402,F401,I001
+from . import fitnets, at, rkd, crd  # noqa: E402,F401,I001
 from . import pgd_at, trades, ard, rslad  # noqa: E402,F401
 
 

@@ -77,6 +77,13 @@ class Teachers:
         with torch.no_grad():
             return torch.stack([t(x) for t in self.models])
 
+    def features(self, x: torch.Tensor) -> list:
+        """Each teacher's `Features` on `x` (logits, stage outputs, embedding): never cached."""
+        from ..models.features import features
+
+        with torch.no_grad():
+            return [features(t, x) for t in self.models]
+
 
 class Method:
     name: ClassVar[str]
@@ -89,11 +96,21 @@ class Method:
     # hard-label baseline for clean-data methods, adversarial training for robust ones. A method
     # whose role is "baseline" is itself a twin and has none.
     twin: ClassVar[str] = "baseline"
+    # A method that reads the teachers' intermediate features runs them on every batch (their
+    # logits on the training set are not cached for it) and learns from exactly one teacher.
+    uses_features: ClassVar[bool] = False
     Params: ClassVar[type[MethodParams]]
 
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
         self.params = params
         self.ensemble = ensemble
+
+    def setup(self, student, teachers: Teachers, labels: torch.Tensor):
+        """What the method trains beside the student (connectors, embeddings), as one module, or
+        None. Called once before training with the student (on its device), its teachers and the
+        training labels (N,); its parameters join the student's in the optimiser, with the
+        recipe's learning rate and weight decay, and it is dropped when training ends."""
+        return None
 
     def forward_train(self, student, teachers: Teachers, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The student's logits on `batch.x` and the named, weighted losses of this step."""
@@ -116,6 +133,15 @@ class TeacherMethod(Method):
 
     needs_teacher = True
     role = "distilled"
+
+
+class FeatureMethod(TeacherMethod):
+    """A method that learns from one teacher's intermediate features (`bench.models.features`).
+
+    Stages are paired from the deepest: when the two networks have different numbers of stages,
+    the student's last stage meets the teacher's last, and so on back."""
+
+    uses_features = True
 
 
 class SoftTargetMethod(TeacherMethod):

@@ -19,6 +19,8 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class PlainCNN(nn.Module):
     """Three conv-BN-ReLU-maxpool blocks, global average pool, linear head."""
 
+    feature_stages = ("features.0", "features.1", "features.2")
+
     def __init__(self, widths: tuple[int, int, int], num_classes: int = 10):
         super().__init__()
         c1, c2, c3 = widths

@@ -50,6 +50,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
+    # the last block at each resolution (32, 16, 8), then the 1x1 conv's output at 4x4
+    feature_stages = ("layers.2", "layers.5", "layers.12", "relu_1")
+
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)

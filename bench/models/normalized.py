@@ -15,6 +15,8 @@ Stats = tuple[Sequence[float], Sequence[float]]
 # (0.2023, 0.1994, 0.2010) per-image figure some repos copy). "none" is for networks trained on raw [0,1].
 NORMALIZATIONS: dict[str, Stats | None] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    # RepDistiller's and mdistiller's figures, so that their published CIFAR-100 checkpoints load as trained
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
     "none": None,
 }
 

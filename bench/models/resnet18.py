@@ -34,6 +34,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
+    feature_stages = ("layer1", "layer2", "layer3", "layer4")
+
     def __init__(self, num_classes: int = 10):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)

@@ -55,6 +55,8 @@ class CifarResNet(nn.Module):
     A stem conv to widths[0], then three stages of (depth - 2) / 6 basic blocks at widths[1:],
     strides 1, 2, 2."""
 
+    feature_stages = ("layer1", "layer2", "layer3")
+
     def __init__(self, depth: int, widths: tuple[int, int, int, int], num_classes: int = 10):
         super().__init__()
         if (depth - 2) % 6:

@@ -48,6 +48,9 @@ class Stage(nn.Module):
 
 
 class WideResNet(nn.Module):
+    # the blocks' raw (pre-activation) outputs, as mdistiller's wrn gives them
+    feature_stages = ("block1", "block2", "block3")
+
     def __init__(self, depth: int, widen: int, num_classes: int = 10, drop: float = 0.0):
         super().__init__()
         if (depth - 4) % 6:

@@ -26,8 +26,8 @@ class CorruptionsParams(Params):
         "benchmark", description="corruption names, or 'benchmark' (the 15) or 'all' (the 19)")
     severities: list[int] = Field(default_factory=lambda: list(SEVERITIES), min_length=1, description="among 1..5")
     seed: Optional[int] = Field(None, description="corruption seed; default: evaluate.seed")
-    source: Literal["generate", "files"] = Field("generate", description="generate on the fly, or read the released CIFAR-10-C .npy files")
-    root: Optional[str] = Field(None, description="data root holding CIFAR-10-C/ (source: files); default: the dataset's root")
+    source: Literal["generate", "files"] = Field("generate", description="generate on the fly, or read the released CIFAR-10-C (CIFAR-100-C) .npy files")
+    root: Optional[str] = Field(None, description="data root holding CIFAR-10-C/ or CIFAR-100-C/ (source: files); default: the dataset's root")
     cache: Optional[str] = Field(None, description="directory caching generated batches, keyed by their content")
     reference_model: Optional[str] = Field(None, description="model whose errors normalise CE and mCE")
 
@@ -101,10 +101,11 @@ class Corruptions(Condition):
     def _from_files(self, y, indices, severity):
         from ...data import cifar10c, resolve_root
 
+        release = cifar10c.release_of(self.dataset)
         if self._files is None:
             root = resolve_root(self.params.root)
-            cifar10c.ensure(root, [self.name])  # downloads the release when missing and online
-            self._files = (cifar10c.load_corruption(root, self.name), cifar10c.load_labels(root))
+            cifar10c.ensure(root, [self.name], release=release)  # downloads the release when missing and online
+            self._files = (cifar10c.load_corruption(root, self.name, release), cifar10c.load_labels(root, release=release))
         images, labels = self._files
         idx = np.asarray(indices.cpu() if hasattr(indices, "cpu") else indices, dtype=np.int64)
         rows = cifar10c.rows(severity, idx)
@@ -113,9 +114,9 @@ class Corruptions(Condition):
         if not np.array_equal(got, want):
             bad = int(np.flatnonzero(got != want)[0])
             raise ValueError(
-                f"CIFAR-10-C labels disagree with the test split at index {int(idx[bad])} "
+                f"{release.folder} labels disagree with the test split at index {int(idx[bad])} "
                 f"(file says {got[bad]}, dataset {want[bad]}): the released rows follow torchvision's "
-                "CIFAR-10 test order; is the dataset the full, unshuffled CIFAR-10 test split?")
+                f"{release.base} test order; is the dataset the full, unshuffled {release.base} test split?")
         return torch.from_numpy(np.ascontiguousarray(images[rows])).permute(0, 3, 1, 2)
 
 

@@ -1,7 +1,11 @@
-"""`cifar10`: CIFAR-10 read from disk in either of two layouts, told apart by what the root holds.
+"""CIFAR-10 and CIFAR-100 read from disk in either of two layouts, told apart by what the root holds.
 
-pickle       torchvision's `cifar-10-batches-py/` (data_batch_1..5, test_batch, batches.meta),
-             either under the root or the root itself. Order: the batches' order, as torchvision.
+A `Release` says what differs between the two (folder and file names, label keys, sizes); the
+datasets `cifar10` and `cifar100` are this module's loader bound to one each.
+
+pickle       torchvision's `cifar-10-batches-py/` (data_batch_1..5, test_batch, batches.meta) or
+             `cifar-100-python/` (train, test, meta; fine labels), either under the root or the
+             root itself. Order: the batches' order, as torchvision.
 imagefolder  `train/<class>/*.png|jpg` and `test/<class>/...`. Classes and order exactly as
              torchvision.datasets.ImageFolder: sorted class folders, then sorted walk and names.
 
@@ -25,7 +29,7 @@ import os
 import pickle
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +46,37 @@ torch = lazy("torch")
 
 SPLITS = ("train", "test")
 FORMATS = ("auto", "pickle", "imagefolder")
-PICKLE_DIR = "cifar-10-batches-py"
-META_FILE = "batches.meta"
-BATCHES = {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)}
-PICKLE_FILES = (META_FILE, *BATCHES["train"], *BATCHES["test"])
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one CIFAR release's files are called and hold."""
+
+    name: str  # the dataset's registered name, and the prefix of its identity
+    title: str  # for messages
+    pickle_dir: str
+    archive: str
+    meta_file: str
+    class_key: str  # the meta file's list of class names
+    label_key: str  # each batch's list of labels
+    batches: dict = field(hash=False)  # split -> file names, in order
+    sizes: dict = field(hash=False)  # split -> images
+    torchvision: str  # the torchvision.datasets class that downloads it
+
+    @property
+    def pickle_files(self) -> tuple[str, ...]:
+        return (self.meta_file, *self.batches["train"], *self.batches["test"])
+
+    @property
+    def pickle_listing(self) -> str:
+        return ", ".join(self.pickle_files)
+
+
+CIFAR10 = Release("cifar10", "CIFAR-10", "cifar-10-batches-py", "cifar-10-python.tar.gz", "batches.meta", "label_names", "labels",
+                  {"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+                  {"train": 50_000, "test": 10_000}, "CIFAR10")  # fmt: skip
+CIFAR100 = Release("cifar100", "CIFAR-100", "cifar-100-python", "cifar-100-python.tar.gz", "meta", "fine_label_names", "fine_labels",
+                   {"train": ("train",), "test": ("test",)}, {"train": 50_000, "test": 10_000}, "CIFAR100")  # fmt: skip
 # torchvision's IMG_EXTENSIONS: the same files count as images here as in ImageFolder, so
 # positions agree with it.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -57,50 +88,48 @@ PARALLEL_MIN_FILES = 1024
 
 
 # ---------------------------------------------------------------- entry point
-SIZES = {"train": 50_000, "test": 10_000}
-
-
-def _check_format(format) -> None:
+def _check_format(format, release: Release) -> None:
     if format not in FORMATS:
-        raise DataError(f"cifar10: format must be one of {', '.join(FORMATS)}; got {format!r}")
+        raise DataError(f"{release.name}: format must be one of {', '.join(FORMATS)}; got {format!r}")
 
 
-def check_params(params: dict, train_subset=None, test_subset=None) -> None:
+def check_params(params: dict, train_subset=None, test_subset=None, *, release: Release = CIFAR10) -> None:
     """What `load` would refuse whatever the files, said before anything trains (suite validation)."""
     unknown = sorted(set(params) - {"format"})
     if unknown:
-        raise DataError(f"cifar10 dataset: unknown parameter(s) {unknown}; expected: format")
-    _check_format(params.get("format", "auto"))
+        raise DataError(f"{release.name} dataset: unknown parameter(s) {unknown}; expected: format")
+    _check_format(params.get("format", "auto"), release)
+    sizes = release.sizes
     for split, subset in (("train", train_subset), ("test", test_subset)):
-        if subset is not None and subset > SIZES[split]:
-            raise DataError(f"{split}_subset {subset} is larger than CIFAR-10's {split} split ({SIZES[split]:,} images)")
+        if subset is not None and subset > sizes[split]:
+            raise DataError(f"{split}_subset {subset} is larger than {release.title}'s {split} split ({sizes[split]:,} images)")
 
 
-def load(root: Path, splits, *, download: bool = False, format: str = "auto"):
-    """CIFAR-10 from torchvision's pickles or an ImageFolder, autodetected (param: format=auto|pickle|imagefolder).
+def load(root: Path, splits, *, download: bool = False, format: str = "auto", release: Release = CIFAR10):
+    """A CIFAR release from torchvision's pickles or an ImageFolder, autodetected (param: format=auto|pickle|imagefolder).
 
     The registry's loader: (dict split -> TensorData, classes, identity) for the `splits` asked."""
     root = Path(root)
-    _check_format(format)
-    found, where = locate(root, format, splits)
+    _check_format(format, release)
+    found, where = locate(root, format, splits, release)
     if found is None:
         if download and format in ("auto", "pickle"):
-            download_pickles(root)
-            found, where = "pickle", root / PICKLE_DIR
+            download_pickles(root, release)
+            found, where = "pickle", root / release.pickle_dir
         else:
-            raise DataError(missing_message(root, format))
+            raise DataError(missing_message(root, format, release))
     if found == "pickle":
-        return load_pickles(where, splits)
-    return load_imagefolder(where, splits)
+        return load_pickles(where, splits, release)
+    return load_imagefolder(where, splits, release)
 
 
-def locate(root: Path, format: str = "auto", splits=SPLITS) -> tuple[str | None, Path | None]:
-    """(format, folder) of the CIFAR-10 data under `root`, or (None, None). Pickles win over an
+def locate(root: Path, format: str = "auto", splits=SPLITS, release: Release = CIFAR10) -> tuple[str | None, Path | None]:
+    """(format, folder) of the release's data under `root`, or (None, None). Pickles win over an
     ImageFolder in the same root: they are the canonical release. An ImageFolder needs a folder
     for each of the `splits` asked only."""
     if format in ("auto", "pickle"):
-        for folder in (root / PICKLE_DIR, root):
-            if folder.is_dir() and any((folder / name).is_file() for name in PICKLE_FILES):
+        for folder in (root / release.pickle_dir, root):
+            if folder.is_dir() and any((folder / name).is_file() for name in release.pickle_files):
                 return "pickle", folder
     if format in ("auto", "imagefolder"):
         if all((root / split).is_dir() for split in splits):
@@ -108,42 +137,44 @@ def locate(root: Path, format: str = "auto", splits=SPLITS) -> tuple[str | None,
     return None, None
 
 
-def where_to_put(root: Path) -> str:
+def where_to_put(root: Path, release: Release = CIFAR10) -> str:
     return (
-        f"Put one of these there: the {PICKLE_DIR}/ folder from cifar-10-python.tar.gz "
-        f"(data_batch_1..5, test_batch, batches.meta) as {root / PICKLE_DIR}/; or an ImageFolder, "
+        f"Put one of these there: the {release.pickle_dir}/ folder from {release.archive} "
+        f"({release.pickle_listing}) as {root / release.pickle_dir}/; or an ImageFolder, "
         f"{root / 'train'}/<class>/*.png|jpg and {root / 'test'}/<class>/*.png|jpg with the same class "
         f"folders in both. Or point at the data with --data-root DIR or $KDBENCH_DATA_ROOT, "
         f"or allow downloading (needs internet)."
     )
 
 
-def missing_message(root: Path, format: str = "auto") -> str:
+def missing_message(root: Path, format: str = "auto", release: Release = CIFAR10) -> str:
     looked = []
     if format in ("auto", "pickle"):
-        looked.append(f"{root / PICKLE_DIR}/ and {root}/ for torchvision's pickles")
+        looked.append(f"{root / release.pickle_dir}/ and {root}/ for torchvision's pickles")
     if format in ("auto", "imagefolder"):
         looked.append(f"{root / 'train'}/ + {root / 'test'}/ for an ImageFolder")
     state = "" if root.is_dir() else " (that folder does not exist)"
-    return f"no CIFAR-10 data found under data root {root}{state}: looked in {'; '.join(looked)}. " + where_to_put(root)
+    return (f"no {release.title} data found under data root {root}{state}: looked in {'; '.join(looked)}. "
+            + where_to_put(root, release))
 
 
-def download_pickles(root: Path) -> None:
+def download_pickles(root: Path, release: Release = CIFAR10) -> None:
     """Fetch and unpack torchvision's archive into `root` (its md5 is checked)."""
     # torchvision is imported here only: it costs seconds and most loads never download.
-    from torchvision.datasets import CIFAR10
+    import torchvision.datasets
     from torchvision.datasets.utils import download_and_extract_archive
 
+    source = getattr(torchvision.datasets, release.torchvision)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        download_and_extract_archive(CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
+        download_and_extract_archive(source.url, str(root), filename=source.filename, md5=source.tgz_md5)
     except Exception as exc:  # offline, proxy, disk full, bad checksum: all mean "place it by hand"
         raise DataError(
-            f"could not download CIFAR-10 from {CIFAR10.url} into data root {root} "
-            f"({type(exc).__name__}: {exc}). " + where_to_put(root)
+            f"could not download {release.title} from {source.url} into data root {root} "
+            f"({type(exc).__name__}: {exc}). " + where_to_put(root, release)
         ) from exc
-    if locate(root, "pickle")[0] is None:
-        raise DataError(f"downloaded CIFAR-10 into {root} but found no {PICKLE_DIR}/ there afterwards")
+    if locate(root, "pickle", SPLITS, release)[0] is None:
+        raise DataError(f"downloaded {release.title} into {root} but found no {release.pickle_dir}/ there afterwards")
 
 
 # ---------------------------------------------------------------- pickles
@@ -181,83 +212,84 @@ def _unpickle(raw: bytes, path: Path) -> dict:
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
 
 
-def _read_meta(folder: Path) -> list[str]:
-    path = folder / META_FILE
+def _read_meta(folder: Path, release: Release) -> list[str]:
+    path = folder / release.meta_file
     meta = _unpickle(path.read_bytes(), path)
-    names = meta.get("label_names")
+    names = meta.get(release.class_key)
     if not isinstance(names, (list, tuple)) or not names:
-        raise DataError(f"{path}: expected a 'label_names' list of class names")
+        raise DataError(f"{path}: expected a '{release.class_key}' list of class names")
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
-def _read_batch(path: Path, raw: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path, raw: bytes, num_classes: int, release: Release) -> tuple[np.ndarray, np.ndarray]:
     entry = _unpickle(raw, path)
-    data, labels = entry.get("data"), entry.get("labels")
+    data, labels = entry.get("data"), entry.get(release.label_key)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DataError(f"{path}: 'data' must be a uint8 array (N, 3072) of 32x32 RGB images, got {got}")
     try:
         labels = np.asarray(labels if labels is not None else [], dtype=np.int64)
     except (TypeError, ValueError):
-        raise DataError(f"{path}: 'labels' must be a list of integer class ids") from None
+        raise DataError(f"{path}: '{release.label_key}' must be a list of integer class ids") from None
     if labels.shape != (data.shape[0],):
-        raise DataError(f"{path}: 'labels' must hold one label per image ({data.shape[0]}), got shape {labels.shape}")
+        raise DataError(f"{path}: '{release.label_key}' must hold one label per image ({data.shape[0]}), got shape {labels.shape}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(f"{path}: labels must lie in 0..{num_classes - 1} (batches.meta names {num_classes} classes)")
+        raise DataError(f"{path}: labels must lie in 0..{num_classes - 1} ({release.meta_file} names {num_classes} classes)")
     return data, labels
 
 
-def load_pickles(folder: Path, splits):
-    """Read the batches of the `splits` asked from a cifar-10-batches-py folder."""
+def load_pickles(folder: Path, splits, release: Release = CIFAR10):
+    """Read the batches of the `splits` asked from a cifar-10-batches-py (or cifar-100-python) folder."""
     folder = Path(folder)
-    needed = [META_FILE] + [name for s in splits for name in BATCHES[s]]
+    needed = [release.meta_file] + [name for s in splits for name in release.batches[s]]
     missing = [name for name in needed if not (folder / name).is_file()]
     if missing:
         raise DataError(
-            f"{folder}: incomplete {PICKLE_DIR} folder, missing {', '.join(missing)} "
-            f"(expected {', '.join(PICKLE_FILES)}, as unpacked from cifar-10-python.tar.gz)"
+            f"{folder}: incomplete {release.pickle_dir} folder, missing {', '.join(missing)} "
+            f"(expected {release.pickle_listing}, as unpacked from {release.archive})"
         )
-    classes = _read_meta(folder)
+    classes = _read_meta(folder, release)
     digests: dict[str, str] = {}
     out = {}
     for split in splits:
         arrays, labels = [], []
-        for name in BATCHES[split]:
+        for name in release.batches[split]:
             path = folder / name
             raw = path.read_bytes()
             digests[name] = hashlib.sha256(raw).hexdigest()
-            data, lab = _read_batch(path, raw, len(classes))
+            data, lab = _read_batch(path, raw, len(classes), release)
             arrays.append(data)
             labels.append(lab)
         images = torch.from_numpy(np.concatenate(arrays).reshape(-1, 3, 32, 32))
         n = images.shape[0]
         out[split] = TensorData(images, torch.from_numpy(np.concatenate(labels)), torch.arange(n, dtype=torch.int64))
     # The identity covers every file present, read or not, so it names the dataset, not the split.
-    for name in PICKLE_FILES:
+    for name in release.pickle_files:
         if name not in digests and (folder / name).is_file():
             digests[name] = file_sha256(folder / name)
-    listing = "".join(f"{name}\t{digests[name]}\n" for name in PICKLE_FILES if name in digests)
-    return out, classes, "cifar10-pickle:" + hashlib.sha256(listing.encode()).hexdigest()[:16]
+    listing = "".join(f"{name}\t{digests[name]}\n" for name in release.pickle_files if name in digests)
+    return out, classes, f"{release.name}-pickle:" + hashlib.sha256(listing.encode()).hexdigest()[:16]
 
 
-def write_cifar_pickles(root: str | Path, splits: Splits) -> Path:
-    """Write `splits` as torchvision's cifar-10-batches-py under `root` (train spread over the
-    five data batches, in order); returns that folder. For fixtures and demos."""
-    folder = Path(root) / PICKLE_DIR
+def write_cifar_pickles(root: str | Path, splits: Splits, release: Release = CIFAR10) -> Path:
+    """Write `splits` as torchvision's pickles under `root` (train spread over the release's
+    training batches, in order); returns that folder. For fixtures and demos."""
+    folder = Path(root) / release.pickle_dir
     folder.mkdir(parents=True, exist_ok=True)
 
     def dump(name: str, obj: dict) -> None:
         with atomic_path(folder / name) as tmp, open(tmp, "wb") as fh:
             pickle.dump(obj, fh, protocol=2)
 
-    dump(META_FILE, {"label_names": list(splits.classes), "num_cases_per_batch": 10000, "num_vis": 3072})
-    batches = [("test_batch", splits.test.images, splits.test.labels)]
-    positions = np.array_split(np.arange(len(splits.train)), len(BATCHES["train"]))
-    for name, pos in zip(BATCHES["train"], positions):
+    dump(release.meta_file, {release.class_key: list(splits.classes), "num_cases_per_batch": 10000, "num_vis": 3072})
+    (test_name,) = release.batches["test"]
+    batches = [(test_name, splits.test.images, splits.test.labels)]
+    positions = np.array_split(np.arange(len(splits.train)), len(release.batches["train"]))
+    for name, pos in zip(release.batches["train"], positions):
         batches.append((name, splits.train.images[pos], splits.train.labels[pos]))
     for name, images, labels in batches:
         data = images.reshape(len(images), -1).numpy().astype(np.uint8)
-        dump(name, {"batch_label": name, "labels": [int(v) for v in labels], "data": data,
+        dump(name, {"batch_label": name, release.label_key: [int(v) for v in labels], "data": data,
                     "filenames": [f"{name}_{i:05d}.png" for i in range(len(images))]})
     return folder
 
@@ -316,7 +348,7 @@ def _decode_one(path: str, raw: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw)) as im:
             if im.size != IMAGE_SIZE:
-                raise DataError(f"{path}: image is {im.size[0]}x{im.size[1]} pixels, expected 32x32 (CIFAR-10)")
+                raise DataError(f"{path}: image is {im.size[0]}x{im.size[1]} pixels, expected 32x32 (CIFAR)")
             # Grey and palette images convert to RGB without loss; alpha or CMYK would not.
             if im.mode not in ("RGB", "L", "P"):
                 raise DataError(f"{path}: image mode is {im.mode}, expected RGB (or L/P, converted to RGB)")
@@ -386,7 +418,7 @@ def decode_files(paths: list[str], decode: bool = True) -> tuple[torch.Tensor | 
     return images, digests
 
 
-def _cache_files(listing: Listing) -> tuple[Path, Path]:
+def _cache_files(listing: Listing, release: Release) -> tuple[Path, Path]:
     import PIL
 
     # The absolute folder is in the key (the cache is per machine anyway), so two copies with
@@ -396,7 +428,7 @@ def _cache_files(listing: Listing) -> tuple[Path, Path]:
          listing.sizes, listing.mtimes]
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
-    base = decoded_cache_dir() / f"cifar10-imagefolder-{listing.folder.name}-{key}"
+    base = decoded_cache_dir() / f"{release.name}-imagefolder-{listing.folder.name}-{key}"
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
@@ -425,10 +457,10 @@ def _read_cached_images(npy_path: Path, n: int) -> torch.Tensor | None:
     return torch.from_numpy(arr)
 
 
-def _split_from_listing(listing: Listing, want_images: bool) -> tuple[torch.Tensor | None, str]:
+def _split_from_listing(listing: Listing, want_images: bool, release: Release) -> tuple[torch.Tensor | None, str]:
     """(images if wanted, split digest), from the cache when it holds them, else by reading files."""
     n = len(listing.paths)
-    npy_path, meta_path = _cache_files(listing)
+    npy_path, meta_path = _cache_files(listing, release)
     digest = _read_cached_digest(meta_path, n)
     if digest is not None and not want_images:
         return None, digest
@@ -451,7 +483,7 @@ def _split_from_listing(listing: Listing, want_images: bool) -> tuple[torch.Tens
     return images, digest
 
 
-def load_imagefolder(root: Path, splits):
+def load_imagefolder(root: Path, splits, release: Release = CIFAR10):
     """Read `root`/train and `root`/test as ImageFolders; decode only the `splits` asked. A split
     not asked for may be absent (exporting the test split needs no train/); the identity then
     says it is."""
@@ -469,13 +501,13 @@ def load_imagefolder(root: Path, splits):
         )
     out, digests = {}, dict.fromkeys(SPLITS, "absent")
     for split in present:
-        images, digests[split] = _split_from_listing(listings[split], want_images=split in splits)
+        images, digests[split] = _split_from_listing(listings[split], split in splits, release)
         if split in splits:
             n = len(listings[split].paths)
             labels = torch.tensor(listings[split].labels, dtype=torch.int64)
             out[split] = TensorData(images, labels, torch.arange(n, dtype=torch.int64))
     key = "".join(f"{s}\t{digests[s]}\n" for s in SPLITS)
-    return out, classes, "cifar10-imagefolder:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return out, classes, f"{release.name}-imagefolder:" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def write_imagefolder(root: str | Path, splits: Splits, ext: str = "png") -> Path:

@@ -1,0 +1,195 @@
+"""The Ray executor on a real local Ray cluster (started once for this module): the same results as
+the local executor, byte for byte; a worker killed mid-training; runs interrupted on one executor
+and resumed on the other; Ctrl-C cancels what is queued. Skipped without Ray, except under CI=true,
+where CI installs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import jobs
+from bench.cli import main
+
+if os.environ.get("CI") == "true":
+    import ray  # CI installs the ray extra: a missing Ray is a failure there
+else:
+    ray = pytest.importorskip("ray")
+
+SUITE = """
+name: tiny_ray
+dataset: {name: synthetic, params: {n_train: 240, n_test: 120}}
+train: {epochs: EPOCHS, batch_size: 40, lr: 0.05}
+teachers:
+  t: {arch: cnn_tiny, evaluate: clean}
+students:
+  base: {arch: cnn_tiny, method: baseline, seeds: [0, 1]}
+  kd: {arch: cnn_tiny, method: kd, teachers: [t], seeds: [0, 1]}
+evaluate:
+  n: 100
+  batch_size: 50
+  gaussian_noise: {sigmas: [0.05]}
+  fgsm: {eps: [4/255]}
+  pgd: {eps: [4/255], steps: 3}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import torch
+
+    threads = torch.get_num_threads()  # --threads 1 below sets it for this process
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    torch.set_num_threads(threads)
+
+
+def suite_file(tmp_path: Path, epochs: int = 2) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(SUITE).replace("EPOCHS", str(epochs)))
+    return path
+
+
+def run(suite: Path, out: Path, *extra) -> int:
+    # one torch thread on both sides: a Ray task uses --cpus-per-job threads (1 here)
+    return main(["run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1", *map(str, extra)])
+
+
+def same_results(a: Path, b: Path) -> None:
+    for name in ("metrics.csv", "per_example.npz", "agreement.csv", "model_metrics.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    assert run(suite_file(out), out) == 0
+    return out / "tiny_ray" / "latest"
+
+
+def test_ray_gives_the_local_executors_results_byte_for_byte(cluster, local_run, tmp_path, capsys):
+    assert run(suite_file(tmp_path), tmp_path, "--executor", "ray", "--eval-group", 2) == 0
+    err = capsys.readouterr().err
+    assert "ray: 10 job(s) in 8 task(s) on 1 node(s)" in err  # 5 trainings, 5 evaluations in groups of 2
+    got = tmp_path / "tiny_ray" / "latest"
+    same_results(local_run, got)
+    manifest = json.loads((got / "manifest.json").read_text())
+    assert manifest["executor"] == {"name": "ray", "address": None, "cpus_per_job": 1.0, "gpus_per_job": 0.0, "eval_group": 2, "max_retries": 3}
+    assert all(j["node"] and j["wall_s"] > 0 and j["attempts"] == 1 and not j["cached"] for j in manifest["jobs"])
+    hashes = {j["hash"] for j in json.loads((local_run / "manifest.json").read_text())["jobs"]}
+    assert {j["hash"] for j in manifest["jobs"]} == hashes  # execution settings are not in the hashes
+    assert not (tmp_path / "_cache" / "attempts").exists() or not any((tmp_path / "_cache" / "attempts").iterdir())
+
+
+def test_a_worker_killed_during_training_reruns_the_job(cluster, local_run, tmp_path, capsys):
+    out, suite = tmp_path / "out", suite_file(tmp_path)
+    store = out / "_cache"
+    training = {j["hash"] for j in json.loads((local_run / "manifest.json").read_text())["jobs"] if j["kind"] in ("teacher", "student")}
+    killed = {}
+
+    def kill_a_training_worker():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            for marker in store.glob("attempts/*/*"):
+                if marker.name not in training:
+                    continue
+                lines = marker.read_text().splitlines()
+                parts = list((store / "jobs").glob(f".{marker.name}*.part"))  # its output folder exists: the job is running
+                if lines and parts:
+                    pid = int(lines[0].split()[0])
+                    os.kill(pid, signal.SIGKILL)
+                    killed[marker.name] = pid
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_training_worker)
+    killer.start()
+    code = run(suite, out, "--executor", "ray")
+    killer.join()
+    assert code == 0 and killed, capsys.readouterr().err
+    got = out / "tiny_ray" / "latest"
+    same_results(local_run, got)
+    (job_hash,) = killed
+    records = {j["hash"]: j for j in json.loads((got / "manifest.json").read_text())["jobs"]}
+    assert records[job_hash]["attempts"] == 2  # the manifest shows the retry
+    assert not list((store / "jobs").glob("*.part"))  # the lost attempt left nothing behind
+
+
+def test_ctrl_c_on_ray_cancels_and_the_run_resumes_locally(cluster, local_run, tmp_path, capsys):
+    # the driver in its own process, joining this module's cluster by --ray-address; Ctrl-C once a job is done
+    out, suite = tmp_path / "out", suite_file(tmp_path)
+    store = out / "_cache" / "jobs"
+    cmd = [sys.executable, "-m", "bench", "run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1",
+           "--executor", "ray", "--ray-address", "auto"]  # fmt: skip
+    # Ctrl-C's default disposition in the child: an ignored SIGINT is inherited, and after some of the
+    # other test modules this process has one; a driver started from a shell has the default
+    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, KDBENCH_PROGRESS="0"),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and driver.poll() is None:
+        if any((p / "job.json").is_file() for p in store.glob("*") if not p.name.startswith(".")):
+            driver.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    done = sorted(p.name for p in store.iterdir() if (p / "job.json").is_file())
+    assert 1 <= len(done) < 10
+    time.sleep(2.0)  # the cancelled tasks stay cancelled: nothing else finishes
+    assert sorted(p.name for p in store.iterdir() if (p / "job.json").is_file()) == done
+    assert run(suite, out) == 0
+    assert f"{len(done)} of 10 jobs already done (cached)" in capsys.readouterr().err
+    same_results(local_run, out / "tiny_ray" / "latest")
+
+
+def test_interrupted_locally_resumes_on_ray(cluster, local_run, tmp_path, monkeypatch, capsys):
+    out, suite = tmp_path / "out", suite_file(tmp_path)
+    real, calls = jobs.JobRunner.run_student, []
+
+    def interrupt_third_student(self, js, outs):
+        calls.append(js[0].id)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, js, outs)
+
+    monkeypatch.setattr(jobs.JobRunner, "run_student", interrupt_third_student)
+    assert run(suite, out) == 130
+    monkeypatch.setattr(jobs.JobRunner, "run_student", real)
+    capsys.readouterr()
+    assert run(suite, out, "--executor", "ray") == 0
+    assert "3 of 10 jobs already done (cached); 7 to run" in capsys.readouterr().err  # the teacher and two students
+    same_results(local_run, out / "tiny_ray" / "latest")
+
+
+def test_ray_flags_need_the_ray_executor(tmp_path, capsys):
+    assert main(["run", str(suite_file(tmp_path)), "--out", str(tmp_path), "--gpus-per-job", "0.25"]) == 2
+    assert "--gpus-per-job: only with --executor ray" in capsys.readouterr().err
+    os.environ["KDBENCH_RAY_EVAL_GROUP"] = "many"
+    try:
+        assert main(["run", str(suite_file(tmp_path)), "--out", str(tmp_path), "--executor", "ray"]) == 2
+        assert "$KDBENCH_RAY_EVAL_GROUP='many': expected a number" in capsys.readouterr().err
+    finally:
+        del os.environ["KDBENCH_RAY_EVAL_GROUP"]
+
+
+def test_the_local_executor_never_imports_ray(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys
+        from bench.cli import main
+        assert main(["run", {str(suite_file(tmp_path))!r}, "--out", {str(tmp_path)!r}, "--device", "cpu"]) == 0
+        assert "ray" not in sys.modules, "ray was imported"
+    """)
+    env = dict(os.environ, KDBENCH_PROGRESS="0")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
