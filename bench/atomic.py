@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+
+# this host, in the names of temporary parts: a pid means something only on the host that made it
+HOST_TAG = "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _umask() -> int:
@@ -37,8 +43,8 @@ def write_text(path, text: str) -> None:
 
 
 def _part_prefix(path: Path) -> str:
-    # the pid in the name lets a later run tell a dead run's leftovers from a live run's work
-    return f".{path.name}.{os.getpid()}."
+    # the pid and host in the name let a later run tell a dead run's leftovers from a live run's work
+    return f".{path.name}.{os.getpid()}.{HOST_TAG}."
 
 
 @contextlib.contextmanager
@@ -71,16 +77,21 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True):
 
 
 def remove_stale_parts(directory: str | os.PathLike) -> list[Path]:
-    """Delete `.NAME.PID.*.part` leftovers of processes that no longer run (kill -9, power loss);
-    those of live processes, and anything else, are left alone. Returns what was removed."""
+    """Delete `.NAME.PID.HOST.*.part` leftovers of processes of this host that no longer run
+    (kill -9, power loss); those of live processes, of other hosts (a cluster's workers on a shared
+    store), and anything else, are left alone. Returns what was removed."""
     removed = []
     directory = Path(directory)
     if not directory.is_dir():
         return removed
     for entry in directory.glob(".*.part"):
         parts = entry.name.split(".")
-        pid = next((int(p) for p in parts[2:-1] if p.isdigit()), None)
-        if pid is None or _alive(pid):
+        at = next((i for i in range(2, len(parts) - 1) if parts[i].isdigit()), None)
+        if at is None:
+            continue
+        # names written before the host tag existed count as this host's
+        host = parts[at + 1] if at + 1 < len(parts) - 1 and re.fullmatch(r"h[0-9a-f]{8}", parts[at + 1]) else HOST_TAG
+        if host != HOST_TAG or _alive(int(parts[at])):
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)

@@ -217,13 +217,17 @@ def test_baseline_never_replaces_what_it_did_not_write(tmp_path, capsys):
 def test_stale_part_folders_of_dead_runs_are_removed(tmp_path):
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    dead = jobs / ".abc123.999999999.x1y2.part"  # no such pid
-    live = jobs / f".abc123.{os.getpid()}.x1y2.part"
+    from bench.atomic import HOST_TAG
+
+    dead = jobs / f".abc123.999999999.{HOST_TAG}.x1y2.part"  # no such pid on this host
+    old_style = jobs / ".abc124.999999999.x1y2.part"  # named before the host tag: this host's
+    live = jobs / f".abc123.{os.getpid()}.{HOST_TAG}.x1y2.part"
+    elsewhere = jobs / ".abc125.999999999.h0123abcd.x1y2.part"  # another host's worker: its pid means nothing here
     other = jobs / ".not-ours.part"
-    for d in (dead, live, other):
+    for d in (dead, old_style, live, elsewhere, other):
         d.mkdir()
-    assert remove_stale_parts(jobs) == [dead]
-    assert not dead.exists() and live.exists() and other.exists()
+    assert sorted(remove_stale_parts(jobs)) == sorted([dead, old_style])
+    assert not dead.exists() and live.exists() and elsewhere.exists() and other.exists()
 
 
 def test_a_finished_job_folder_is_never_replaced_without_force(tmp_path):
