@@ -38,6 +38,8 @@ class JobRunner:
         self.plan, self.suite = plan, plan.suite
         self.splits, self.test_eval, self.conditions = splits, test_eval, conditions
         self.store, self.device, self.log = store, device, log
+        for c in conditions:
+            c.dataset = self.suite.dataset.name  # released corrupted files (CIFAR-10-C, CIFAR-100-C) follow the dataset
         self._models: dict[str, nn.Module] = {}
 
     @property

@@ -98,7 +98,8 @@ _RUNNERS: dict[str, tuple] = {}  # per worker process: context key -> (jobs by h
 
 
 def _runner(ctx: WorkerContext):
-    if ctx.key not in _RUNNERS:
+    key = ctx.key
+    if key not in _RUNNERS:
         import torch
 
         from .jobs import JobRunner
@@ -109,13 +110,11 @@ def _runner(ctx: WorkerContext):
         make_deterministic(ctx.deterministic)
         store = Store(Path(ctx.store_root))
         splits, test_eval, plan = prepare(ctx.suite, ctx.data_root, store.root / "robustbench", fetch=False)
-        conditions = conditions_of(ctx.suite.evaluate)
-        for c in conditions:
-            c.dataset = ctx.suite.dataset.name
-        runner = JobRunner(plan, splits, test_eval, conditions, store, resolve_device(ctx.device), log=lambda m: print(m, flush=True))
+        runner = JobRunner(plan, splits, test_eval, conditions_of(ctx.suite.evaluate), store, resolve_device(ctx.device),
+                           log=lambda m: print(m, flush=True))  # fmt: skip
         _RUNNERS.clear()  # one run's data at a time per worker
-        _RUNNERS[ctx.key] = ({j.hash: j for j in plan.jobs}, runner)
-    return _RUNNERS[ctx.key]
+        _RUNNERS[key] = ({j.hash: j for j in plan.jobs}, runner)
+    return _RUNNERS[key]
 
 
 def run_task(ctx: WorkerContext, hashes: Sequence[str], force: bool, *parents) -> list[str]:
@@ -252,8 +251,6 @@ class RayExecutor:
             for ref in outstanding:
                 ray.cancel(ref, force=True)
             raise
-        for j in todo:
-            records[j.hash] = self.store.record(j, cached=False)
         # what the attempts of workers lost on this host left half-built (their retries finished elsewhere)
         lost = remove_stale_parts(self.store.root / "jobs")
         if lost:
@@ -264,10 +261,12 @@ class RayExecutor:
         running, pending = [], 0
         for ref in outstanding:
             for j in group_of[ref]:
+                if self.store.done(j):
+                    continue
                 lines = _attempt_lines(self.context.attempts_dir, j.hash)
-                if lines and not self.store.done(j):
+                if lines:
                     running.append(f"{j.id} on {lines[-1].split(' ', 1)[-1]}")
-                elif not self.store.done(j):
+                else:
                     pending += 1
         done = total - len(running) - pending
         shown = ", ".join(running[:4]) + (f", +{len(running) - 4}" if len(running) > 4 else "")

@@ -49,11 +49,18 @@ def make_deterministic(on: bool = True) -> None:
     torch.backends.cudnn.deterministic = on
 
 
+def data_root_of(suite: Suite, data_root) -> Path | None:
+    """Where the suite's dataset is read from (the suite's own root, else --data-root, ...); None for synthetic data."""
+    from .data import resolve_root
+
+    return resolve_root(suite.dataset.root or data_root) if suite.dataset.name != "synthetic" else None
+
+
 def load_data(suite: Suite, data_root, fetch: bool = True):
-    from .data import load_dataset, resolve_root
+    from .data import load_dataset
 
     ds = suite.dataset
-    root = resolve_root(ds.root or data_root) if ds.name != "synthetic" else None
+    root = data_root_of(suite, data_root)
     corruptions = getattr(suite.evaluate, "corruptions", None)
     if corruptions is not None and corruptions.root is None and root is not None:
         corruptions.root = str(root)  # released CIFAR-10-C files sit beside the dataset by default
@@ -110,16 +117,13 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         log(f"estimate: about {clock(total)} for {len(todo)} job(s) on {dev}" + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
             + "; rough: one batch per architecture timed here, AutoAttack and Square at their full budgets")
         return None
-    conditions = conditions_of(suite.evaluate)
-    for c in conditions:
-        c.dataset = suite.dataset.name  # released corrupted files follow the dataset
-    runner = JobRunner(plan, splits, test_eval, conditions, store, dev, log=log)
+    runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     if executor == "ray":
-        from .data import resolve_root
         from .ray_executor import RayExecutor, RayOptions, WorkerContext
 
         options = ray_options or RayOptions()
-        root = str(resolve_root(suite.dataset.root or data_root).resolve()) if suite.dataset.name != "synthetic" else None
+        root = data_root_of(suite, data_root)
+        root = str(root.resolve()) if root is not None else None
         # the workers read the data where the driver resolved it (dataset.root is not in any hash)
         shipped = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"root": None})})
         context = WorkerContext(shipped, root, str(store.root.resolve()), device, deterministic, options.threads)

@@ -28,7 +28,7 @@ class Condition:
     group: ClassVar[str]  # clean | noise | attack | corruption: the gate's condition groups
     model_dependent: ClassVar[bool] = False
     Params: ClassVar[type[Params]] = Params
-    # the suite's dataset, set by the runner: a condition that reads released files of it (the
+    # the suite's dataset, set by the JobRunner: a condition that reads released files of it (the
     # corruptions' CIFAR-10-C or CIFAR-100-C) picks them by this name
     dataset: str = "cifar10"
 

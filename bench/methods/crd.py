@@ -35,13 +35,15 @@ def crd_modules(s_dim: int, t_dim: int, p: CRDParams, labels):
     m.register_buffer("memory_t", torch.rand(n, p.feat_dim).mul_(2 * bound).sub_(bound))
     # the normalising constants Z, fixed on the first batch (negative until then)
     m.register_buffer("z", torch.full((2,), -1.0))
-    # the training set sorted by class, and each class's start and size in that order (CPU tensors)
+    # the training set sorted by class, and each class's start and size in that order: buffers, so
+    # that they follow the module to the device and the negatives are drawn there without a sync
     labels = labels.cpu()
     counts = torch.bincount(labels)
     if int((counts > 0).sum()) < 2:
         raise ValueError("crd draws its negatives from the other classes: the training set needs images of two classes or more")
-    m.by_class = torch.argsort(labels, stable=True)
-    m.class_start, m.class_count = torch.cumsum(counts, 0) - counts, counts
+    m.register_buffer("by_class", torch.argsort(labels, stable=True), persistent=False)
+    m.register_buffer("class_start", torch.cumsum(counts, 0) - counts, persistent=False)
+    m.register_buffer("class_count", counts, persistent=False)
     return m
 
 
@@ -74,14 +76,13 @@ class CRD(FeatureMethod):
         t = teachers.features(batch.x)[0].embedding
         m, p = self.parts, self.params
         v_s, v_t = F.normalize(m.embed_s(f_s.embedding), dim=1), F.normalize(m.embed_t(t), dim=1)
-        idx = contrast_indices(m, batch.index.cpu(), batch.y.cpu(), p.nce_k, generator(batch.seed, "crd", batch.step))
-        idx = idx.to(v_s.device)
+        idx = contrast_indices(m, batch.index, batch.y, p.nce_k, generator(batch.seed, "crd", batch.step))
         out_s = critic(m.memory_t[idx], v_s, p.nce_t)  # the student's embedding against the teacher's bank
         out_t = critic(m.memory_s[idx], v_t, p.nce_t)
         with torch.no_grad():
             n = len(m.memory_s)
-            if m.z[0] < 0:  # Z from the first batch, as the reference sets it
-                m.z.copy_(torch.stack([out_s.mean(), out_t.mean()]) * n)
+            # Z from the first batch, as the reference sets it (a select, not an `if`: no device sync)
+            m.z.copy_(torch.where(m.z < 0, torch.stack([out_s.mean(), out_t.mean()]) * n, m.z))
             update_memory(m.memory_s, batch.index, v_s, p.momentum)
             update_memory(m.memory_t, batch.index, v_t, p.momentum)
         loss = nce_loss(out_s / m.z[0], n) + nce_loss(out_t / m.z[1], n)
@@ -89,9 +90,11 @@ class CRD(FeatureMethod):
 
 
 def contrast_indices(m, index, labels, k: int, gen):
-    """(B, 1 + k): each example's own index, then k indices of other classes' images, uniform with replacement."""
+    """(B, 1 + k): each example's own index, then k indices of other classes' images, uniform with
+    replacement. The uniform draws come from `gen` on the CPU (the same on any device) and are
+    mapped to indices on the device of `index`."""
     others = len(m.by_class) - m.class_count[labels]  # how many images are of another class
-    r = (torch.rand(len(index), k, generator=gen) * others[:, None]).long()
+    r = (torch.rand(len(index), k, generator=gen).to(index.device) * others[:, None]).long()
     # skip over the example's own class block in the class-sorted order
     r = r + (r >= m.class_start[labels][:, None]) * m.class_count[labels][:, None]
     return torch.cat([index[:, None], m.by_class[r]], dim=1)
