@@ -8,7 +8,6 @@ from ..lazy import lazy
 from . import register_method
 from .base import CEWeightedParams, FeatureMethod
 
-torch = lazy("torch")
 nn = lazy("torch.nn")
 F = lazy("torch.nn.functional")
 feats = lazy("bench.models.features")
