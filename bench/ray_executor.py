@@ -179,6 +179,7 @@ class RayExecutor:
 
     def __init__(self, store: Store, context: WorkerContext, options: RayOptions, log: Callable[[str], None] = print):
         self.store, self.context, self.options, self.log = store, context, options, log
+        self._outstanding: list = []
 
     def _groups(self, todo: Sequence[Job]) -> list[list[Job]]:
         groups, evals = [], []
@@ -209,6 +210,16 @@ class RayExecutor:
                 paths["data root"] = Path(self.context.data_root)
             _check_shared(ray, paths)
             return self._run(ray, jobs, force)
+        except BaseException:
+            # Ctrl-C, or a job that failed: stop what is still queued or running. A driver that connected
+            # here ends its Ray job below, and Ray stops that job's tasks and workers with it; ray.cancel
+            # on a task that is finishing at that moment can abort the driver inside Ray (2.60: "Tried
+            # to complete task that was not pending", ray-project/ray#54846), so it is kept for a caller
+            # whose Ray session outlives this run
+            if not started_here:
+                for ref in self._outstanding:
+                    ray.cancel(ref, force=True)
+            raise
         finally:
             shutil.rmtree(self.context.attempts_dir, ignore_errors=True)
             if started_here:
@@ -246,11 +257,8 @@ class RayExecutor:
                 if ready or time.perf_counter() - last > 30:
                     last = time.perf_counter()
                     self.log(self._status(group_of, outstanding, total, began))
-        except BaseException:
-            # Ctrl-C, or a job that failed: stop what is still queued or running
-            for ref in outstanding:
-                ray.cancel(ref, force=True)
-            raise
+        finally:
+            self._outstanding = outstanding  # what run() stops if this ended early
         # what the attempts of workers lost on this host left half-built (their retries finished elsewhere)
         lost = remove_stale_parts(self.store.root / "jobs")
         if lost:
