@@ -56,10 +56,12 @@ def add_core_commands(sub) -> None:
     g.add_argument("--executor", choices=("local", "ray"), default="local", help="local: this process (default); ray: a Ray cluster")
     g.add_argument("--ray-address", metavar="ADDR", help="auto or HOST:PORT of a running cluster (default: start one on this machine; "
                    "$KDBENCH_RAY_ADDRESS)")
-    g.add_argument("--cpus-per-job", type=float, metavar="N", help="CPUs a task reserves, and its torch threads (default 1; $KDBENCH_RAY_CPUS_PER_JOB)")
-    g.add_argument("--gpus-per-job", type=float, metavar="F", help="GPUs a task reserves, fractions allowed: 0.25 runs four per GPU "
-                   "(default 0; $KDBENCH_RAY_GPUS_PER_JOB)")
-    g.add_argument("--eval-group", type=int, metavar="N", help="evaluation jobs scored together in one task (default 8; $KDBENCH_RAY_EVAL_GROUP)")
+    g.add_argument("--cpus-per-job", metavar="N", help="CPUs a task reserves, and its torch threads: a number for every job kind, "
+                   "or per kind as in 1,evaluate=2 (kinds: teacher, student, evaluate; default 1; $KDBENCH_RAY_CPUS_PER_JOB)")
+    g.add_argument("--gpus-per-job", metavar="F", help="GPUs a task reserves, fractions allowed: 0.25 runs four per GPU; per kind as in "
+                   "0.25,teacher=1 (default 0; $KDBENCH_RAY_GPUS_PER_JOB)")
+    g.add_argument("--eval-group", type=int, metavar="N", help="evaluation jobs scored together, on either executor: a perturbed batch is "
+                   "made once per group, and only a group's models are held at once (default 8; $KDBENCH_RAY_EVAL_GROUP on Ray)")
     g.add_argument("--max-retries", type=int, metavar="N", help="reruns of a task whose worker died (default 3; $KDBENCH_RAY_MAX_RETRIES)")
     p.set_defaults(func=cmd_run)
 
@@ -150,13 +152,15 @@ def cmd_run(args) -> int:
         except RayError as exc:
             raise CliError(str(exc)) from None
     else:
-        given = [f"--{k.replace('_', '-')}" if k != "address" else "--ray-address" for k, v in ray_flags.items() if v is not None]
+        given = [f"--{k.replace('_', '-')}" if k != "address" else "--ray-address" for k, v in ray_flags.items() if v is not None and k != "eval_group"]
         if given:
             raise CliError(f"{', '.join(given)}: only with --executor ray")
+        if args.eval_group is not None and args.eval_group < 1:
+            raise CliError(f"--eval-group {args.eval_group}: expected a whole number of jobs, 1 or more")
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
                             force=args.force, dry_run=args.dry_run, deterministic=not args.nondeterministic,
-                            executor=args.executor, ray_options=ray_options, log=lambda m: print(m, file=sys.stderr, flush=True))
+                            executor=args.executor, ray_options=ray_options, eval_group=args.eval_group, log=lambda m: print(m, file=sys.stderr, flush=True))
     except (DataError, CheckpointError, TeacherError) as exc:
         raise CliError(f"{args.suite}: {exc}") from None
     except RayError as exc:  # Ray missing or unreachable, a path the nodes do not share

@@ -13,7 +13,7 @@ import contextlib
 import json
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
 
@@ -35,6 +35,7 @@ class JobRecord:
     cached: bool
     node: str = ""  # the host that ran it
     attempts: int = 1  # more than 1: a worker was lost and the job ran again (Ray)
+    resources: dict = field(default_factory=dict)  # what its task reserved on a cluster ({"CPU": 1.0, "GPU": 0.25}; Ray)
 
 
 class Store:
@@ -50,13 +51,13 @@ class Store:
     def record(self, job: Job, cached: bool) -> JobRecord:
         meta = json.loads((self.path(job) / "job.json").read_text())
         return JobRecord(job.id, job.kind, job.hash, job.model, job.seed, meta["wall_s"], cached,
-                         meta.get("node", ""), meta.get("attempts", 1))
+                         meta.get("node", ""), meta.get("attempts", 1), meta.get("resources", {}))
 
 
-def run_group(store: Store, group: Sequence[Job], handler, *, force: bool = False, attempts: int = 1) -> None:
+def run_group(store: Store, group: Sequence[Job], handler, *, force: bool = False, attempts: int = 1, resources: dict | None = None) -> None:
     """Run `group` (jobs of one kind) through its handler into atomic job folders, each with its
     job.json: the spec, the parents' hashes, the wall time (shared evenly in a batch), the host
-    and the attempt that made it. Without `force` a job finished meanwhile by another run or
+    and the attempt that made it (on a cluster, also the resources its task reserved). Without `force` a job finished meanwhile by another run or
     task is kept, and this copy discarded."""
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -66,6 +67,8 @@ def run_group(store: Store, group: Sequence[Job], handler, *, force: bool = Fals
         for j, out in zip(group, outs):
             meta = {"id": j.id, "spec": j.spec, "deps": [d.hash for d in j.deps], "wall_s": wall, "node": socket.gethostname(),
                     "attempts": attempts}  # fmt: skip
+            if resources is not None:
+                meta["resources"] = resources
             (out / "job.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
@@ -73,19 +76,24 @@ class Executor(Protocol):
     def run(self, jobs: Sequence[Job], handlers: Handlers, *, force: bool = False) -> list[JobRecord]: ...
 
 
-class LocalExecutor:
-    """Runs jobs in plan order in this process; consecutive jobs of a batched kind run together
-    (evaluation: every perturbed batch made once for all the models that need it)."""
+EVAL_GROUP = 8  # evaluation jobs scored together by default: a perturbed batch is made once per group of models
 
-    def __init__(self, store: Store, batched: Sequence[str] = ("evaluate",), log: Callable[[str], None] = print):
-        self.store, self.batched, self.log = store, set(batched), log
+
+class LocalExecutor:
+    """Runs jobs in plan order in this process; up to `group_size` consecutive jobs of a batched
+    kind run together (evaluation: every perturbed batch made once for the models of a group, and
+    only a group's models held at once). Grouping changes no number."""
+
+    def __init__(self, store: Store, batched: Sequence[str] = ("evaluate",), group_size: int = EVAL_GROUP, log: Callable[[str], None] = print):
+        self.store, self.batched, self.group_size, self.log = store, set(batched), group_size, log
 
     def run(self, jobs, handlers, *, force=False):
         todo, records = plan_todo(self.store, jobs, force, self.log)
         i, began, total = 0, time.perf_counter(), len(todo)
         while i < len(todo):
             group = [todo[i]]
-            while todo[i].kind in self.batched and i + len(group) < len(todo) and todo[i + len(group)].kind == todo[i].kind:
+            while (todo[i].kind in self.batched and len(group) < self.group_size and i + len(group) < len(todo)
+                   and todo[i + len(group)].kind == todo[i].kind):
                 group.append(todo[i + len(group)])
             i += len(group)
             done = i - len(group)

@@ -89,7 +89,8 @@ class JobRunner:
         )
         torch.save(model.net.state_dict(), out / WEIGHTS)
         (out / "history.json").write_text(json.dumps(history, indent=1))
-        self._models[job.hash] = model.eval()
+        if job.kind == "teacher":  # its students train next; a student is reloaded when evaluated (a plan may train thousands)
+            self._models[job.hash] = model.eval()
 
     def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]
@@ -120,11 +121,18 @@ class JobRunner:
 
     # ------------------------------------------------------------------ evaluation
     def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
-        models = {j.hash: self.load_model(j.deps[0]) for j in jobs}
+        held: dict[str, nn.Module] = {}  # each model loaded once, and held for this group only (a plan is scored a group at a time)
+
+        def model(job: Job) -> nn.Module:
+            if job.hash not in held:
+                held[job.hash] = self.load_model(job, keep=False)
+            return held[job.hash]
+
+        models = {j.hash: model(j.deps[0]) for j in jobs}
         t = self.test_eval
         ev = self.suite.evaluate
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
-        sources = {j.hash: {"transfer": self.load_model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
+        sources = {j.hash: {"transfer": model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
         results = evaluate(models, self.conditions, t.images, t.labels, t.indices, batch_size=ev.batch_size, device=self.device, only=only,
                            sources=sources, names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs}, log=self.log)  # fmt: skip
         n = min(ev.diagnostics.subset, len(t.images))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import remove_stale_parts
-from .execute import Store, _clock, plan_todo, run_group
+from .execute import EVAL_GROUP, Store, _clock, plan_todo, run_group
 from .plan import Job
 
 ATTEMPTS = "attempts"
@@ -36,38 +36,83 @@ class RayError(RuntimeError):
     """Ray is missing, unreachable, or the cluster cannot run this suite as configured."""
 
 
+KINDS = ("teacher", "student", "evaluate")  # the plan's job kinds, each of which may reserve its own resources
+
+
+def per_kind(value, what: str, default: float) -> dict[str, float]:
+    """A resource for each job kind, from a number (every kind) or text: "0.25" (every kind),
+    "evaluate=0.5" (one kind; the others keep `default`), "0.25,teacher=1" (every kind, then the
+    kinds that differ). `what` names the flag or variable in errors."""
+    if isinstance(value, dict):
+        return {k: float(value.get(k, default)) for k in KINDS}
+    if isinstance(value, (int, float)):
+        return dict.fromkeys(KINDS, float(value))
+    out, overrides = dict.fromkeys(KINDS, float(default)), {}
+    for item in str(value).split(","):
+        kind, _, number = item.strip().rpartition("=")
+        kind = kind.strip()
+        if kind and kind not in KINDS:
+            raise RayError(f"{what} {value!r}: {kind!r} is not a job kind; expected one of {', '.join(KINDS)}")
+        try:
+            amount = float(number)
+        except ValueError:
+            raise RayError(f"{what} {value!r}: expected a number, or KIND=NUMBER with KIND one of {', '.join(KINDS)}") from None
+        if kind:
+            overrides[kind] = amount
+        else:
+            out = dict.fromkeys(KINDS, amount)
+    return out | overrides
+
+
 @dataclass(frozen=True)
 class RayOptions:
-    """How jobs are laid out on the cluster; none of it enters a job's hash."""
+    """How jobs are laid out on the cluster; none of it enters a job's hash. The CPUs and GPUs a
+    task reserves are per job kind (teacher, student, evaluate)."""
 
     address: str | None = None  # None: start a local cluster; "auto" or HOST:PORT: join one
-    cpus_per_job: float = 1.0
-    gpus_per_job: float = 0.0
-    eval_group: int = 8  # evaluation jobs scored together in one task (a perturbed batch is made once per group)
+    cpus_per_job: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 1.0))
+    gpus_per_job: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KINDS, 0.0))
+    eval_group: int = EVAL_GROUP  # evaluation jobs scored together in one task (a perturbed batch is made once per group)
     max_retries: int = 3  # reruns of a task whose worker died
 
     @classmethod
     def from_env(cls, **given) -> RayOptions:
         """`given` (the command line; None = not given) over $KDBENCH_RAY_<FIELD> over the defaults."""
-        values = {}
-        for name, kind in (("address", str), ("cpus_per_job", float), ("gpus_per_job", float), ("eval_group", int), ("max_retries", int)):
+        values, source = {}, {}
+        for name, kind in (("address", str), ("cpus_per_job", str), ("gpus_per_job", str), ("eval_group", int), ("max_retries", int)):
+            flag = f"--{name.replace('_', '-')}"
             if given.get(name) is not None:
-                values[name] = given[name]
+                raw = given[name]
             elif f"KDBENCH_RAY_{name.upper()}" in os.environ:
-                raw = os.environ[f"KDBENCH_RAY_{name.upper()}"]
+                flag = f"$KDBENCH_RAY_{name.upper()}"
+                raw = os.environ[flag[1:]]
                 try:
-                    values[name] = kind(raw)
+                    raw = kind(raw)
                 except ValueError:
-                    raise RayError(f"$KDBENCH_RAY_{name.upper()}={raw!r}: expected {'a number' if kind is not str else 'text'}") from None
+                    raise RayError(f"{flag}={raw!r}: expected {'a number' if kind is not str else 'text'}") from None
+            else:
+                continue
+            source[name] = flag
+            values[name] = per_kind(raw, flag, 1.0 if name == "cpus_per_job" else 0.0) if name.endswith("_per_job") else raw
         opts = cls(**values)
-        if opts.cpus_per_job <= 0 or opts.gpus_per_job < 0 or opts.eval_group < 1 or opts.max_retries < 0:
-            raise RayError("Ray options: cpus-per-job must be > 0, gpus-per-job >= 0, eval-group >= 1, max-retries >= 0")
+        for name, low, strict in (("cpus_per_job", 0.0, True), ("gpus_per_job", 0.0, False)):
+            flag = source.get(name, f"--{name.replace('_', '-')}")
+            for kind, amount in getattr(opts, name).items():
+                if amount < low or (strict and amount == low):
+                    raise RayError(f"{flag}: {kind} {amount:g}; expected {'more than 0' if strict else '0 or more'}")
+                if name == "gpus_per_job" and amount > 1 and amount != int(amount):  # Ray's rule, refused here before anything runs
+                    raise RayError(f"{flag}: {kind} {amount:g}; above 1 GPU a task must ask for a whole number (fractions only below 1)")
+        if opts.eval_group < 1 or opts.max_retries < 0:
+            raise RayError("Ray options: eval-group must be >= 1 and max-retries >= 0")
         return opts
 
     @property
-    def threads(self) -> int:
-        """torch threads in a task: its CPU share, so that results match a local run with --threads of that number."""
-        return max(1, int(self.cpus_per_job))
+    def threads(self) -> dict[str, int]:
+        """torch threads in a task, per kind: its CPU share, so that results match a local run with --threads of that number."""
+        return {k: max(1, int(c)) for k, c in self.cpus_per_job.items()}
+
+    def resources(self, kind: str) -> dict[str, float]:
+        return {"num_cpus": self.cpus_per_job[kind], "num_gpus": self.gpus_per_job[kind]}
 
 
 @dataclass(frozen=True)
@@ -79,7 +124,7 @@ class WorkerContext:
     store_root: str
     device: str
     deterministic: bool
-    threads: int
+    threads: dict[str, int]  # per job kind
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
 
     @property
@@ -100,13 +145,10 @@ _RUNNERS: dict[str, tuple] = {}  # per worker process: context key -> (jobs by h
 def _runner(ctx: WorkerContext):
     key = ctx.key
     if key not in _RUNNERS:
-        import torch
-
         from .jobs import JobRunner
         from .runner import make_deterministic, prepare, resolve_device
         from .suite import conditions_of
 
-        torch.set_num_threads(ctx.threads)
         make_deterministic(ctx.deterministic)
         store = Store(Path(ctx.store_root))
         splits, test_eval, plan = prepare(ctx.suite, ctx.data_root, store.root / "robustbench", fetch=False)
@@ -117,9 +159,12 @@ def _runner(ctx: WorkerContext):
     return _RUNNERS[key]
 
 
-def run_task(ctx: WorkerContext, hashes: Sequence[str], force: bool, *parents) -> list[str]:
-    """The body of every Ray task: run the jobs `hashes` (one kind) unless already done. `parents`
+def run_task(ctx: WorkerContext, kind: str, hashes: Sequence[str], force: bool, *parents) -> list[str]:
+    """The body of every Ray task: run the jobs `hashes` (all of `kind`) unless already done. `parents`
     are the parent tasks' results, passed only so that Ray orders the tasks."""
+    import torch
+
+    torch.set_num_threads(ctx.threads[kind])  # a worker may run tasks of every kind
     store = Store(Path(ctx.store_root))
     ctx.attempts_dir.mkdir(parents=True, exist_ok=True)
     attempt = 1
@@ -135,7 +180,10 @@ def run_task(ctx: WorkerContext, hashes: Sequence[str], force: bool, *parents) -
     group = [by_hash[h] for h in hashes if force or not store.done(by_hash[h])]
     try:
         if group:
-            run_group(store, group, runner.handlers()[group[0].kind], force=force, attempts=attempt)
+            import ray
+
+            reserved = {k: round(v, 6) for k, v in sorted(ray.get_runtime_context().get_assigned_resources().items())}
+            run_group(store, group, runner.handlers()[group[0].kind], force=force, attempts=attempt, resources=reserved)
     finally:
         runner.release_models()  # a worker runs many tasks: it keeps the data, not every model it met
     return list(hashes)
@@ -233,9 +281,10 @@ class RayExecutor:
         group_of: dict[object, list[Job]] = {}
         for group in self._groups(todo):
             parents = list({id(r): r for j in group for d in j.deps if (r := refs.get(d.hash)) is not None}.values())
-            ref = task.options(num_cpus=opts.cpus_per_job, num_gpus=opts.gpus_per_job, max_retries=opts.max_retries,
+            kind = group[0].kind
+            ref = task.options(**opts.resources(kind), max_retries=opts.max_retries,
                                name=group[0].id if len(group) == 1 else f"{group[0].id} +{len(group) - 1}"
-                               ).remote(self.context, [j.hash for j in group], force, *parents)  # fmt: skip
+                               ).remote(self.context, kind, [j.hash for j in group], force, *parents)  # fmt: skip
             for j in group:
                 refs[j.hash] = ref
             group_of[ref] = group

@@ -19,7 +19,7 @@ import torch
 
 from . import __version__
 from .data.errors import DataError
-from .execute import LocalExecutor, Store
+from .execute import EVAL_GROUP, LocalExecutor, Store
 from .jobs import JobRunner, read_eval
 from .hashing import content_hash, weights_sha256
 from .names import RESULTS_FORMAT, corruption_condition
@@ -93,7 +93,7 @@ def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: 
 
 
 def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, device="auto", force=False, dry_run=False, deterministic=True,
-              executor="local", ray_options=None, log=print):  # fmt: skip
+              executor="local", ray_options=None, eval_group=None, log=print):  # fmt: skip
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     dev = resolve_device(device)
@@ -130,8 +130,9 @@ def run_suite(suite: Suite, *, data_root=None, out="results", cache_dir=None, de
         records = RayExecutor(store, context, options, log=log).run(plan.jobs, force=force)
         executor_info = {"name": "ray", **dataclasses.asdict(options)}
     else:
-        records = LocalExecutor(store, log=log).run(plan.jobs, runner.handlers(), force=force)
-        executor_info = {"name": "local"}
+        group = eval_group or EVAL_GROUP
+        records = LocalExecutor(store, group_size=group, log=log).run(plan.jobs, runner.handlers(), force=force)
+        executor_info = {"name": "local", "eval_group": group}
     metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(plan, store, test_eval)
     # the gate tells "the same networks re-evaluated" from "retrained" by these
     weights = {}

@@ -60,14 +60,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=1000, help="jobs in the plan (half trainings, half evaluations)")
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster (one per task)")
-    ap.add_argument("--eval-group", type=int, default=8)
+    ap.add_argument("--eval-group", type=int, default=8, help="evaluation jobs scored together, on both executors")
     args = ap.parse_args()
     seeds = ", ".join(str(i) for i in range(args.jobs // 2))
     with tempfile.TemporaryDirectory() as tmp:
         suite = Path(tmp) / "suite.yaml"
         suite.write_text(textwrap.dedent(SUITE).format(seeds=seeds))
         t0 = time.perf_counter()
-        local = drive(suite, Path(tmp) / "local", args.cpus)
+        local = drive(suite, Path(tmp) / "local", args.cpus, "--eval-group", str(args.eval_group))
         ray_ = drive(suite, Path(tmp) / "ray", args.cpus, "--executor", "ray", "--eval-group", str(args.eval_group))
         total = time.perf_counter() - t0
     print(f"{local['jobs']} jobs (1-step trainings and 64-image evaluations), {args.cpus} CPUs, one torch thread per job; "

@@ -78,14 +78,17 @@ def local_run(tmp_path_factory):
 
 
 def test_ray_gives_the_local_executors_results_byte_for_byte(cluster, local_run, tmp_path, capsys):
-    assert run(suite_file(tmp_path), tmp_path, "--executor", "ray", "--eval-group", 2) == 0
+    # evaluations reserve 1.5 CPUs (and still run one thread: the same numbers as --threads 1)
+    assert run(suite_file(tmp_path), tmp_path, "--executor", "ray", "--eval-group", 2, "--cpus-per-job", "1,evaluate=1.5") == 0
     err = capsys.readouterr().err
     assert "ray: 10 job(s) in 8 task(s) on 1 node(s)" in err  # 5 trainings, 5 evaluations in groups of 2
     got = tmp_path / "tiny_ray" / "latest"
     same_results(local_run, got)
     manifest = json.loads((got / "manifest.json").read_text())
-    assert manifest["executor"] == {"name": "ray", "address": None, "cpus_per_job": 1.0, "gpus_per_job": 0.0, "eval_group": 2, "max_retries": 3}
+    assert manifest["executor"] == {"name": "ray", "address": None, "cpus_per_job": {"teacher": 1.0, "student": 1.0, "evaluate": 1.5},
+                                    "gpus_per_job": {"teacher": 0.0, "student": 0.0, "evaluate": 0.0}, "eval_group": 2, "max_retries": 3}  # fmt: skip
     assert all(j["node"] and j["wall_s"] > 0 and j["attempts"] == 1 and not j["cached"] for j in manifest["jobs"])
+    assert {j["kind"]: j["resources"] for j in manifest["jobs"]} == {"teacher": {"CPU": 1.0}, "student": {"CPU": 1.0}, "evaluate": {"CPU": 1.5}}
     hashes = {j["hash"] for j in json.loads((local_run / "manifest.json").read_text())["jobs"]}
     assert {j["hash"] for j in manifest["jobs"]} == hashes  # execution settings are not in the hashes
     assert not (tmp_path / "_cache" / "attempts").exists() or not any((tmp_path / "_cache" / "attempts").iterdir())
@@ -131,8 +134,8 @@ def test_ctrl_c_on_ray_cancels_and_the_run_resumes_locally(cluster, local_run, t
     store = out / "_cache" / "jobs"
     cmd = [sys.executable, "-m", "bench", "run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1",
            "--executor", "ray", "--ray-address", "auto"]  # fmt: skip
-    # Ctrl-C's default disposition in the child: an ignored SIGINT is inherited, and after some of the
-    # other test modules this process has one; a driver started from a shell has the default
+    # Ctrl-C's default disposition in the child, as a driver started from a terminal has: an ignored
+    # SIGINT is inherited, and a test run started in the background by a non-interactive shell has one
     driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, KDBENCH_PROGRESS="0"),
                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 120
@@ -170,6 +173,33 @@ def test_interrupted_locally_resumes_on_ray(cluster, local_run, tmp_path, monkey
     assert run(suite, out, "--executor", "ray") == 0
     assert "3 of 10 jobs already done (cached); 7 to run" in capsys.readouterr().err  # the teacher and two students
     same_results(local_run, out / "tiny_ray" / "latest")
+
+
+def test_resources_per_job_kind():
+    from bench.ray_executor import RayError, RayOptions
+
+    opts = RayOptions.from_env(cpus_per_job="2,evaluate=1", gpus_per_job="evaluate=0.25")
+    assert opts.cpus_per_job == {"teacher": 2.0, "student": 2.0, "evaluate": 1.0}
+    assert opts.gpus_per_job == {"teacher": 0.0, "student": 0.0, "evaluate": 0.25}
+    assert opts.threads == {"teacher": 2, "student": 2, "evaluate": 1}
+    assert opts.resources("evaluate") == {"num_cpus": 1.0, "num_gpus": 0.25}
+    assert RayOptions.from_env(gpus_per_job="0.5").gpus_per_job == dict.fromkeys(("teacher", "student", "evaluate"), 0.5)
+    assert RayOptions.from_env(cpus_per_job="student=1.5").threads == {"teacher": 1, "student": 1, "evaluate": 1}
+    for given, message in (({"gpus_per_job": "train=1"}, "--gpus-per-job 'train=1': 'train' is not a job kind; expected one of teacher, student, evaluate"),
+                           ({"cpus_per_job": "two"}, "--cpus-per-job 'two': expected a number"),
+                           ({"cpus_per_job": "1,teacher=0"}, "--cpus-per-job: teacher 0; expected more than 0"),
+                           ({"gpus_per_job": "1.5"}, "--gpus-per-job: teacher 1.5; above 1 GPU a task must ask for a whole number")):  # fmt: skip
+        with pytest.raises(RayError, match=message.replace("(", r"\(")):
+            RayOptions.from_env(**given)
+    os.environ["KDBENCH_RAY_GPUS_PER_JOB"] = "0.25,teacher=1"
+    try:
+        assert RayOptions.from_env().gpus_per_job == {"teacher": 1.0, "student": 0.25, "evaluate": 0.25}
+        assert RayOptions.from_env(gpus_per_job="0").gpus_per_job["teacher"] == 0.0  # the command line wins
+        os.environ["KDBENCH_RAY_GPUS_PER_JOB"] = "teacher=-1"
+        with pytest.raises(RayError, match=r"\$KDBENCH_RAY_GPUS_PER_JOB: teacher -1; expected 0 or more"):
+            RayOptions.from_env()
+    finally:
+        del os.environ["KDBENCH_RAY_GPUS_PER_JOB"]
 
 
 def test_ray_flags_need_the_ray_executor(tmp_path, capsys):

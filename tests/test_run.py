@@ -100,6 +100,29 @@ def test_same_suite_same_numbers(first_run, tmp_path):
     assert len({h for seeds in weights.values() for h in seeds.values()}) == 3  # three different networks
 
 
+def test_evaluation_groups_change_no_number(first_run, tmp_path, capsys):
+    # the trainings from the first run, the evaluations made again one model at a time
+    import json
+    import shutil
+
+    out, run_dir = first_run
+    cache = tmp_path / "cache"
+    shutil.copytree(out / "_cache", cache)
+    for job in (cache / "jobs").iterdir():
+        if json.loads((job / "job.json").read_text())["id"].startswith("evaluate:"):
+            shutil.rmtree(job)
+    capsys.readouterr()
+    again = run_cli(tmp_path, "--cache-dir", str(cache), "--eval-group", "1")
+    err = capsys.readouterr().err
+    assert "3 of 6 jobs already done (cached); 3 to run" in err
+    assert err.count("running evaluate:") == 3 and ", evaluate:" not in err  # one model per group
+    assert read_run(again).manifest["executor"] == {"name": "local", "eval_group": 1}
+    for name in ("metrics.csv", "per_example.npz", "model_metrics.csv", "agreement.csv"):
+        assert (run_dir / name).read_bytes() == (again / name).read_bytes(), name
+    assert main(["run", str(SUITE), "--out", str(tmp_path), "--eval-group", "0"]) == 2
+    assert "--eval-group 0: expected a whole number of jobs, 1 or more" in capsys.readouterr().err
+
+
 def test_second_run_uses_the_cache(first_run, capsys):
     out, run_dir = first_run
     again = run_cli(out)
