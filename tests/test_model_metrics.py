@@ -126,8 +126,15 @@ def test_the_report_tests_per_example_metrics_as_it_tests_accuracy(tmp_path):
     assert nll.p == pytest.approx(want.pvalue, rel=1e-9) and (nll.ci_lo, nll.ci_hi) == pytest.approx(want.ci, rel=1e-9)
     assert nll["diff"] == pytest.approx(want.difference, abs=1e-6)
     assert math.isnan(t[t.metric == "ece"].iloc[0].p)  # no per-example form: descriptive
+    # Holm over the table's tested rows, by hand: sorted p times (m - rank), running maximum, capped at 1
+    tested = t[~t.p.isna()]
+    m, order = len(tested), np.argsort(tested.p.to_numpy(), kind="stable")
+    by_hand = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * tested.p.to_numpy()[order]))
+    assert m >= 2 and tested.p_holm.to_numpy()[order] == pytest.approx(by_hand, rel=1e-12)
+    assert (tested.p_holm >= tested.p).all() and t[t.p.isna()].p_holm.isna().all()
     shown = {r["metric"]: r for r in calibration_rows(run, "resnet20-baseline", "resnet20-kd")}
-    assert shown["nll"]["p"] != "—" and shown["nll"]["ci"].startswith("[") and shown["ece"]["p"] == "—"
+    assert shown["nll"]["p"] != "—" and shown["nll"]["ci"].startswith("[") and shown["ece"]["p"] == "—" == shown["ece"]["p_holm"]
+    assert shown["nll"]["p_holm"] != "—"
 
 
 def test_per_example_values_that_do_not_match_the_csv_are_refused(tmp_path):
@@ -160,6 +167,12 @@ def test_reliability_bins_and_diagram(tmp_path):
     data = build(load_run(path))
     (pair,) = [p for p in data.pairs if p.distilled == "resnet20-kd"]
     assert plots.reliability_plot(data, pair).startswith("data:image/svg+xml;base64,")
+    from bench.report.html import render_html
+    from bench.report.markdown import render_markdown
+
+    md = render_markdown(data)
+    assert "| metric | data | baseline | distilled | Δ | 95% CI | p | p Holm |" in md.split("### Calibration and fidelity")[1]
+    assert "<th>p</th><th>p Holm</th>" in render_html(data)
     data.run.model_metric_values = None  # a run written before model_metrics.npz
     assert plots.reliability_plot(data, pair) is None
     assert np.isfinite(conf).all()

@@ -4,8 +4,8 @@ Rows: each metric under clean data, each noise level, each corruption severity (
 the corruptions at that severity) and each attack and eps; baseline and distilled as mean +- sd over seeds, and
 the difference of the means. Fidelity compares both twins with the distilled student's teacher.
 Metrics that are means over examples (all but ECE) get the method-level test accuracy gets, on
-their per-example values (model_metrics.npz): paired when the twins share seeds, else unpaired;
-ECE, a function of bins, stays descriptive.
+their per-example values (model_metrics.npz): paired when the twins share seeds, else unpaired,
+with Holm's correction over the table's tested rows; ECE, a function of bins, stays descriptive.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from .format import level_text, pvalue
 pd = lazy("pandas")
 
 CALIBRATION_NOTE = ("Mean ± sd over seeds; Δ = distilled − baseline with its 95% CI and p from the method-level test accuracy gets (seeds and "
-                    "test examples both vary, two-sided), on per-example values; not corrected for the number of rows; ECE has no "
+                    "test examples both vary, two-sided), on per-example values; p Holm: Holm's correction over the rows of this "
+                    "table that have a p (read it, not p, when scanning the table for differences); ECE has no "
                     "per-example form and is descriptive. Mean confidence above accuracy: overconfident. Saliency: cosine of the input "
                     "gradients of the true-class logit on the first clean examples, with the teacher, and (distilled only) with the "
                     "baseline twin of the same seed. Transfer rate: of the adversarial examples crafted on the source (the teacher) "
@@ -59,6 +60,7 @@ def calibration_table(run, baseline: str, distilled: str):
     t["ci_lo"] = [x.ci[0] if x else math.nan for x in tests]
     t["ci_hi"] = [x.ci[1] if x else math.nan for x in tests]
     t["p"] = [x.pvalue if x else math.nan for x in tests]
+    t["p_holm"] = stats.holm(t["p"].to_numpy(dtype=float))  # the family: this pair's tested rows
     t["order"] = [(METRICS.index(m), temp, ORDER.get(g, 9), float(lv) if lv not in ("", None) else 0.0)
                   for m, temp, g, lv in zip(t["metric"], t["temperature"], t["group"], t["level"])]  # fmt: skip
     return t.sort_values("order").drop(columns="order").reset_index(drop=True)
@@ -124,5 +126,5 @@ def calibration_rows(run, baseline: str, distilled: str) -> list[dict]:
         ci = "—" if math.isnan(r.ci_lo) else f"[{signed(r.ci_lo)}, {signed(r.ci_hi)}]"
         out.append({"metric": name, "where": where, "baseline": cell(r.mean_base, r.std_base, r.count_base),
                     "distilled": cell(r.mean_dist, r.std_dist, r.count_dist), "diff": diff, "ci": ci,
-                    "p": "—" if math.isnan(r.p) else pvalue(r.p)})  # fmt: skip
+                    "p": "—" if math.isnan(r.p) else pvalue(r.p), "p_holm": "—" if math.isnan(r.p_holm) else pvalue(r.p_holm)})  # fmt: skip
     return out

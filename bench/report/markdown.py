@@ -72,9 +72,9 @@ def render_markdown(data: ReportData) -> str:
         calib = calibration_rows(data.run, pair.baseline, pair.distilled)
         if calib:
             out += ["### Calibration and fidelity", "", md_escape(CALIBRATION_NOTE), ""]
-            out += [table(["metric", "data", "baseline", h["role"], "Δ", "95% CI", "p"],
-                          [[c["metric"], c["where"], c["baseline"], c["distilled"], c["diff"], c["ci"], c["p"]] for c in calib],
-                          ["l", "l", "r", "r", "r", "r", "r"]), ""]  # fmt: skip
+            out += [table(["metric", "data", "baseline", h["role"], "Δ", "95% CI", "p", "p Holm"],
+                          [[c["metric"], c["where"], c["baseline"], c["distilled"], c["diff"], c["ci"], c["p"], c["p_holm"]] for c in calib],
+                          ["l", "l", "r", "r", "r", "r", "r", "r"]), ""]  # fmt: skip
     if not data.pairs:
         out += ["This run compares no distilled student with a baseline.", ""]
     masking = rows.masking_rows(data)
