@@ -145,6 +145,8 @@ def cmd_run(args) -> int:
         torch.set_num_threads(args.threads)
     ray_flags = {"address": args.ray_address, "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
                  "eval_group": args.eval_group, "max_retries": args.max_retries}  # fmt: skip
+    if args.eval_group is not None and args.eval_group < 1:  # either executor's
+        raise CliError(f"--eval-group {args.eval_group}: expected a whole number of jobs, 1 or more")
     ray_options = None
     if args.executor == "ray":
         try:
@@ -155,8 +157,6 @@ def cmd_run(args) -> int:
         given = [f"--{k.replace('_', '-')}" if k != "address" else "--ray-address" for k, v in ray_flags.items() if v is not None and k != "eval_group"]
         if given:
             raise CliError(f"{', '.join(given)}: only with --executor ray")
-        if args.eval_group is not None and args.eval_group < 1:
-            raise CliError(f"--eval-group {args.eval_group}: expected a whole number of jobs, 1 or more")
     try:
         run_dir = run_suite(suite, data_root=args.data_root, out=args.out, cache_dir=args.cache_dir, device=args.device,
                             force=args.force, dry_run=args.dry_run, deterministic=not args.nondeterministic,

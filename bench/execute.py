@@ -90,13 +90,8 @@ class LocalExecutor:
     def run(self, jobs, handlers, *, force=False):
         todo, records = plan_todo(self.store, jobs, force, self.log)
         i, began, total = 0, time.perf_counter(), len(todo)
-        while i < len(todo):
-            group = [todo[i]]
-            while (todo[i].kind in self.batched and len(group) < self.group_size and i + len(group) < len(todo)
-                   and todo[i + len(group)].kind == todo[i].kind):
-                group.append(todo[i + len(group)])
-            i += len(group)
-            done = i - len(group)
+        for group in job_groups(todo, self.group_size, self.batched):
+            done, i = i, i + len(group)
             self.log(f"[{done + 1}{f'-{i}' if len(group) > 1 else ''}/{total}] running {', '.join(j.id for j in group)} "
                      f"(elapsed {_clock(time.perf_counter() - began)})")  # fmt: skip
             start = time.perf_counter()
@@ -105,6 +100,19 @@ class LocalExecutor:
                 records[j.hash] = self.store.record(j, cached=False)
             self.log(f"[{i}/{total}] done in {_clock(time.perf_counter() - start)}")
         return [records[j.hash] for j in jobs]
+
+
+def job_groups(todo: Sequence[Job], size: int, batched=("evaluate",)) -> list[list[Job]]:
+    """`todo` in plan order, cut into the groups an executor runs together: up to `size` consecutive
+    jobs of a batched kind, every other job alone (the same groups on either executor)."""
+    groups: list[list[Job]] = []
+    for j in todo:
+        last = groups[-1] if groups else None
+        if last and j.kind in batched and last[0].kind == j.kind and len(last) < size:
+            last.append(j)
+        else:
+            groups.append([j])
+    return groups
 
 
 def plan_todo(store: Store, jobs: Sequence[Job], force: bool, log) -> tuple[list[Job], dict[str, JobRecord]]:

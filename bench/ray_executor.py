@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import remove_stale_parts
-from .execute import EVAL_GROUP, Store, _clock, plan_todo, run_group
+from .execute import EVAL_GROUP, Store, _clock, job_groups, plan_todo, run_group
 from .plan import Job
 
 ATTEMPTS = "attempts"
@@ -135,7 +135,8 @@ class WorkerContext:
     def key(self) -> str:
         from .hashing import content_hash
 
-        return content_hash([self.suite.model_dump(mode="json"), self.data_root, self.store_root, self.device, self.deterministic, self.threads])
+        # what the worker's cached runner is built from (threads are set per task)
+        return content_hash([self.suite.model_dump(mode="json"), self.data_root, self.store_root, self.device, self.deterministic])
 
 
 # ------------------------------------------------------------------------------------------ worker side
@@ -227,18 +228,6 @@ class RayExecutor:
 
     def __init__(self, store: Store, context: WorkerContext, options: RayOptions, log: Callable[[str], None] = print):
         self.store, self.context, self.options, self.log = store, context, options, log
-        self._outstanding: list = []
-
-    def _groups(self, todo: Sequence[Job]) -> list[list[Job]]:
-        groups, evals = [], []
-        for j in todo:
-            if j.kind == "evaluate":
-                evals.append(j)
-            else:
-                groups.append([j])
-        size = self.options.eval_group
-        groups += [evals[i : i + size] for i in range(0, len(evals), size)]
-        return groups
 
     def run(self, jobs, handlers=None, *, force=False):
         try:
@@ -257,29 +246,24 @@ class RayExecutor:
             if self.context.data_root and Path(self.context.data_root).is_dir():
                 paths["data root"] = Path(self.context.data_root)
             _check_shared(ray, paths)
-            return self._run(ray, jobs, force)
-        except BaseException:
-            # Ctrl-C, or a job that failed: stop what is still queued or running. A driver that connected
-            # here ends its Ray job below, and Ray stops that job's tasks and workers with it; ray.cancel
-            # on a task that is finishing at that moment can abort the driver inside Ray (2.60: "Tried
-            # to complete task that was not pending", ray-project/ray#54846), so it is kept for a caller
-            # whose Ray session outlives this run
-            if not started_here:
-                for ref in self._outstanding:
-                    ray.cancel(ref, force=True)
-            raise
+            # Ctrl-C, or a job that failed, must stop what is still queued or running. A driver that
+            # connected here ends its Ray job below, and Ray stops that job's tasks and workers with it;
+            # ray.cancel on a task that is finishing at that moment can abort the driver inside Ray
+            # (2.60: "Tried to complete task that was not pending", ray-project/ray#54846), so it is
+            # kept for a caller whose Ray session outlives this run
+            return self._run(ray, jobs, force, cancel_on_error=not started_here)
         finally:
             shutil.rmtree(self.context.attempts_dir, ignore_errors=True)
             if started_here:
                 ray.shutdown()
 
-    def _run(self, ray, jobs, force):
+    def _run(self, ray, jobs, force, cancel_on_error: bool):
         todo, records = plan_todo(self.store, jobs, force, self.log)
         opts = self.options
         task = ray.remote(run_task)
         refs: dict[str, object] = {}  # job hash -> the ref of the task that makes it
         group_of: dict[object, list[Job]] = {}
-        for group in self._groups(todo):
+        for group in job_groups(todo, opts.eval_group):
             parents = list({id(r): r for j in group for d in j.deps if (r := refs.get(d.hash)) is not None}.values())
             kind = group[0].kind
             ref = task.options(**opts.resources(kind), max_retries=opts.max_retries,
@@ -306,8 +290,11 @@ class RayExecutor:
                 if ready or time.perf_counter() - last > 30:
                     last = time.perf_counter()
                     self.log(self._status(group_of, outstanding, total, began))
-        finally:
-            self._outstanding = outstanding  # what run() stops if this ended early
+        except BaseException:
+            if cancel_on_error:
+                for ref in outstanding:
+                    ray.cancel(ref, force=True)
+            raise
         # what the attempts of workers lost on this host left half-built (their retries finished elsewhere)
         lost = remove_stale_parts(self.store.root / "jobs")
         if lost:

@@ -100,6 +100,18 @@ def test_same_suite_same_numbers(first_run, tmp_path):
     assert len({h for seeds in weights.values() for h in seeds.values()}) == 3  # three different networks
 
 
+def test_job_groups_batch_consecutive_evaluations_up_to_the_size():
+    from bench.execute import job_groups
+    from bench.plan import Job
+
+    jobs = [Job(k, m, 0, {}) for k, m in [("teacher", "t"), ("student", "a"), ("student", "b"), ("evaluate", "t"),
+                                          ("evaluate", "a"), ("evaluate", "b"), ("student", "c"), ("evaluate", "c")]]  # fmt: skip
+    ids = lambda groups: [[j.model for j in g] for g in groups]  # noqa: E731
+    assert ids(job_groups(jobs, 2)) == [["t"], ["a"], ["b"], ["t", "a"], ["b"], ["c"], ["c"]]
+    assert ids(job_groups(jobs, 8)) == [["t"], ["a"], ["b"], ["t", "a", "b"], ["c"], ["c"]]  # never across another kind
+    assert ids(job_groups(jobs, 8, batched=())) == [[j.model] for j in jobs]
+
+
 def test_evaluation_groups_change_no_number(first_run, tmp_path, capsys):
     # the trainings from the first run, the evaluations made again one model at a time
     import json
