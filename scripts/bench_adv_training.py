@@ -6,7 +6,7 @@ times any (logit-based methods read teacher outputs cached once, as without augm
 feature-based ones run the teacher on every batch, as they always do).
 
     python scripts/bench_adv_training.py --arch cnn_tiny --n 2000 --steps 10
-    python scripts/bench_adv_training.py --arch cnn_tiny --methods kd dkd dist kd_logit_std fitnets at rkd crd   # any methods
+    python scripts/bench_adv_training.py --arch cnn_tiny --methods kd dkd dist kd_logit_std fitnets at rkd crd
     python scripts/bench_adv_training.py --data-root ../shared/data/cifar10-jpeg --arch resnet20 --device cuda
 """
 
@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from bench.methods import METHODS, build_method
-from bench.models import create_model, wrap
-from bench.suite import TrainRecipe
-from bench.train import predict_logits, train
+from kdbench.config import TrainRecipe
+from kdbench.models import create_model, wrap
+from kdbench.training.loop import predict_logits, train
+from kdbench.training.methods import METHODS, build_method
 
 METHOD_NAMES = ("baseline", "pgd_at", "trades", "ard", "rslad")
 
@@ -36,15 +36,24 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10, help="inner attack steps")
     ap.add_argument("--repeats", type=int, default=3, help="epochs timed per method (the median is used)")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), help="any registered methods (baseline is always timed first)")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHOD_NAMES),
+        help="any registered methods (baseline is always timed first)",
+    )
     ap.add_argument("--threads", type=int, help="torch CPU threads")
-    ap.add_argument("--augment", action="store_true", help="random crop and flip, as the GPU recipes train: every method then "
-                    "runs its teacher on every batch (no cached outputs)")
+    ap.add_argument(
+        "--augment",
+        action="store_true",
+        help="random crop and flip, as the GPU recipes train: every method then "
+        "runs its teacher on every batch (no cached outputs)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from bench.data import load_dataset, resolve_root
+    from kdbench.data import load_dataset, resolve_root
 
     if args.data_root:  # a class-stratified subset: the ImageFolder layout is sorted by class
         train_split = load_dataset("cifar10", resolve_root(args.data_root), train_subset=args.n).train
@@ -68,19 +77,32 @@ def main() -> None:
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            train(net, images, labels, recipe, build_method(params), seed=r, teachers=[teacher] if cls.needs_teacher else (),
-                  teacher_logits=cached if cls.needs_teacher else None, device=args.device)  # fmt: skip
+            train(
+                net,
+                images,
+                labels,
+                recipe,
+                build_method(params),
+                seed=r,
+                teachers=[teacher] if cls.needs_teacher else (),
+                teacher_logits=cached if cls.needs_teacher else None,
+                device=args.device,
+            )
             if args.device.startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
         seconds[name] = statistics.median(times)
 
-    print(f"{args.arch} (teacher {args.teacher_arch}), {len(images)} images, batch {args.batch_size}, "
-          f"{'augmented: teachers run on every batch' if args.augment else 'not augmented: logit teachers cached'}, "
-          f"inner attack {args.steps} steps, {args.device}, "
-          f"{torch.get_num_threads()} threads; median of {args.repeats} epochs")  # fmt: skip
+    print(
+        f"{args.arch} (teacher {args.teacher_arch}), {len(images)} images, batch {args.batch_size}, "
+        f"{'augmented: teachers run on every batch' if args.augment else 'not augmented: logit teachers cached'}, "
+        f"inner attack {args.steps} steps, {args.device}, "
+        f"{torch.get_num_threads()} threads; median of {args.repeats} epochs"
+    )
     for name, s in seconds.items():
-        print(f"  {name:<15} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline")
+        print(
+            f"  {name:<15} {s:8.2f} s/epoch  {len(images) / s:8.0f} images/s  x{s / seconds['baseline']:5.2f} baseline"
+        )
 
 
 if __name__ == "__main__":

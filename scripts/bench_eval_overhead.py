@@ -20,26 +20,31 @@ import time
 
 import torch
 
-from bench.conditions import CONDITIONS
-from bench.evaluate import evaluate
-from bench.models import create_model, wrap
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.models import create_model, wrap
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", help="CIFAR-10 root; synthetic data when absent")
     ap.add_argument("--arch", default="resnet20")
-    ap.add_argument("--checkpoint", help="weights for --arch (a path or pkg:...; inputs in [0, 1], no normalisation); else random weights")
+    ap.add_argument(
+        "--checkpoint",
+        help="weights for --arch (a path or pkg:...; inputs in [0, 1], no normalisation); else random weights",
+    )
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--attack", help="fgsm, pgd, cw, apgd, apgd_t, square or autoattack: time that attack instead of clean scoring")
+    ap.add_argument(
+        "--attack", help="fgsm, pgd, cw, apgd, apgd_t, square or autoattack: time that attack instead of clean scoring"
+    )
     ap.add_argument("--eps", default="8/255")
     ap.add_argument("--steps", type=int, help="the attack's steps (where it has them)")
     args = ap.parse_args()
 
-    from bench.data import load_dataset, resolve_root
+    from kdbench.data import load_dataset, resolve_root
 
     if args.data_root:
         test = load_dataset("cifar10", resolve_root(args.data_root)).test
@@ -48,8 +53,8 @@ def main() -> None:
     images, labels, indices = test.images[: args.n], test.labels[: args.n], test.indices[: args.n]
     torch.manual_seed(0)
     if args.checkpoint:
-        from bench.suite import TeacherSpec
-        from bench.teachers import load_checkpoint_teacher
+        from kdbench.config import TeacherSpec
+        from kdbench.models.teachers import load_checkpoint_teacher
 
         model = load_checkpoint_teacher(TeacherSpec(checkpoint=args.checkpoint, arch=args.arch, normalize="none"))
     else:
@@ -70,7 +75,7 @@ def main() -> None:
             torch.cuda.synchronize()
 
     if args.attack:
-        from bench.levels import parse_fraction
+        from kdbench.util.levels import parse_fraction
 
         eps = parse_fraction(args.eps)
         cls = CONDITIONS.get(args.attack)
@@ -80,7 +85,7 @@ def main() -> None:
         conditions = clean + [attack]
         size = len(floats) if attack.whole_set else args.batch_size
 
-        def bare():  # noqa: F811 - the attack's bare calls replace the forward passes
+        def bare():
             for i in range(0, len(floats), size):
                 attack.attack(model, floats[i : i + size], labels_d[i : i + size], indices[i : i + size], eps)
             if args.device.startswith("cuda"):
@@ -88,7 +93,7 @@ def main() -> None:
 
         if args.attack == "autoattack":
 
-            def bare():  # noqa: F811 - the reference called as its README shows, no kdbench in between
+            def bare():
                 from pyautoattack import AutoAttack
 
                 aa = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0, device=args.device)
@@ -115,14 +120,23 @@ def main() -> None:
     # the minimum is the least disturbed run of each (as timeit advises); the median is printed too
     b, s = min(times_bare), min(times_scored)
     what = f"attack {args.attack} eps {args.eps}" if args.attack else "clean"
-    print(f"arch {args.arch}, {len(images)} images, batch {args.batch_size}, device {args.device}, threads {torch.get_num_threads()}, {what}")
+    print(
+        f"arch {args.arch}, {len(images)} images, batch {args.batch_size}, device {args.device}, threads "
+        f"{torch.get_num_threads()}, {what}"
+    )
     mb, ms = statistics.median(times_bare), statistics.median(times_scored)
     target = 1.10 if args.attack else 1.15
-    print(f"bare {'attack calls' if args.attack else 'forward passes'} : {b:.3f} s (min of {args.repeats}; median {mb:.3f})")
+    print(
+        f"bare {'attack calls' if args.attack else 'forward passes'} : {b:.3f} s (min of {args.repeats}; median "
+        f"{mb:.3f})"
+    )
     print(f"kdbench scoring     : {s:.3f} s (median {ms:.3f})")
     print(f"overhead ratio      : {s / b:.3f} (target <= {target}; ratio of medians {ms / mb:.3f})")
     if args.attack:
-        print(f"images/s            : kdbench {len(images) / s:.1f}, bare {len(images) / b:.1f} (clean scoring included in kdbench's)")
+        print(
+            f"images/s            : kdbench {len(images) / s:.1f}, bare {len(images) / b:.1f} (clean scoring included "
+            "in kdbench's)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ evaluate: {{batch_size: 64, saliency: 0}}
 
 DRIVER = """
 import resource, sys, time
-from bench.cli import main
+from kdbench.cli import main
 args = sys.argv[1:]
 cpus = int(args.pop())
 if "ray" in args:
@@ -46,14 +46,32 @@ sys.exit(code)
 
 
 def drive(suite: Path, out: Path, cpus: int, *extra: str) -> dict:
-    cmd = [sys.executable, "-c", DRIVER, "run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1", *extra, str(cpus)]
+    cmd = [
+        sys.executable,
+        "-c",
+        DRIVER,
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        *extra,
+        str(cpus),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, KDBENCH_PROGRESS="0"), check=False)
     if done.returncode != 0:
         sys.exit(f"driver failed ({done.returncode}):\n{done.stderr[-3000:]}")
     values = dict(line.split(" ", 1) for line in done.stderr.splitlines() if line.startswith(("WALL ", "RSS_MB ")))
     manifest = json.loads((out / "tiny_jobs" / "latest" / "manifest.json").read_text())
-    return {"wall": float(values["WALL"]), "rss": float(values["RSS_MB"]), "jobs": len(manifest["jobs"]),
-            "in_jobs": sum(j["wall_s"] for j in manifest["jobs"])}  # fmt: skip
+    return {
+        "wall": float(values["WALL"]),
+        "rss": float(values["RSS_MB"]),
+        "jobs": len(manifest["jobs"]),
+        "in_jobs": sum(j["wall_s"] for j in manifest["jobs"]),
+    }
 
 
 def main() -> None:
@@ -70,13 +88,22 @@ def main() -> None:
         local = drive(suite, Path(tmp) / "local", args.cpus, "--eval-group", str(args.eval_group))
         ray_ = drive(suite, Path(tmp) / "ray", args.cpus, "--executor", "ray", "--eval-group", str(args.eval_group))
         total = time.perf_counter() - t0
-    print(f"{local['jobs']} jobs (1-step trainings and 64-image evaluations), {args.cpus} CPUs, one torch thread per job; "
-          f"both runs took {total:.0f} s")  # fmt: skip
-    print(f"{'executor':<8} {'wall s':>8} {'jobs/s':>8} {'in jobs s':>10} {'outside jobs, per job':>22} {'driver peak RSS':>16}")
+    print(
+        f"{local['jobs']} jobs (1-step trainings and 64-image evaluations), {args.cpus} CPUs, one torch thread per "
+        "job; "
+        f"both runs took {total:.0f} s"
+    )
+    print(
+        f"{'executor':<8} {'wall s':>8} {'jobs/s':>8} {'in jobs s':>10} {'outside jobs, per job':>22} "
+        f"{'driver peak RSS':>16}"
+    )
     for name, r, workers in (("local", local, 1), ("ray", ray_, args.cpus)):
         # the time the workers were not inside a job, spread over the jobs: scheduling, data loading, process start
         outside = (r["wall"] * workers - r["in_jobs"]) / r["jobs"]
-        print(f"{name:<8} {r['wall']:8.1f} {r['jobs'] / r['wall']:8.1f} {r['in_jobs']:10.1f} {outside * 1000:19.1f} ms {r['rss']:13.0f} MB")
+        print(
+            f"{name:<8} {r['wall']:8.1f} {r['jobs'] / r['wall']:8.1f} {r['in_jobs']:10.1f} {outside * 1000:19.1f} ms "
+            f"{r['rss']:13.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ step() {  # a title, a time limit in seconds, then the command; one failing step
         --device "$device" --n "${CORR_N:-10000}" --target 30
     # the whole pipeline on the device, twice from scratch: the same numbers both times?
     for i in 1 2; do
-        step "smoke suite end to end, run $i" 240 python -m bench run suites/smoke.yaml --data-root "$data" --device "$device" \
+        step "smoke suite end to end, run $i" 240 python -m kdbench run suites/smoke.yaml --data-root "$data" --device "$device" \
             --set "teachers.resnet18.checkpoint=$PWD/$dir/model_fp16.pt" --out "${TMPDIR:-/tmp}/kdbench_smoke$i" --force
     done
     step "the two smoke runs compared" 30 python - "${TMPDIR:-/tmp}" <<'PY'

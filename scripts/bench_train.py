@@ -25,10 +25,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.methods import METHODS, build_method  # noqa: E402
-from bench.models import create_model, wrap  # noqa: E402
-from bench.suite import TrainRecipe  # noqa: E402
-from bench.train import PAD, train  # noqa: E402
+from kdbench.config import TrainRecipe
+from kdbench.models import create_model, wrap
+from kdbench.training.loop import PAD, train
+from kdbench.training.methods import METHODS, build_method
 
 T, ALPHA = 4.0, 0.1
 
@@ -36,7 +36,13 @@ T, ALPHA = 4.0, 0.1
 def bare_epoch(net, teacher, images, labels, recipe, device, precision, gen) -> None:
     """One epoch written plainly: the loop kdbench's should cost no more than."""
     cuda = device.type == "cuda"
-    opt = torch.optim.SGD(net.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(
+        net.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov,
+        weight_decay=recipe.weight_decay,
+    )
     n, bs = len(images), recipe.batch_size
     perm = torch.randperm(n, device=device, generator=gen)
     loss_sum = torch.zeros((), device=device)
@@ -51,10 +57,17 @@ def bare_epoch(net, teacher, images, labels, recipe, device, precision, gen) -> 
         flip = torch.rand(b, device=device, generator=gen) < 0.5
         rows = off[:, :1] + ar
         cols = torch.where(flip[:, None], (off[:, 1:] + ar).flip(1), off[:, 1:] + ar)
-        x = F.pad(x, (PAD,) * 4).permute(0, 2, 3, 1)[torch.arange(b, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        x = F.pad(x, (PAD,) * 4).permute(0, 2, 3, 1)[
+            torch.arange(b, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]
+        ]
         # the layout kdbench uses: channels_last on a GPU; on the CPU, NCHW, as channels_last
         # there runs other kernels, whose numbers differ
-        x = x.permute(0, 3, 1, 2).float().div_(255).contiguous(memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        x = (
+            x.permute(0, 3, 1, 2)
+            .float()
+            .div_(255)
+            .contiguous(memory_format=torch.channels_last if cuda else torch.contiguous_format)
+        )
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             z = net(x)
             loss = F.cross_entropy(z, y)
@@ -84,15 +97,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each loop, alternating (the median is used)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, help="torch CPU threads")
-    ap.add_argument("--nondeterministic", action="store_true", help="cudnn.benchmark on, deterministic kernels off (as kdbench run --nondeterministic)")
+    ap.add_argument(
+        "--nondeterministic",
+        action="store_true",
+        help="cudnn.benchmark on, deterministic kernels off (as kdbench run --nondeterministic)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from bench.runner import make_deterministic
+    from kdbench.pipeline.prepare import make_deterministic
 
     make_deterministic(not args.nondeterministic)
     device = torch.device(args.device)
-    from bench.data import load_dataset, resolve_root
+    from kdbench.data import load_dataset, resolve_root
 
     if args.data_root:
         split = load_dataset("cifar10", resolve_root(args.data_root), train_subset=args.n).train
@@ -101,21 +118,31 @@ def main() -> None:
     images, labels = split.images[: args.n], split.labels[: args.n]
     images_d, labels_d = images.to(device), labels.to(device)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, {len(images)} images x {args.epochs} epoch(s), batch {args.batch_size}, "
-          f"{'non' if args.nondeterministic else ''}deterministic")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), torch "
+        f"{torch.__version__}, "
+        f"threads {torch.get_num_threads()}, {len(images)} images x {args.epochs} epoch(s), batch {args.batch_size}, "
+        f"{'non' if args.nondeterministic else ''}deterministic"
+    )
     print(f"{'arch':<10} {'method':<9} {'precision':<9} {'kdbench img/s':>14} {'bare img/s':>11} {'ratio':>6}")
     for arch in args.arch:
         for method_name in args.methods:
             for precision in args.precision:
                 k, b = measure(args, arch, method_name, precision, images, labels, images_d, labels_d, device, sync)
                 per = len(images) * args.epochs
-                print(f"{arch:<10} {method_name:<9} {precision:<9} {per / k:>14.0f} {per / b:>11.0f} {k / b:>6.3f}", flush=True)
+                print(
+                    f"{arch:<10} {method_name:<9} {precision:<9} {per / k:>14.0f} {per / b:>11.0f} {k / b:>6.3f}",
+                    flush=True,
+                )
 
 
-def measure(args, arch, method_name, precision, images, labels, images_d, labels_d, device, sync) -> tuple[float, float]:
+def measure(
+    args, arch, method_name, precision, images, labels, images_d, labels_d, device, sync
+) -> tuple[float, float]:
     """Median seconds of kdbench's loop and of the bare one, timed alternately after a warm-up."""
-    recipe = TrainRecipe(epochs=args.epochs, batch_size=args.batch_size, lr=0.05, precision=precision, schedule="constant")
+    recipe = TrainRecipe(
+        epochs=args.epochs, batch_size=args.batch_size, lr=0.05, precision=precision, schedule="constant"
+    )
     teacher = None
     if method_name == "kd":
         torch.manual_seed(1)

@@ -6,7 +6,7 @@ Per-example correctness is drawn with the structure real benchmark runs have:
 - a method-specific per-example effect gamma_(m,i) (sd 0.5): a distilled student and its baseline
   are right on partly different examples, the same way in every seed;
 - a seed-level random effect per trained network, scaled so that a network's accuracy moves by
-  0.25-1 pp between seeds (the issue's "training randomness");
+  0.25-1 pp between seeds (training randomness);
 - then Bernoulli noise per (network, example).
 Each replicate draws a new test set and new networks, so "the truth" is the population difference
 (over examples and seeds), in closed form: E[Phi(X)] = Phi(mu / sqrt(1 + var X)) for normal X.
@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import stats  # noqa: E402
+from kdbench.analysis import stats
 
 ACC = 0.85
 SD_THETA, SD_GAMMA = 2.0, 0.5
@@ -90,8 +90,23 @@ def reevaluated(rng, s: int, n: int, seed_sd_pp: float, drop_pp: float = 0.0):
 def cell(args) -> dict:
     s, n, sd, reps, seed = args
     rng = np.random.default_rng([seed, s, n, int(sd * 1000)])
-    out = {k: 0 for k in ("p_rej", "p_cov", "p_pow", "u_rej", "u_cov", "u_pow", "pooled_rej",
-                          "same_fa", "same_pow", "re_fa", "re_inc", "re_pow")}  # fmt: skip
+    out = {
+        k: 0
+        for k in (
+            "p_rej",
+            "p_cov",
+            "p_pow",
+            "u_rej",
+            "u_cov",
+            "u_pow",
+            "pooled_rej",
+            "same_fa",
+            "same_pow",
+            "re_fa",
+            "re_inc",
+            "re_pow",
+        )
+    }
     mdd_p, mdd_u = [], []
     for _ in range(reps):
         # report, null and 2 pp
@@ -109,9 +124,13 @@ def cell(args) -> dict:
         out["u_pow"] += stats.method_test_unpaired(a, b).pvalue < ALPHA
         # gate, same networks re-evaluated
         base, run = reevaluated(rng, s, n, sd)
-        out["same_fa"] += stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+        out["same_fa"] += (
+            stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+        )
         base, run = reevaluated(rng, s, n, sd, drop_pp=2.0)
-        out["same_pow"] += stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+        out["same_pow"] += (
+            stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+        )
         # gate, retrained with fresh seeds (same recipe)
         base, run = world(rng, s, s, n, sd, same_method=True)
         t = stats.method_test_unpaired(base, run, "less")
@@ -127,15 +146,18 @@ def cell(args) -> dict:
 
 
 HEADER = (
-    f"{'N':>6} {'S':>3} {'sd':>5} | {'paired: FP':>10} {'cover':>6} {'pow2pp':>6} {'MDD':>6} | {'unpaired: FP':>12} {'cover':>6} "
-    f"{'pow2pp':>6} {'MDD':>6} | {'pooled McN FP':>13} | {'gate same: FA':>13} {'pow2pp':>6} | {'gate retrained: FA':>18} {'inconcl':>7} {'pow2pp':>6}"
-)  # fmt: skip
+    f"{'N':>6} {'S':>3} {'sd':>5} | {'paired: FP':>10} {'cover':>6} {'pow2pp':>6} {'MDD':>6} | {'unpaired: FP':>12} "
+    f"{'cover':>6} "
+    f"{'pow2pp':>6} {'MDD':>6} | {'pooled McN FP':>13} | {'gate same: FA':>13} {'pow2pp':>6} | "
+    f"{'gate retrained: FA':>18} {'inconcl':>7} {'pow2pp':>6}"
+)
 
 
 def line(r: dict) -> str:
     f = lambda k: f"{100 * r[k]:5.1f}%"  # noqa: E731
     return (
-        f"{r['N']:>6} {r['S']:>3} {r['sd']:>5.2f} | {f('p_rej'):>10} {f('p_cov'):>6} {f('p_pow'):>6} {100 * r['mdd_p']:5.2f} | "
+        f"{r['N']:>6} {r['S']:>3} {r['sd']:>5.2f} | {f('p_rej'):>10} {f('p_cov'):>6} {f('p_pow'):>6} "
+        f"{100 * r['mdd_p']:5.2f} | "
         f"{f('u_rej'):>12} {f('u_cov'):>6} {f('u_pow'):>6} {100 * r['mdd_u']:5.2f} | {f('pooled_rej'):>13} | "
         f"{f('same_fa'):>13} {f('same_pow'):>6} | {f('re_fa'):>18} {f('re_inc'):>7} {f('re_pow'):>6}"
     )
@@ -152,7 +174,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     grid = [(s, n, sd, args.reps, args.seed) for n in args.examples for s in args.seeds for sd in args.seed_sd]
     t0 = time.perf_counter()
-    print(f"{args.reps} replicates per cell; nominal level 5%; gate tolerance {100 * TOLERANCE:g} pp; MDD in pp (median)")
+    print(
+        f"{args.reps} replicates per cell; nominal level 5%; gate tolerance {100 * TOLERANCE:g} pp; MDD in pp (median)"
+    )
     print("FP: rejection rate under the null (goal 3-7%); cover: 95% interval coverage (goal 93-97%); FA: false alarms")
     print(HEADER)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

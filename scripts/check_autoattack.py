@@ -15,13 +15,13 @@ import time
 
 import torch
 
-from bench.conditions import CONDITIONS
-from bench.data import load_split
-from bench.data.subsets import stratified_subset
-from bench.evaluate import evaluate
-from bench.levels import parse_fraction
-from bench.suite import TeacherSpec
-from bench.teachers import load_checkpoint_teacher
+from kdbench.config import TeacherSpec
+from kdbench.data import load_split
+from kdbench.data.subsets import stratified_subset
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.models.teachers import load_checkpoint_teacher
+from kdbench.util.levels import parse_fraction
 
 
 def main() -> None:
@@ -32,20 +32,27 @@ def main() -> None:
     ap.add_argument("--version", default="standard", choices=["standard", "rand"])
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--images", action="store_true", help="also compare the adversarial images (one more AutoAttack run)")
+    ap.add_argument(
+        "--images", action="store_true", help="also compare the adversarial images (one more AutoAttack run)"
+    )
     args = ap.parse_args()
     eps = parse_fraction(args.eps)
 
     from pyautoattack import AutoAttack
 
-    model = load_checkpoint_teacher(TeacherSpec(checkpoint="pkg:pyautoattack/examples/model_test.pt", arch="resnet18", normalize="none"))
+    model = load_checkpoint_teacher(
+        TeacherSpec(checkpoint="pkg:pyautoattack/examples/model_test.pt", arch="resnet18", normalize="none")
+    )
     model.eval().requires_grad_(False)
     test, _, _ = load_split("cifar10", args.data_root, "test")
     test = test.subset(stratified_subset(test.labels, args.n, args.seed))
     x, y = test.images.float() / 255, test.labels
 
-    conds = [c for name, params in (("clean", {}), ("autoattack", {"eps": [eps], "version": args.version}))
-             for c in CONDITIONS.get(name).build(CONDITIONS.get(name).Params(**params), args.seed)]  # fmt: skip
+    conds = [
+        c
+        for name, params in (("clean", {}), ("autoattack", {"eps": [eps], "version": args.version}))
+        for c in CONDITIONS.get(name).build(CONDITIONS.get(name).Params(**params), args.seed)
+    ]
     t0 = time.perf_counter()
     result = evaluate({"m": model}, conds, test.images, test.labels, test.indices, batch_size=args.batch_size)["m"]
     t1 = time.perf_counter()
@@ -60,7 +67,9 @@ def main() -> None:
     t2 = time.perf_counter()
     with torch.no_grad():
         clean = torch.cat([model(x[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
-        adv = torch.cat([model(x_adv[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
+        adv = (
+            torch.cat([model(x_adv[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
+        )
     theirs = clean & adv
     print(f"examples {len(y)}, eps {eps:.6g}, version {args.version}, seed {args.seed}")
     print(f"clean accuracy            {clean.float().mean():.2%}")

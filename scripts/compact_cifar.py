@@ -6,7 +6,7 @@ kdbench reads, and unpacked there into torchvision's pickle layout, which kdbenc
     python scripts/compact_cifar.py unpack .gpu /tmp/cifar10        # then --data-root /tmp/cifar10
 
 xz keeps about 73% of CIFAR-10's bytes (zlib 90%): the test split (10,000 images) is 22 MB, and
-the issue's 20k training images would not fit beside it, so `--n-train` defaults to 4,000 (a
+20k training images would not fit beside it, so `--n-train` defaults to 4,000 (a
 class-stratified subset: enough for speed, where content does not matter). `--model` adds an
 fp16 copy of a checkpoint's state dict (half the bytes; loaded back into fp32 weights).
 """
@@ -27,7 +27,7 @@ KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 def make(data_root: str, out: Path, n_train: int, n_test: int | None, model: str | None) -> None:
-    from bench.data import load_dataset, resolve_root
+    from kdbench.data import load_dataset, resolve_root
 
     splits = load_dataset("cifar10", resolve_root(data_root), train_subset=n_train, test_subset=n_test)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,12 +37,15 @@ def make(data_root: str, out: Path, n_train: int, n_test: int | None, model: str
         for a in arrays:
             np.save(fh, a.numpy().astype(np.uint8 if a.dim() == 4 else np.int64), allow_pickle=False)
     tmp.replace(out / FILE)
-    print(f"{out / FILE}: {len(splits.train)} train + {len(splits.test)} test images, {(out / FILE).stat().st_size / 1e6:.1f} MB")
+    print(
+        f"{out / FILE}: {len(splits.train)} train + {len(splits.test)} test images, "
+        f"{(out / FILE).stat().st_size / 1e6:.1f} MB"
+    )
     if model:
         import torch
 
-        from bench.models.checkpoint import load_state_dict_file
-        from bench.teachers import resolve_checkpoint
+        from kdbench.models.checkpoint import load_state_dict_file
+        from kdbench.models.teachers import resolve_checkpoint
 
         state = load_state_dict_file(resolve_checkpoint(model))
         half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -53,12 +56,19 @@ def make(data_root: str, out: Path, n_train: int, n_test: int | None, model: str
 def unpack(src: Path, root: Path) -> None:
     import torch
 
-    from bench.data.cifar import write_cifar_pickles
-    from bench.data.tensors import Splits, TensorData
+    from kdbench.data.tensors import Splits, TensorData
+    from kdbench.data.writers import write_cifar_pickles
 
     with lzma.open(src / FILE, "rb") as fh:
         arrays = dict(zip(KEYS, (np.load(fh, allow_pickle=False) for _ in KEYS)))
-    split = lambda s: TensorData(torch.from_numpy(arrays[f"{s}_images"]), torch.from_numpy(arrays[f"{s}_labels"]), torch.arange(len(arrays[f"{s}_labels"])))  # noqa: E731
+
+    def split(s):
+        return TensorData(
+            torch.from_numpy(arrays[f"{s}_images"]),
+            torch.from_numpy(arrays[f"{s}_labels"]),
+            torch.arange(len(arrays[f"{s}_labels"])),
+        )
+
     classes = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
     folder = write_cifar_pickles(root, Splits(split("train"), split("test"), classes, "compact"))
     print(f"{folder}: {len(arrays['train_images'])} train + {len(arrays['test_images'])} test images")

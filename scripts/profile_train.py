@@ -19,12 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_train
 
-from bench.data import load_dataset
-from bench.methods import METHODS, build_method
-from bench.models import create_model, wrap
-from bench.runner import make_deterministic
-from bench.suite import TrainRecipe
-from bench.train import train
+from kdbench.config import TrainRecipe
+from kdbench.data import load_dataset
+from kdbench.models import create_model, wrap
+from kdbench.pipeline.prepare import make_deterministic
+from kdbench.training.loop import train
+from kdbench.training.methods import METHODS, build_method
 
 
 def main() -> None:
@@ -66,8 +66,10 @@ def main() -> None:
             continue
         events = prof.key_averages()
         kernels = sum(e.count for e in events if e.device_type.name == "CUDA")
-        print(f"===== {name}: {kernels} kernel launches; CPU {sum(e.self_cpu_time_total for e in events) / 1e3:.1f} ms; "
-              f"GPU {sum(getattr(e, 'self_device_time_total', 0) for e in events) / 1e3:.1f} ms")
+        print(
+            f"===== {name}: {kernels} kernel launches; CPU {sum(e.self_cpu_time_total for e in events) / 1e3:.1f} ms; "
+            f"GPU {sum(getattr(e, 'self_device_time_total', 0) for e in events) / 1e3:.1f} ms"
+        )
         print(events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=45))
 
 

@@ -50,11 +50,19 @@ def condition(expr: str | None, event: str, outputs: dict) -> bool:
     """The workflow's `if:`, for the few forms it uses: always(), ==, !=, && and ||."""
     if expr is None:
         return True
-    known = {"always()": "True", "github.event_name": repr(event), "github.ref": repr("refs/heads/main" if event == "push" else "refs/pull/1/merge")}
+    known = {
+        "always()": "True",
+        "github.event_name": repr(event),
+        "github.ref": repr("refs/heads/main" if event == "push" else "refs/pull/1/merge"),
+    }
     text = expr
     for name, val in known.items():
         text = text.replace(name, val)
-    text = re.sub(r"steps\.([\w-]+)\.outputs\.([\w-]+)", lambda m: repr(outputs.get(f"steps.{m.group(1)}.outputs.{m.group(2)}", "")), text)
+    text = re.sub(
+        r"steps\.([\w-]+)\.outputs\.([\w-]+)",
+        lambda m: repr(outputs.get(f"steps.{m.group(1)}.outputs.{m.group(2)}", "")),
+        text,
+    )
     text = text.replace("&&", " and ").replace("||", " or ")
     rest = re.sub(r"'[^']*'|\bTrue\b|\band\b|\bor\b|==|!=|[()\s]", "", text)
     if rest:  # anything but literals and operators: an expression this runner does not know
@@ -62,7 +70,9 @@ def condition(expr: str | None, event: str, outputs: dict) -> bool:
     return bool(eval(text, {"__builtins__": {}}, {}))  # only literals and operators remain (checked above)
 
 
-def cache_step(action: str, with_: dict, cache: Path, work: Path, env: dict, outputs: dict, step_id: str | None) -> None:
+def cache_step(
+    action: str, with_: dict, cache: Path, work: Path, env: dict, outputs: dict, step_id: str | None
+) -> None:
     path = work / substitute(with_["path"], env, outputs)  # an absolute path stays as it is
     key = substitute(with_["key"], env, outputs)
     if action.endswith("/save"):
@@ -77,7 +87,10 @@ def cache_step(action: str, with_: dict, cache: Path, work: Path, env: dict, out
         prefixes = substitute(with_.get("restore-keys", ""), env, outputs).split()
         found = (cache / key) if (cache / key).exists() else None
         if found is None:
-            matches = sorted((d for d in cache.glob("*") if any(d.name.startswith(p) for p in prefixes)), key=lambda d: d.stat().st_mtime)
+            matches = sorted(
+                (d for d in cache.glob("*") if any(d.name.startswith(p) for p in prefixes)),
+                key=lambda d: d.stat().st_mtime,
+            )
             found = matches[-1] if matches else None
         if found is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,10 +106,16 @@ def cache_step(action: str, with_: dict, cache: Path, work: Path, env: dict, out
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--event", choices=("push", "pull_request"), required=True)
     ap.add_argument("--data-root", help="a local CIFAR-10 copy, standing in for the workflow's CIFAR-10 cache")
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "kdbench-workflow-cache"), help="the simulated Actions cache (default: %(default)s)")
+    ap.add_argument(
+        "--cache",
+        default=str(Path(tempfile.gettempdir()) / "kdbench-workflow-cache"),
+        help="the simulated Actions cache (default: %(default)s)",
+    )
     ap.add_argument("--workdir", help="scratch folder for the steps' outputs (default: a new temporary one)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="override the workflow's env")
     ap.add_argument("--install", action="store_true", help="also run the install step")
@@ -113,7 +132,13 @@ def main(argv=None) -> int:
     summary = work / "step_summary.md"
     summary.write_text("")
     env = {**os.environ, **{k: str(v) for k, v in workflow.get("env", {}).items()}}
-    env.update(GITHUB_STEP_SUMMARY=str(summary), GITHUB_SHA=subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip() or "local")
+    env.update(
+        GITHUB_STEP_SUMMARY=str(summary),
+        GITHUB_SHA=subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "local",
+    )
     if args.data_root:
         env["DATA_ROOT"] = str(Path(args.data_root).resolve())
     for pair in args.env:

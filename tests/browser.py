@@ -24,10 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
-    "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--remote-debugging-pipe",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--remote-debugging-pipe",
+)
 
 
 def find_chromium() -> str | None:
@@ -65,7 +75,9 @@ class _Pipe:
             os.dup2(res_w, 4)
 
         args = [exe, *FLAGS, f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}", "about:blank"]
-        self.proc = subprocess.Popen(args, preexec_fn=child_fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, preexec_fn=child_fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         os.close(cmd_r)
         os.close(res_w)
         self._out = os.fdopen(cmd_w, "wb", buffering=0)
@@ -132,7 +144,7 @@ class _Pipe:
     def close(self) -> None:
         try:
             self.send("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - it may already be gone
+        except Exception:
             pass
         try:
             self.proc.wait(timeout=10)
@@ -141,7 +153,9 @@ class _Pipe:
             self.proc.wait()
 
 
-def load_page(path, exe: str | None = None, width: int = 1280, height: int = 1000, full_page: bool = False, timeout: float = 60) -> PageReport:
+def load_page(
+    path, exe: str | None = None, width: int = 1280, height: int = 1000, full_page: bool = False, timeout: float = 60
+) -> PageReport:
     exe = exe or find_chromium()
     if not exe:
         raise FileNotFoundError("no chromium found (apt-get install chromium)")
@@ -155,14 +169,20 @@ def load_page(path, exe: str | None = None, width: int = 1280, height: int = 100
             session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for method in ("Network.enable", "Page.enable", "Runtime.enable"):
                 pipe.send(method, session=session)
-            pipe.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            pipe.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             pipe.events.clear()  # only what happens from the navigation on
             pipe.send("Page.navigate", {"url": url}, session=session)
             pipe.wait_for("Page.loadEventFired", timeout=timeout)
             time.sleep(0.3)  # let late requests (if any) be reported
 
             def js(expr: str):
-                return pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)["result"].get("value")
+                return pipe.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)[
+                    "result"
+                ].get("value")
 
             rep = PageReport(url=url)
             rep.scripts = js("document.getElementsByTagName('script').length")
@@ -172,8 +192,12 @@ def load_page(path, exe: str | None = None, width: int = 1280, height: int = 100
             rep.height = js("document.documentElement.scrollHeight")
             shot = {"format": "png"}
             if full_page:
-                shot.update(captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": width, "height": rep.height, "scale": 1})
-            rep.screenshot = base64.b64decode(pipe.send("Page.captureScreenshot", shot, session=session, timeout=timeout)["data"])
+                shot.update(
+                    captureBeyondViewport=True, clip={"x": 0, "y": 0, "width": width, "height": rep.height, "scale": 1}
+                )
+            rep.screenshot = base64.b64decode(
+                pipe.send("Page.captureScreenshot", shot, session=session, timeout=timeout)["data"]
+            )
             for e in pipe.events:
                 p = e.get("params", {})
                 if e.get("method") == "Network.requestWillBeSent":

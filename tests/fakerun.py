@@ -1,4 +1,4 @@
-"""Fake run directories with known per-example results, written through bench.results.write_run.
+"""Fake run directories with known per-example results, written through kdbench.results.contract.write_run.
 
 `fake_results(...)` returns the pieces (manifest, metrics, example_index, correct, agreement) so a
 test can change them (flip examples, rename models) before `write(path, pieces)`.
@@ -13,15 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.names import RESULTS_FORMAT, corruption_condition
-from bench.results import write_run
+from kdbench.results.contract import write_run
+from kdbench.util.names import BENCHMARK_CORRUPTIONS, RESULTS_FORMAT, corruption_condition
 
 SIGMAS = (0.05, 0.1)
 EPSILONS = (1 / 255, 4 / 255)
-CORRUPTIONS15 = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
-)  # fmt: skip
+CORRUPTIONS15 = BENCHMARK_CORRUPTIONS
 
 # (name, role, method, arch, base skill)
 MODELS = (
@@ -40,7 +37,13 @@ class Pieces:
     agreement: pd.DataFrame
 
     def copy(self) -> "Pieces":
-        return Pieces(copy.deepcopy(self.manifest), self.metrics.copy(), self.example_index.copy(), self.correct.copy(), self.agreement.copy())
+        return Pieces(
+            copy.deepcopy(self.manifest),
+            self.metrics.copy(),
+            self.example_index.copy(),
+            self.correct.copy(),
+            self.agreement.copy(),
+        )
 
     def rows(self, model=None, condition=None, level=None, group=None) -> np.ndarray:
         m = self.metrics
@@ -52,7 +55,9 @@ class Pieces:
         if group is not None:
             keep &= (m["group"] == group).to_numpy()
         if level is not None:
-            keep &= (m["level"] == format(level, ".6g") if not isinstance(level, str) else m["level"] == level).to_numpy()
+            keep &= (
+                m["level"] == format(level, ".6g") if not isinstance(level, str) else m["level"] == level
+            ).to_numpy()
         return np.flatnonzero(keep)
 
     def resync(self) -> None:
@@ -104,8 +109,21 @@ def fake_results(
             u_s = np.where(redraw, srng.random(n), u)
             for condition, group, level, hardness in conds:
                 ok = u_s < skill * (1 - hardness)
-                rows.append(dict(model=name, role=role, method=method, arch=arch, seed=s, condition=condition,
-                                 group=group, level=level, n=n, correct=int(ok.sum()), accuracy=ok.mean()))
+                rows.append(
+                    dict(
+                        model=name,
+                        role=role,
+                        method=method,
+                        arch=arch,
+                        seed=s,
+                        condition=condition,
+                        group=group,
+                        level=level,
+                        n=n,
+                        correct=int(ok.sum()),
+                        accuracy=ok.mean(),
+                    )
+                )
                 correct.append(ok)
     metrics = pd.DataFrame(rows)
     correct = np.array(correct, bool)
@@ -124,19 +142,52 @@ def fake_results(
     }
     suite.update(suite_extra or {})
     baselines = {m[3]: m[0] for m in models if m[1] == "baseline"}
-    compare = [{"distilled": m[0], "baseline": baselines[m[3]]} for m in models if m[1] in ("distilled", "control") and m[3] in baselines]
+    compare = [
+        {"distilled": m[0], "baseline": baselines[m[3]]}
+        for m in models
+        if m[1] in ("distilled", "control") and m[3] in baselines
+    ]
     manifest = {
-        "kdbench_version": "0.1.0", "results_format": RESULTS_FORMAT, "torch": "2.4.0", "torchvision": "0.19.0", "torchattacks": "3.5.1",
-        "python": "3.11.2", "git_commit": "0123456789abcdef", "device": "cpu", "device_name": "cpu",
-        "cpu": "Fake CPU", "started": "2026-01-01T00:00:00Z", "finished": "2026-01-01T00:04:10Z", "wall_s": 250.0,
-        "suite_name": "fake", "suite": suite, "suite_hash": "suite-" + eval_spec_hash,
-        "eval_spec_hash": eval_spec_hash, "example_ids_sha256": f"ids-{zlib.crc32(example_index.tobytes()):08x}",
+        "kdbench_version": "0.1.0",
+        "results_format": RESULTS_FORMAT,
+        "torch": "2.4.0",
+        "torchvision": "0.19.0",
+        "torchattacks": "3.5.1",
+        "python": "3.11.2",
+        "git_commit": "0123456789abcdef",
+        "device": "cpu",
+        "device_name": "cpu",
+        "cpu": "Fake CPU",
+        "started": "2026-01-01T00:00:00Z",
+        "finished": "2026-01-01T00:04:10Z",
+        "wall_s": 250.0,
+        "suite_name": "fake",
+        "suite": suite,
+        "suite_hash": "suite-" + eval_spec_hash,
+        "eval_spec_hash": eval_spec_hash,
+        "example_ids_sha256": f"ids-{zlib.crc32(example_index.tobytes()):08x}",
         "compare": compare,
         # the same fake networks for the same (seed, model, training seed): a copy is "re-evaluated"
-        "weights_sha256": {m[0]: {str(s): f"w{seed}-{zlib.crc32(m[0].encode()):08x}-{s}" for s in ((0,) if m[1] == "teacher" else seeds)} for m in models},
-        "jobs": [{"id": f"train-{m[0]}-{s}", "kind": "train", "hash": "h", "model": m[0], "seed": s, "wall_s": 60.0, "cached": False}
-                 for m in models for s in seeds],
-    }  # fmt: skip
+        "weights_sha256": {
+            m[0]: {
+                str(s): f"w{seed}-{zlib.crc32(m[0].encode()):08x}-{s}" for s in ((0,) if m[1] == "teacher" else seeds)
+            }
+            for m in models
+        },
+        "jobs": [
+            {
+                "id": f"train-{m[0]}-{s}",
+                "kind": "train",
+                "hash": "h",
+                "model": m[0],
+                "seed": s,
+                "wall_s": 60.0,
+                "cached": False,
+            }
+            for m in models
+            for s in seeds
+        ],
+    }
     return Pieces(manifest, metrics, example_index, correct, agreement)
 
 
@@ -166,5 +217,8 @@ def jitter(pieces: Pieces, share: float, seed: int = 0) -> None:
     """Re-draw a small share of every row's examples both ways: seed-level noise without a trend."""
     rng = np.random.default_rng(seed)
     mask = rng.random(pieces.correct.shape) < share
-    pieces.correct[mask] = rng.random(int(mask.sum())) < pieces.correct.mean(axis=1, keepdims=True).repeat(pieces.correct.shape[1], 1)[mask]
+    pieces.correct[mask] = (
+        rng.random(int(mask.sum()))
+        < pieces.correct.mean(axis=1, keepdims=True).repeat(pieces.correct.shape[1], 1)[mask]
+    )
     pieces.resync()

@@ -8,8 +8,12 @@ import torch
 import kdbench
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
-SMALL = ["train.epochs=1", "dataset.params.n_train=200", "evaluate.n=40",
-         "evaluate.corruptions={names: [gaussian_noise, fog], severities: [1, 3], reference_model: base}"]
+SMALL = [
+    "train.epochs=1",
+    "dataset.params.n_train=200",
+    "evaluate.n=40",
+    "evaluate.corruptions={names: [gaussian_noise, fog], severities: [1, 3], reference_model: base}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,19 @@ def run_dir(tmp_path_factory):
 
 
 def test_the_api_is_small_and_documented():
-    assert kdbench.__all__ == ["__version__", "Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "export", "gate"]
+    assert kdbench.__all__ == [
+        "__version__",
+        "Suite",
+        "SuiteError",
+        "load_suite",
+        "run",
+        "read_run",
+        "compare",
+        "verdicts",
+        "report",
+        "export",
+        "gate",
+    ]
     for name in kdbench.__all__[1:]:
         assert getattr(kdbench, name).__doc__, name
 

@@ -6,13 +6,13 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench.conditions import CONDITIONS
-from bench.data import load_dataset
-from bench.evaluate import evaluate
-from bench.methods import METHODS, build_method
-from bench.models import create_model, wrap
-from bench.suite import TrainRecipe
-from bench.train import train
+from kdbench.config import TrainRecipe
+from kdbench.data import load_dataset
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.models import create_model, wrap
+from kdbench.training.loop import train
+from kdbench.training.methods import METHODS, build_method
 
 EPS = 8 / 255
 
@@ -28,7 +28,9 @@ def trained():
     data = load_dataset("synthetic", None, n_train=600, n_test=200, seed=1)
     torch.manual_seed(0)
     net = wrap(create_model("cnn_tiny"), "cifar10")
-    recipe = TrainRecipe(epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False)
+    recipe = TrainRecipe(
+        epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False
+    )
     train(net, data.train.images, data.train.labels, recipe, build_method(METHODS.get("baseline").Params()), seed=0)
     return net.eval().requires_grad_(False), data.test
 
@@ -54,7 +56,9 @@ def test_autoattack_equals_pyautoattack_called_directly(trained):
 def test_cw_on_two_classes_is_pgd_on_cross_entropy():
     # with two classes the CE gradient is a positive multiple of the margin's, so their signed steps agree
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.Tanh(), nn.Linear(16, 2)).eval().requires_grad_(False)
+    model = (
+        nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.Tanh(), nn.Linear(16, 2)).eval().requires_grad_(False)
+    )
     x, y = torch.rand(32, 3, 8, 8), torch.randint(0, 2, (32,))
     (cw,) = build("cw", eps=[EPS], steps=7, step_size=1 / 255, random_start=False)
     ours = cw.attack(model, x, y, torch.arange(32), EPS)
@@ -88,22 +92,30 @@ def test_apgd_equals_pyautoattack_from_the_same_start(trained, loss):
     torch.manual_seed(5)
     start = 2 * torch.rand(x.shape) - 1  # what pyautoattack draws first after its seed
     ours = apgd.run_once(model, x, y, EPS, lambda like, *extra, rows=None: start)
-    theirs = APGDAttack(model, n_iter=6, norm="Linf", n_restarts=1, eps=EPS, seed=5, loss=loss, eot_iter=1, rho=0.75, device="cpu").perturb(x, y)
+    theirs = APGDAttack(
+        model, n_iter=6, norm="Linf", n_restarts=1, eps=EPS, seed=5, loss=loss, eot_iter=1, rho=0.75, device="cpu"
+    ).perturb(x, y)
     assert torch.equal(ours, theirs)
     assert 0 < int((ours != x).flatten(1).any(1).sum()) < len(x)  # it fooled some, not all
 
 
 def test_margin_loss_by_hand():
-    from bench.conditions.cw import margin_loss
+    from kdbench.evaluation.conditions.cw import margin_loss
 
     z = torch.tensor([[1.0, 3.0, -2.0], [5.0, 0.5, 4.0]])
     assert margin_loss(z, torch.tensor([0, 0])).tolist() == [2.0, -1.0]
 
 
-@pytest.mark.parametrize("name,params", [
-    ("cw", {"steps": 3}), ("apgd", {"steps": 5}), ("apgd", {"steps": 5, "loss": "dlr"}),
-    ("apgd_t", {"steps": 3, "target_classes": 2}), ("square", {"queries": 30}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("cw", {"steps": 3}),
+        ("apgd", {"steps": 5}),
+        ("apgd", {"steps": 5, "loss": "dlr"}),
+        ("apgd_t", {"steps": 3, "target_classes": 2}),
+        ("square", {"queries": 30}),
+    ],
+)
 def test_attacks_stay_in_the_ball_and_the_box_and_repeat(trained, name, params):
     model, test = trained
     x, y, idx = test.images[:24].float() / 255, test.labels[:24], test.indices[:24]
@@ -119,12 +131,30 @@ def test_transfer_crafts_on_the_source_and_scores_the_target(trained):
     model, test = trained
     torch.manual_seed(5)
     source = wrap(create_model("cnn_tiny"), "cifar10").eval().requires_grad_(False)
-    conds = build("clean") + build("transfer", eps=[EPS], steps=5) + build("pgd", eps=[EPS], steps=5, step_size=2.5 * EPS / 5)
-    results = evaluate({"t": model, "s": source}, conds, test.images[:64], test.labels[:64], test.indices[:64], batch_size=32,
-                       sources={"t": {"transfer": source}})  # fmt: skip
+    conds = (
+        build("clean")
+        + build("transfer", eps=[EPS], steps=5)
+        + build("pgd", eps=[EPS], steps=5, step_size=2.5 * EPS / 5)
+    )
+    results = evaluate(
+        {"t": model, "s": source},
+        conds,
+        test.images[:64],
+        test.labels[:64],
+        test.indices[:64],
+        batch_size=32,
+        sources={"t": {"transfer": source}},
+    )
     assert [c.condition for c in results["s"].cells] == ["clean", "pgd", "worst_case"]  # no source, no transfer row
     x, y = test.images[:64].float() / 255, test.labels[:64]
-    crafted = torch.cat([build("pgd", eps=[EPS], steps=5)[0].attack(source, x[s:s + 32], y[s:s + 32], test.indices[s:s + 32], EPS) for s in (0, 32)])
+    crafted = torch.cat(
+        [
+            build("pgd", eps=[EPS], steps=5)[0].attack(
+                source, x[s : s + 32], y[s : s + 32], test.indices[s : s + 32], EPS
+            )
+            for s in (0, 32)
+        ]
+    )
     with torch.no_grad():
         expected = (model(crafted).argmax(1) == y) & (model(x).argmax(1) == y)
     t = results["t"]
@@ -137,22 +167,30 @@ def test_robust_preset_expands_to_the_four_attacks():
     assert conds[2].params.steps == 7 and conds[0].params.version == "standard"
 
 
-@pytest.mark.parametrize("source,expected", [
-    ("teacher", {"kd": ("t", 0), "base": ("t", 0), "t": None}),
-    ("baseline_twin", {"kd": ("base", 1), "base": ("kd", 1), "t": None}),
-    ("base", {"kd": ("base", 1), "base": None, "t": None}),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("teacher", {"kd": ("t", 0), "base": ("t", 0), "t": None}),
+        ("baseline_twin", {"kd": ("base", 1), "base": ("kd", 1), "t": None}),
+        ("base", {"kd": ("base", 1), "base": None, "t": None}),
+    ],
+)
 def test_transfer_sources_follow_the_compare_pairs(source, expected):
-    from bench.plan import make_plan, transfer_source
-    from bench.suite import Suite
+    from kdbench.config import Suite, transfer_source
+    from kdbench.pipeline.plan import make_plan
 
-    suite = Suite.model_validate({
-        "name": "s", "dataset": {"name": "synthetic"},
-        "teachers": {"t": {"arch": "cnn_tiny"}},
-        "students": {"base": {"arch": "cnn_tiny", "method": "baseline", "seeds": [1]},
-                     "kd": {"arch": "cnn_tiny", "method": "kd", "teachers": ["t"], "seeds": [1]}},
-        "evaluate": {"transfer": {"eps": [EPS], "source": source}},
-    })  # fmt: skip
+    suite = Suite.model_validate(
+        {
+            "name": "s",
+            "dataset": {"name": "synthetic"},
+            "teachers": {"t": {"arch": "cnn_tiny"}},
+            "students": {
+                "base": {"arch": "cnn_tiny", "method": "baseline", "seeds": [1]},
+                "kd": {"arch": "cnn_tiny", "method": "kd", "teachers": ["t"], "seeds": [1]},
+            },
+            "evaluate": {"transfer": {"eps": [EPS], "source": source}},
+        }
+    )
     for model, want in expected.items():
         seed = 0 if model == "t" else 1
         assert transfer_source(suite, model, seed) == want
@@ -161,7 +199,10 @@ def test_transfer_sources_follow_the_compare_pairs(source, expected):
         want = expected[model]
         assert len(job.deps) == (1 if want is None else 2)
         if want is not None:
-            assert job.deps[1].id.endswith(f"{want[0]}:seed{want[1]}") and job.spec["transfer_source"] == f"{want[0]}:seed{want[1]}"
+            assert (
+                job.deps[1].id.endswith(f"{want[0]}:seed{want[1]}")
+                and job.spec["transfer_source"] == f"{want[0]}:seed{want[1]}"
+            )
 
 
 def test_autoattack_on_pyautoattacks_resnet18_equals_the_direct_call():
@@ -170,10 +211,12 @@ def test_autoattack_on_pyautoattacks_resnet18_equals_the_direct_call():
     # affordable on a CPU, where a ResNet-18 step costs ~60 ms per image
     from pyautoattack import AutoAttack
 
-    from bench.suite import TeacherSpec
-    from bench.teachers import load_checkpoint_teacher
+    from kdbench.config import TeacherSpec
+    from kdbench.models.teachers import load_checkpoint_teacher
 
-    model = load_checkpoint_teacher(TeacherSpec(checkpoint="pkg:pyautoattack/examples/model_test.pt", arch="resnet18", normalize="none"))
+    model = load_checkpoint_teacher(
+        TeacherSpec(checkpoint="pkg:pyautoattack/examples/model_test.pt", arch="resnet18", normalize="none")
+    )
     model.eval().requires_grad_(False)
     test = load_dataset("synthetic", None, n_train=10, n_test=3, seed=2).test
     x = test.images.float() / 255
@@ -183,6 +226,8 @@ def test_autoattack_on_pyautoattacks_resnet18_equals_the_direct_call():
     (cond,) = build("autoattack", eps=[eps])
     cond.batch_size = 2
     ours = cond.attack(model, x, y, test.indices, eps)
-    reference, _ = AutoAttack(model, norm="Linf", eps=eps, version="standard", seed=0, device="cpu").run_standard_evaluation(x, y, batch_size=2)
+    reference, _ = AutoAttack(
+        model, norm="Linf", eps=eps, version="standard", seed=0, device="cpu"
+    ).run_standard_evaluation(x, y, batch_size=2)
     assert torch.equal(ours, reference)
     assert (ours - x).abs().max() <= eps + 1e-6 and not torch.equal(ours, x)

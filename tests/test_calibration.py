@@ -5,9 +5,8 @@ a seed-level random effect. The full grid (2,000 replicates per cell) is the scr
 a few hundred replicates per cell must already keep the nominal error rates.
 """
 
-import pytest
-
 import calibrate
+import pytest
 
 
 @pytest.fixture(scope="module")

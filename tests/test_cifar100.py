@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.cli import main
-from bench.data import DataError, Splits, cifar, cifar10c, load_dataset
-from bench.data.synthetic import make_synthetic
+from kdbench.cli import main
+from kdbench.data import DataError, Splits, cifar, cifar10c, load_dataset, writers
+from kdbench.data.synthetic import make_synthetic
 
 
 @pytest.fixture(autouse=True)
@@ -28,9 +28,9 @@ def hundred() -> Splits:
 
 def test_both_layouts_load_the_same_fine_labelled_images(tmp_path):
     src = hundred()
-    folder = cifar.write_cifar_pickles(tmp_path / "pk", src, release=cifar.CIFAR100)
+    folder = writers.write_cifar_pickles(tmp_path / "pk", src, release=cifar.CIFAR100)
     assert sorted(p.name for p in folder.iterdir()) == ["meta", "test", "train"] and folder.name == "cifar-100-python"
-    cifar.write_imagefolder(tmp_path / "if", src)
+    writers.write_imagefolder(tmp_path / "if", src)
     pk, imf = load_dataset("cifar100", tmp_path / "pk"), load_dataset("cifar100", tmp_path / "if")
     assert pk.identity.startswith("cifar100-pickle:") and imf.identity.startswith("cifar100-imagefolder:")
     assert pk.num_classes == imf.num_classes == 100
@@ -43,13 +43,15 @@ def test_both_layouts_load_the_same_fine_labelled_images(tmp_path):
         order = torch.sort(to_folder[want.labels], stable=True).indices
         assert torch.equal(b.images, want.images[order]) and torch.equal(b.labels, to_folder[want.labels][order])
     # a CIFAR-10 root is not a CIFAR-100 one
-    with pytest.raises(DataError, match="no CIFAR-100 data found .*cifar-100-python/ folder from cifar-100-python.tar.gz"):
+    with pytest.raises(
+        DataError, match="no CIFAR-100 data found .*cifar-100-python/ folder from cifar-100-python.tar.gz"
+    ):
         load_dataset("cifar100", tmp_path / "nothing")
 
 
 def test_the_fine_labels_are_read_not_the_coarse(tmp_path):
     src = hundred()
-    folder = cifar.write_cifar_pickles(tmp_path, src, release=cifar.CIFAR100)
+    folder = writers.write_cifar_pickles(tmp_path, src, release=cifar.CIFAR100)
     # the release's batches carry both; add coarse labels that differ, as torchvision's files do
     for name in ("train", "test"):
         entry = pickle.loads((folder / name).read_bytes())
@@ -63,7 +65,7 @@ def test_the_fine_labels_are_read_not_the_coarse(tmp_path):
 
 
 def test_a_doctored_pickle_cannot_run_code(tmp_path):
-    folder = cifar.write_cifar_pickles(tmp_path, hundred(), release=cifar.CIFAR100)
+    folder = writers.write_cifar_pickles(tmp_path, hundred(), release=cifar.CIFAR100)
 
     class Evil:
         def __reduce__(self):
@@ -81,31 +83,53 @@ def test_a_doctored_pickle_cannot_run_code(tmp_path):
 def test_subset_sizes_are_checked_against_cifar100(capsys):
     from pydantic import ValidationError
 
-    from bench.suite import DatasetSpec
+    from kdbench.config import DatasetSpec
 
     with pytest.raises(ValidationError, match="train_subset 60000 is larger than CIFAR-100's train split"):
         DatasetSpec.model_validate({"name": "cifar100", "train_subset": 60000})
 
 
 def test_normalisation_is_mdistillers():
-    from bench.models import NORMALIZATIONS
+    from kdbench.models import NORMALIZATIONS
 
     assert NORMALIZATIONS["cifar100"] == ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761))
 
 
 def test_corruptions_export_from_cifar100(tmp_path, capsys):
-    cifar.write_cifar_pickles(tmp_path / "data", hundred(), release=cifar.CIFAR100)
-    code = main(["corruptions", "export", "--dataset", "cifar100", "--data-root", str(tmp_path / "data"), "--names", "fog", "contrast",
-                 "--severities", "1", "5", "--out", str(tmp_path / "c100"), "--workers", "1"])  # fmt: skip
+    writers.write_cifar_pickles(tmp_path / "data", hundred(), release=cifar.CIFAR100)
+    code = main(
+        [
+            "corruptions",
+            "export",
+            "--dataset",
+            "cifar100",
+            "--data-root",
+            str(tmp_path / "data"),
+            "--names",
+            "fog",
+            "contrast",
+            "--severities",
+            "1",
+            "5",
+            "--out",
+            str(tmp_path / "c100"),
+            "--workers",
+            "1",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     labels = np.load(tmp_path / "c100" / "labels.npy")
     fog = np.load(tmp_path / "c100" / "fog.npy")
-    assert fog.shape == (400, 32, 32, 3) and labels.max() > 9 and np.array_equal(labels[:200], hundred().test.labels.numpy())
+    assert (
+        fog.shape == (400, 32, 32, 3)
+        and labels.max() > 9
+        and np.array_equal(labels[:200], hundred().test.labels.numpy())
+    )
     assert json.loads((tmp_path / "c100" / "export.json").read_text())["dataset"].startswith("cifar100-pickle:")
 
 
 def test_released_cifar100c_files_feed_the_condition(tmp_path):
-    from bench.conditions import CONDITIONS
+    from kdbench.evaluation.conditions import CONDITIONS
 
     folder = tmp_path / "CIFAR-100-C"
     folder.mkdir()
@@ -131,7 +155,7 @@ def test_released_cifar100c_files_feed_the_condition(tmp_path):
 
 
 def test_a_cifar100_suite_trains_and_scores_100_class_models(tmp_path, capsys):
-    cifar.write_cifar_pickles(tmp_path / "data", hundred(), release=cifar.CIFAR100)
+    writers.write_cifar_pickles(tmp_path / "data", hundred(), release=cifar.CIFAR100)
     suite = tmp_path / "c100.yaml"
     suite.write_text("""
 name: c100
@@ -145,7 +169,9 @@ students:
   base: {arch: cnn_tiny, method: baseline, normalize: cifar100, seeds: [0]}
 evaluate: {clean: {}, gaussian_noise: {sigmas: [0.1]}, saliency: 0}
 """)
-    code = main(["run", str(suite), "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    code = main(
+        ["run", str(suite), "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     run = tmp_path / "out" / "c100" / "latest"

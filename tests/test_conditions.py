@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.conditions import CONDITIONS
-from bench.evaluate import evaluate
-from bench.models import create_model, wrap
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.models import create_model, wrap
 
 
 def build(name, **params):
@@ -99,9 +99,15 @@ def test_evaluate_scores_perturbed_batches_once_per_condition(model, monkeypatch
 def test_evaluate_batch_size_does_not_change_results(model):
     # random starts are seeded per example, so attacks with them are batch-independent too
     E = 0.1 / 255  # an untrained net's margins are thin
-    conds = [build("clean"), build("gaussian_noise", sigmas=[0.1]), build("fgsm", eps=[2 / 255]),
-             build("pgd", eps=[E], steps=3, restarts=2), build("cw", eps=[E], steps=3),
-             build("apgd", eps=[E], steps=4, restarts=2), build("apgd_t", eps=[E], steps=3, target_classes=2)]  # fmt: skip
+    conds = [
+        build("clean"),
+        build("gaussian_noise", sigmas=[0.1]),
+        build("fgsm", eps=[2 / 255]),
+        build("pgd", eps=[E], steps=3, restarts=2),
+        build("cw", eps=[E], steps=3),
+        build("apgd", eps=[E], steps=4, restarts=2),
+        build("apgd_t", eps=[E], steps=3, target_classes=2),
+    ]
     images = (torch.rand(30, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
     with torch.no_grad():
         labels = model(images / 255).argmax(1)  # every clean image right: the attacks have work to do
@@ -114,7 +120,7 @@ def test_evaluate_batch_size_does_not_change_results(model):
 
 
 def test_an_examples_random_start_depends_on_its_index_alone(batch):
-    from bench.conditions.attack import Starts
+    from kdbench.evaluation.conditions.attack import Starts
 
     x, _, idx = batch
     key = (0, "pgd", 8 / 255, 0)
@@ -128,16 +134,19 @@ def test_an_examples_random_start_depends_on_its_index_alone(batch):
     assert abs(float(whole.mean())) < 0.01 and abs(float(whole.var()) - 1 / 3) < 0.01
 
 
-@pytest.mark.parametrize("name,params,level", [
-    ("gaussian_noise", {"sigmas": [0.1]}, 0.1),
-    ("fgsm", {"eps": [8 / 255]}, 8 / 255),
-    ("pgd", {"eps": [8 / 255], "steps": 2}, 8 / 255),
-    ("corruptions", {"names": ["fog", "jpeg_compression", "glass_blur", "contrast"], "severities": [5]}, 5),
-])
+@pytest.mark.parametrize(
+    "name,params,level",
+    [
+        ("gaussian_noise", {"sigmas": [0.1]}, 0.1),
+        ("fgsm", {"eps": [8 / 255]}, 8 / 255),
+        ("pgd", {"eps": [8 / 255], "steps": 2}, 8 / 255),
+        ("corruptions", {"names": ["fog", "jpeg_compression", "glass_blur", "contrast"], "severities": [5]}, 5),
+    ],
+)
 def test_conditions_never_write_into_the_shared_clean_batch(model, name, params, level):
     cls = CONDITIONS.get(name)
     g = torch.Generator().manual_seed(5)
-    x = (torch.randint(0, 256, (6, 3, 32, 32), generator=g).float() / 255)
+    x = torch.randint(0, 256, (6, 3, 32, 32), generator=g).float() / 255
     y, idx = torch.randint(0, 10, (6,), generator=g), torch.arange(6)
     before = x.clone()
     for cond in cls.build(cls.Params(**params), seed=0):

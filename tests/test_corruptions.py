@@ -16,22 +16,43 @@ import torch
 from scipy import stats
 from skimage import data as skdata
 
-from bench.cli import main as cli
-from bench.conditions import CONDITIONS
-from bench.conditions.corruptions import ALL, BENCHMARK, CORRUPTIONS, EXTRA, corrupt, draw_batch, resolve_names
-from bench.conditions.corruptions.condition import cache_key
-from bench.conditions.corruptions.core import _SeedPrefix
-from bench.conditions.corruptions.metrics import corruption_summary, mce_table
-from bench.corruption_export import export, preview_grid
-from bench.data import DataError, cifar10c
-from bench.data.synthetic import make_synthetic
-from bench.registry import UnknownName
-from bench.seeding import derive_seed
+from kdbench.cli import main as cli
+from kdbench.data import DataError, cifar10c
+from kdbench.data.synthetic import make_synthetic
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.conditions.corruptions import (
+    ALL,
+    BENCHMARK,
+    CORRUPTIONS,
+    EXTRA,
+    corrupt,
+    draw_batch,
+    resolve_names,
+)
+from kdbench.evaluation.conditions.corruptions.condition import cache_key
+from kdbench.evaluation.conditions.corruptions.core import _SeedPrefix
+from kdbench.evaluation.conditions.corruptions.metrics import corruption_summary, mce_table
+from kdbench.evaluation.corruption_export import export, preview_grid
+from kdbench.registry import UnknownName
+from kdbench.util.seeding import derive_seed
 
-RANDOM = {"gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur", "snow",
-          "frost", "fog", "spatter", "elastic_transform"}
+RANDOM = {
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "speckle_noise",
+    "glass_blur",
+    "motion_blur",
+    "snow",
+    "frost",
+    "fog",
+    "spatter",
+    "elastic_transform",
+}
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -46,14 +67,14 @@ def photos():
     tiles = []
     for img in (skdata.astronaut(), skdata.chelsea(), skdata.coffee()):
         h, w = img.shape[:2]
-        tiles += [img[i:i + 32, j:j + 32] for i in range(16, h - 31, 112) for j in range(16, w - 31, 112)]
+        tiles += [img[i : i + 32, j : j + 32] for i in range(16, h - 31, 112) for j in range(16, w - 31, 112)]
     arr = np.stack(tiles[:24])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
 # ------------------------------------------------------------------------------ parameters
-# The issue's table, severities 1..5, checked against make_cifar_c.py (CIFAR, not ImageNet-C).
-ISSUE_PARAMS = {
+# make_cifar_c.py's parameters (CIFAR, not ImageNet-C), severities 1..5, written out by hand.
+REFERENCE_PARAMS = {
     "gaussian_noise": [0.04, 0.06, 0.08, 0.09, 0.10],
     "shot_noise": [500, 250, 100, 75, 50],
     "impulse_noise": [0.01, 0.02, 0.03, 0.05, 0.07],
@@ -62,35 +83,54 @@ ISSUE_PARAMS = {
     "gaussian_blur": [0.4, 0.6, 0.7, 0.8, 1],
     "glass_blur": [(0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)],
     "motion_blur": [(6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)],
-    "snow": [(0.1, 0.2, 1, 0.6, 8, 3, 0.95), (0.1, 0.2, 1, 0.5, 10, 4, 0.9), (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85), (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8)],
+    "snow": [
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ],
     "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
     "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
     "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
     "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
     "contrast": [0.75, 0.5, 0.4, 0.3, 0.15],
-    "elastic_transform": [tuple(32 * v for v in t) for t in
-                          [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]],
+    "elastic_transform": [
+        tuple(32 * v for v in t)
+        for t in [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]
+    ],
     "pixelate": [0.95, 0.9, 0.85, 0.75, 0.65],
     "jpeg_compression": [80, 65, 58, 50, 40],
-    "spatter": [(0.62, 0.1, 0.7, 0.7, 0.5, 0), (0.65, 0.1, 0.8, 0.7, 0.5, 0), (0.65, 0.3, 1, 0.69, 0.5, 0),
-                (0.65, 0.1, 0.7, 0.69, 0.6, 1), (0.65, 0.1, 0.5, 0.68, 0.6, 1)],
+    "spatter": [
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+        (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    ],
 }
 
 
 def test_the_nineteen_corruptions_and_the_benchmark_fifteen():
-    assert len(ALL) == 19 and len(BENCHMARK) == 15 and set(EXTRA) == {"speckle_noise", "gaussian_blur", "spatter", "saturate"}
+    assert (
+        len(ALL) == 19
+        and len(BENCHMARK) == 15
+        and set(EXTRA) == {"speckle_noise", "gaussian_blur", "spatter", "saturate"}
+    )
     assert sorted(CORRUPTIONS.names()) == sorted(ALL)
     assert resolve_names("benchmark") == list(BENCHMARK) and resolve_names("all") == list(ALL)
     with pytest.raises(UnknownName, match="did you mean 'glass_blur'"):
         resolve_names(["glas_blur"])
 
 
-@pytest.mark.parametrize("name", sorted(ISSUE_PARAMS))
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS))
 def test_parameters_are_the_cifar_ones(name):
     got = [CORRUPTIONS.get(name).params_of(s) for s in range(1, 6)]
-    assert got == pytest.approx(ISSUE_PARAMS[name]) if not isinstance(got[0], tuple) else \
-        [pytest.approx(g) for g in ISSUE_PARAMS[name]] == got
+    assert (
+        got == pytest.approx(REFERENCE_PARAMS[name])
+        if not isinstance(got[0], tuple)
+        else [pytest.approx(g) for g in REFERENCE_PARAMS[name]] == got
+    )
 
 
 def test_zoom_factors_follow_the_float_arange():
@@ -141,7 +181,7 @@ def test_same_seed_same_bytes_whatever_the_batching(name, photos):
         pieces = torch.empty_like(whole)
         at = 0
         for size in (1, 7, n):  # odd batch sizes, shuffled order
-            sel = order[at:at + size]
+            sel = order[at : at + size]
             if len(sel):
                 pieces[sel] = corrupt(name, photos[sel], idx[sel], s, seed=4)
             at += size
@@ -165,7 +205,7 @@ def test_noise_statistics_follow_the_parameters(s):
     sigma = CORRUPTIONS.get("gaussian_noise").params_of(s)
     d = corrupt("gaussian_noise", x, idx, s).double() - 128
     assert d.std().item() == pytest.approx(sigma * 255, rel=0.03)
-    assert d.mean().item() == pytest.approx(-0.5, abs=0.1 + 3 * sigma * 255 / values ** 0.5)  # flooring
+    assert d.mean().item() == pytest.approx(-0.5, abs=0.1 + 3 * sigma * 255 / values**0.5)  # flooring
 
     amount = CORRUPTIONS.get("impulse_noise").params_of(s)
     out = corrupt("impulse_noise", x, idx, s)
@@ -181,8 +221,8 @@ def test_noise_statistics_follow_the_parameters(s):
     counts = np.arange(4 * c)
     pmf = stats.poisson.pmf(counts, lam)
     level = np.floor(np.clip(counts / c, 0, 1) * 255)
-    mean, sd = (pmf * level).sum(), np.sqrt((pmf * level ** 2).sum() - (pmf * level).sum() ** 2)
-    assert out.mean().item() == pytest.approx(mean, abs=4 * sd / values ** 0.5)
+    mean, sd = (pmf * level).sum(), np.sqrt((pmf * level**2).sum() - (pmf * level).sum() ** 2)
+    assert out.mean().item() == pytest.approx(mean, abs=4 * sd / values**0.5)
 
     sigma = CORRUPTIONS.get("speckle_noise").params_of(s)
     out = corrupt("speckle_noise", _grey(100), idx, s).double() - 100
@@ -196,8 +236,21 @@ def test_noise_statistics_follow_the_parameters(s):
 # switches from water to mud at 4; glass blur's and motion blur's neighbouring severities differ
 # by a blur that barely moves the mean (within a few percent either way). Those six are checked
 # against the reference's steps in test_corruptions_oracles.py instead.
-MONOTONE = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "zoom_blur", "snow", "fog", "brightness",
-            "contrast", "pixelate", "jpeg_compression", "speckle_noise", "gaussian_blur"]
+MONOTONE = [
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "zoom_blur",
+    "snow",
+    "fog",
+    "brightness",
+    "contrast",
+    "pixelate",
+    "jpeg_compression",
+    "speckle_noise",
+    "gaussian_blur",
+]
 
 
 @pytest.mark.parametrize("name", MONOTONE)
@@ -248,7 +301,7 @@ def test_generated_sets_are_cached_by_content(photos, tmp_path, monkeypatch):
     first = cond.perturb(x, None, idx, 3)
     files = list((tmp_path / "c" / "snow").glob("*.npy"))
     assert len(files) == 1
-    import bench.conditions.corruptions.condition as mod
+    import kdbench.evaluation.conditions.corruptions.condition as mod
 
     monkeypatch.setattr(mod, "corrupt", lambda *a, **k: pytest.fail("regenerated despite the cache"))
     assert torch.equal(cond.perturb(x, None, idx, 3), first)
@@ -279,7 +332,9 @@ def test_released_files_feed_the_condition(tmp_path):
     idx = torch.tensor([5, 9998])
     out = cond.perturb(torch.zeros(2, 3, 32, 32), torch.as_tensor(test_labels[[5, 9998]]), idx, 2)
     assert out.shape == (2, 3, 32, 32)
-    assert torch.allclose(out[0], torch.full((3, 32, 32), 17 / 255)) and torch.allclose(out[1], torch.full((3, 32, 32), 200 / 255))
+    assert torch.allclose(out[0], torch.full((3, 32, 32), 17 / 255)) and torch.allclose(
+        out[1], torch.full((3, 32, 32), 200 / 255)
+    )
     with pytest.raises(ValueError, match="labels disagree"):
         cond.perturb(torch.zeros(2, 3, 32, 32), torch.tensor([9, 9]), idx, 2)
 
@@ -328,13 +383,39 @@ def _metrics():
     rows = []
     for model, base in (("ref", 0.2), ("kd", 0.1)):
         for seed in (0, 1):
-            rows.append(dict(model=model, role="baseline", method="m", arch="a", seed=seed, condition="clean", group="clean",
-                             level="", n=100, correct=0, accuracy=1 - base / 2))
+            rows.append(
+                dict(
+                    model=model,
+                    role="baseline",
+                    method="m",
+                    arch="a",
+                    seed=seed,
+                    condition="clean",
+                    group="clean",
+                    level="",
+                    n=100,
+                    correct=0,
+                    accuracy=1 - base / 2,
+                )
+            )
             for j, name in enumerate(BENCHMARK):
                 for s in range(1, 6):
                     err = base * (1 + 0.1 * s) + 0.01 * j + 0.02 * seed
-                    rows.append(dict(model=model, role="baseline", method="m", arch="a", seed=seed, condition=name,
-                                     group="corruption", level=str(s), n=100, correct=0, accuracy=1 - err))
+                    rows.append(
+                        dict(
+                            model=model,
+                            role="baseline",
+                            method="m",
+                            arch="a",
+                            seed=seed,
+                            condition=name,
+                            group="corruption",
+                            level=str(s),
+                            n=100,
+                            correct=0,
+                            accuracy=1 - err,
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
@@ -348,7 +429,11 @@ def test_mean_corruption_accuracy_and_mce():
     j = BENCHMARK.index("fog")
     e = lambda base: sum(base * (1 + 0.1 * s) + 0.01 * j + 0.02 for s in range(1, 6))  # noqa: E731
     assert ce == pytest.approx(100 * e(0.1) / e(0.2))
-    rel = out[(out.statistic == "relative_ce") & (out.model == "kd") & (out.seed == 1) & (out.corruption == "fog")].iloc[0].value
+    rel = (
+        out[(out.statistic == "relative_ce") & (out.model == "kd") & (out.seed == 1) & (out.corruption == "fog")]
+        .iloc[0]
+        .value
+    )
     assert rel == pytest.approx(100 * (e(0.1) - 5 * 0.05) / (e(0.2) - 5 * 0.1))
     ref_mce = out[(out.statistic == "mce") & (out.model == "ref")].value
     assert np.allclose(ref_mce, 100.0)
@@ -378,8 +463,9 @@ def test_ce_compares_the_same_severities():
 # ------------------------------------------------------------------------- export and preview
 def test_export_writes_the_released_layout(tmp_path):
     data = make_synthetic(n_train=4, n_test=6, num_classes=3, seed=0).test
-    manifest = export(data.images, data.labels, data.indices, tmp_path / "out", names=["fog", "pixelate"], seed=2,
-                      batch_size=4)
+    manifest = export(
+        data.images, data.labels, data.indices, tmp_path / "out", names=["fog", "pixelate"], seed=2, batch_size=4
+    )
     fog = np.load(tmp_path / "out" / "fog.npy")
     labels = np.load(tmp_path / "out" / "labels.npy")
     assert fog.shape == (30, 32, 32, 3) and fog.dtype == np.uint8
@@ -395,8 +481,17 @@ def test_export_bytes_do_not_depend_on_worker_processes(tmp_path):
     data = make_synthetic(n_train=4, n_test=5, num_classes=3, seed=0).test
     timings = {}
     for w in (1, 2):
-        export(data.images, data.labels, data.indices, tmp_path / str(w), names=["snow", "glass_blur"], seed=1, batch_size=2,
-               workers=w, timings=timings)
+        export(
+            data.images,
+            data.labels,
+            data.indices,
+            tmp_path / str(w),
+            names=["snow", "glass_blur"],
+            seed=1,
+            batch_size=2,
+            workers=w,
+            timings=timings,
+        )
         assert set(timings) == {"generate_s", "write_s"} and timings["generate_s"] > 0
     for name in ("snow.npy", "glass_blur.npy", "labels.npy"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()
@@ -406,7 +501,9 @@ def test_export_bytes_do_not_depend_on_worker_processes(tmp_path):
 
 def test_preview_grid_has_a_tile_per_corruption_and_severity():
     data = make_synthetic(n_train=4, n_test=6, num_classes=3, seed=0).test
-    grid = preview_grid(data.images[:2], data.indices[:2], names=["fog", "snow", "contrast"], severities=[1, 5], scale=1)
+    grid = preview_grid(
+        data.images[:2], data.indices[:2], names=["fog", "snow", "contrast"], severities=[1, 5], scale=1
+    )
     assert grid.size[1] == 14 + 3 * 33
     assert grid.size[0] > 2 * 3 * 33
 
@@ -415,18 +512,68 @@ def test_cli_export_preview_and_errors(tmp_path, capsys):
     assert cli(["corruptions", "list"]) == 0
     assert "glass_blur" in capsys.readouterr().out
     out = tmp_path / "exp"
-    assert cli(["corruptions", "export", "--dataset", "synthetic", "--out", str(out), "--names", "contrast",
-                "--severities", "2", "4", "--seed", "1"]) == 0
+    assert (
+        cli(
+            [
+                "corruptions",
+                "export",
+                "--dataset",
+                "synthetic",
+                "--out",
+                str(out),
+                "--names",
+                "contrast",
+                "--severities",
+                "2",
+                "4",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     arr = np.load(out / "contrast.npy")
     assert arr.shape[0] == 2 * len(np.load(out / "labels.npy")) // 2 and arr.shape[1:] == (32, 32, 3)
     assert json.loads((out / "export.json").read_text())["severities"] == [2, 4]
-    assert cli(["corruptions", "preview", "--dataset", "synthetic", "--out", str(tmp_path / "p.png"),
-                "--names", "benchmark", "--images", "0", "3"]) == 0
+    assert (
+        cli(
+            [
+                "corruptions",
+                "preview",
+                "--dataset",
+                "synthetic",
+                "--out",
+                str(tmp_path / "p.png"),
+                "--names",
+                "benchmark",
+                "--images",
+                "0",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "p.png").stat().st_size > 1000
     capsys.readouterr()
     assert cli(["corruptions", "export", "--dataset", "synthetic", "--out", str(out), "--names", "glas_blur"]) == 2
     assert "did you mean 'glass_blur'" in capsys.readouterr().err
-    assert cli(["corruptions", "preview", "--dataset", "synthetic", "--out", str(tmp_path / "q.png"), "--images", "99999"]) == 2
-    assert cli(["corruptions", "export", "--dataset", "cifar10", "--data-root", str(tmp_path / "nothing"),
-                "--out", str(out)]) == 2
+    assert (
+        cli(["corruptions", "preview", "--dataset", "synthetic", "--out", str(tmp_path / "q.png"), "--images", "99999"])
+        == 2
+    )
+    assert (
+        cli(
+            [
+                "corruptions",
+                "export",
+                "--dataset",
+                "cifar10",
+                "--data-root",
+                str(tmp_path / "nothing"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert cli(["corruptions", "export", "--dataset", "synthetic", "--out", str(out), "--severities", "6"]) == 2

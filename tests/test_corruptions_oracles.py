@@ -20,21 +20,25 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from needs import require
 from PIL import Image
 from scipy import ndimage, stats
-from skimage import color, data as skdata, filters
+from skimage import color, filters
+from skimage import data as skdata
 
-from bench.conditions.corruptions import CORRUPTIONS, corrupt, draw_batch
-from bench.conditions.corruptions.weather import TEXTURES
+from kdbench.evaluation.conditions.corruptions import CORRUPTIONS, corrupt, draw_batch
+from kdbench.evaluation.conditions.corruptions.weather import TEXTURES
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning"
+)
 
 
 def _tiles(img, step):
     h, w = img.shape[:2]
-    return [img[i:i + 32, j:j + 32] for i in range(0, h - 31, step) for j in range(0, w - 31, step)]
+    return [img[i : i + 32, j : j + 32] for i in range(0, h - 31, step) for j in range(0, w - 31, step)]
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +77,19 @@ def u8(v):
 
 # ---------------------------------------------------------------------------- deterministic
 def ref_brightness(x, c):
-    hsv = color.rgb2hsv(x / 255.)
+    hsv = color.rgb2hsv(x / 255.0)
     hsv[:, :, 2] = np.clip(hsv[:, :, 2] + c, 0, 1)
     return u8(np.clip(color.hsv2rgb(hsv), 0, 1) * 255)
 
 
 def ref_saturate(x, c):
-    hsv = color.rgb2hsv(x / 255.)
+    hsv = color.rgb2hsv(x / 255.0)
     hsv[:, :, 1] = np.clip(hsv[:, :, 1] * c[0] + c[1], 0, 1)
     return u8(np.clip(color.hsv2rgb(hsv), 0, 1) * 255)
 
 
 def ref_contrast(x, c):
-    y = x / 255.
+    y = x / 255.0
     means = np.mean(y, axis=(0, 1), keepdims=True)
     return u8(np.clip((y - means) * c + means, 0, 1) * 255)
 
@@ -93,10 +97,10 @@ def ref_contrast(x, c):
 def ref_disk(radius, alias_blur):
     grid = np.arange(-8, 9)
     xx, yy = np.meshgrid(grid, grid)
-    disk = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
+    disk = np.array((xx**2 + yy**2) <= radius**2, dtype=np.float32)
     disk /= np.sum(disk)
     # cv2.GaussianBlur(disk, (3, 3), alias_blur): a float32 3-tap kernel, reflect-101 borders
-    t = np.exp(-0.5 / alias_blur ** 2 * np.arange(-1, 2) ** 2).astype(np.float32)
+    t = np.exp(-0.5 / alias_blur**2 * np.arange(-1, 2) ** 2).astype(np.float32)
     g = (t.astype(np.float64) / t.astype(np.float64).sum()).astype(np.float32)
     rows = ndimage.correlate1d(disk, g, axis=1, mode="mirror")
     return ndimage.correlate1d(rows, g, axis=0, mode="mirror")
@@ -104,26 +108,26 @@ def ref_disk(radius, alias_blur):
 
 def ref_defocus(x, c):
     k = ref_disk(*c).astype(np.float64)
-    y = x / 255.
+    y = x / 255.0
     out = np.stack([ndimage.correlate(y[:, :, i], k, mode="mirror") for i in range(3)], axis=-1)  # cv2.filter2D
     return u8(np.clip(out, 0, 1) * 255)
 
 
 def ref_gaussian_blur(x, c):
-    return u8(np.clip(filters.gaussian(x / 255., sigma=c, channel_axis=-1), 0, 1) * 255)
+    return u8(np.clip(filters.gaussian(x / 255.0, sigma=c, channel_axis=-1), 0, 1) * 255)
 
 
 def clipped_zoom(img, z):
     h = img.shape[0]
     ch = int(np.ceil(h / z))
     top = (h - ch) // 2
-    img = ndimage.zoom(img[top:top + ch, top:top + ch], (z, z, 1), order=1)
+    img = ndimage.zoom(img[top : top + ch, top : top + ch], (z, z, 1), order=1)
     trim = (img.shape[0] - h) // 2
-    return img[trim:trim + h, trim:trim + h]
+    return img[trim : trim + h, trim : trim + h]
 
 
 def ref_zoom(x, c):
-    y = (x / 255.).astype(np.float32)
+    y = (x / 255.0).astype(np.float32)
     out = np.zeros_like(y)
     for z in c:
         out += clipped_zoom(y, z)
@@ -168,30 +172,30 @@ def test_deterministic_corruptions_match_the_library_steps(name, images):
 
 # -------------------------------------------------------------------------------- random
 def ref_gaussian_noise(x, c, d):
-    return u8(np.clip(x / 255. + c * d["z"].transpose(1, 2, 0), 0, 1) * 255)
+    return u8(np.clip(x / 255.0 + c * d["z"].transpose(1, 2, 0), 0, 1) * 255)
 
 
 def ref_shot_noise(x, c, d):
-    counts = stats.poisson.ppf(d["u"].transpose(1, 2, 0), x / 255. * c)  # inversion at the same uniforms
+    counts = stats.poisson.ppf(d["u"].transpose(1, 2, 0), x / 255.0 * c)  # inversion at the same uniforms
     return u8(np.clip(counts / c, 0, 1) * 255)
 
 
 def ref_impulse_noise(x, c, d):
     u = d["u"].transpose(1, 2, 0)
-    y = (x / 255.).copy()
-    y[u < c / 2] = 0.0      # pepper, probability c/2
+    y = (x / 255.0).copy()
+    y[u < c / 2] = 0.0  # pepper, probability c/2
     y[(u >= c / 2) & (u < c)] = 1.0  # salt, probability c/2
     return u8(np.clip(y, 0, 1) * 255)
 
 
 def ref_speckle_noise(x, c, d):
-    y = x / 255.
+    y = x / 255.0
     return u8(np.clip(y + y * (c * d["z"].transpose(1, 2, 0)), 0, 1) * 255)
 
 
 def ref_glass(x, c, d):
     sigma, delta, iterations = c
-    y = u8(filters.gaussian(x / 255., sigma=sigma, channel_axis=-1) * 255)
+    y = u8(filters.gaussian(x / 255.0, sigma=sigma, channel_axis=-1) * 255)
     moves = np.floor(d["shift"] * 2 * delta).astype(int) - delta  # np.random.randint(-delta, delta)
     for it in range(iterations):
         for a, h in enumerate(range(32 - delta, delta, -1)):
@@ -199,7 +203,7 @@ def ref_glass(x, c, d):
                 dx, dy = moves[it, a, b]
                 hp, wp = h + dy, w + dx
                 y[h, w], y[hp, wp] = y[hp, wp], y[h, w]  # the reference's tuple "swap" of numpy views
-    return u8(np.clip(filters.gaussian(y / 255., sigma=sigma, channel_axis=-1), 0, 1) * 255)
+    return u8(np.clip(filters.gaussian(y / 255.0, sigma=sigma, channel_axis=-1), 0, 1) * 255)
 
 
 def ref_frost(x, c, d):
@@ -207,7 +211,7 @@ def ref_frost(x, c, d):
     u = d["pick"]
     tex = textures[int(u[0] * 5)]
     top, left = int(u[1] * (tex.shape[0] - 32)), int(u[2] * (tex.shape[1] - 32))
-    crop = tex[top:top + 32, left:left + 32]
+    crop = tex[top : top + 32, left : left + 32]
     return u8(np.clip(c[0] * np.array(x) + c[1] * crop, 0, 255))
 
 
@@ -219,7 +223,7 @@ def ref_plasma(u, decay, size=32):
         draws = []
         for n in (1, 2, 3):
             k = (size // step) ** 2
-            draws.append(u[used:used + k].reshape(size // step, size // step))
+            draws.append(u[used : used + k].reshape(size // step, size // step))
             used += k
         noise = [wibble * (-wibble + 2 * wibble * dr) for dr in draws]
         corners = m[0:size:step, 0:size:step]
@@ -238,7 +242,7 @@ def ref_plasma(u, decay, size=32):
 
 
 def ref_fog(x, c, d):
-    y = x / 255.
+    y = x / 255.0
     top = y.max()
     y = y + c[0] * ref_plasma(d["plasma"], c[1])[..., None]
     return u8(np.clip(y * top / (top + c[0]), 0, 1) * 255)
@@ -261,7 +265,7 @@ def im_motion(levels, radius, sigma, angle):
     for t in range(width):
         dx = int(np.ceil(t * py / hyp - 0.5))
         dy = int(np.ceil(t * px / hyp - 0.5))
-        acc += k[t] * img[pad + dy:pad + dy + 32, pad + dx:pad + dx + 32]
+        acc += k[t] * img[pad + dy : pad + dy + 32, pad + dx : pad + dx + 32]
     q = np.floor(acc * 257 + 0.5)
     return np.floor(q / 257 + 0.5).astype(np.uint8)
 
@@ -271,12 +275,12 @@ def ref_motion(x, c, d):
 
 
 def ref_snow(x, c, d):
-    y = np.array(x, dtype=np.float32) / 255.
+    y = np.array(x, dtype=np.float32) / 255.0
     layer = c[0] + c[1] * d["layer"]
     layer = clipped_zoom(layer[..., None], c[2])
     layer[layer < c[3]] = 0
     flakes = (np.clip(layer.squeeze(), 0, 1) * 255).astype(np.uint8)
-    flakes = im_motion(flakes, c[4], c[5], -135 + 90 * d["angle"][0]) / 255.
+    flakes = im_motion(flakes, c[4], c[5], -135 + 90 * d["angle"][0]) / 255.0
     flakes = flakes[..., None]
     grey = (y[:, :, 0] * 0.299 + y[:, :, 1] * 0.587 + y[:, :, 2] * 0.114)[..., None]  # cv2 RGB2GRAY
     y = c[6] * y + (1 - c[6]) * np.maximum(y, grey * 1.5 + 0.5)
@@ -307,7 +311,7 @@ def opencv3_warp_affine(img, m):
             sx, sy, fx, fy = xx >> 5, yy >> 5, (xx & 31) / 32, (yy & 31) / 32
             c00, c01 = img[reflect(sy, 32), reflect(sx, 32)], img[reflect(sy, 32), reflect(sx + 1, 32)]
             c10, c11 = img[reflect(sy + 1, 32), reflect(sx, 32)], img[reflect(sy + 1, 32), reflect(sx + 1, 32)]
-            out[y, x] = (c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx) + c11 * fy * fx)
+            out[y, x] = c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx) + c11 * fy * fx
     return out
 
 
@@ -319,7 +323,7 @@ def affine_matrix(p1, p2):
 
 def ref_elastic(x, c, d):
     alpha, sigma, jitter = c
-    image = np.array(x, dtype=np.float32) / 255.
+    image = np.array(x, dtype=np.float32) / 255.0
     center, square = np.float32((32, 32)) // 2, 32 // 3
     p1 = np.float32([center + square, [center[0] + square, center[1] - square], center - square])
     p2 = p1 + (-jitter + 2 * jitter * d["affine"]).astype(np.float32)
@@ -327,8 +331,12 @@ def ref_elastic(x, c, d):
     if alpha == 0:
         dx = dy = np.zeros((32, 32, 1), np.float32)
     else:
-        dx = (filters.gaussian(-1 + 2 * d["dx"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[..., None]
-        dy = (filters.gaussian(-1 + 2 * d["dy"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[..., None]
+        dx = (filters.gaussian(-1 + 2 * d["dx"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[
+            ..., None
+        ]
+        dy = (filters.gaussian(-1 + 2 * d["dy"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[
+            ..., None
+        ]
     xx, yy, zz = np.meshgrid(np.arange(32), np.arange(32), np.arange(3))
     where = np.reshape(yy + dy, (-1, 1)), np.reshape(xx + dx, (-1, 1)), np.reshape(zz, (-1, 1))
     out = ndimage.map_coordinates(image, where, order=1, mode="reflect").reshape(image.shape)
@@ -336,12 +344,12 @@ def ref_elastic(x, c, d):
 
 
 def ref_spatter_mud(x, c, d):
-    y = np.array(x, dtype=np.float32) / 255.
+    y = np.array(x, dtype=np.float32) / 255.0
     liquid = filters.gaussian(c[0] + c[1] * d["liquid"], sigma=c[2])
     liquid[liquid < c[3]] = 0
     m = filters.gaussian(np.where(liquid > c[3], 1, 0).astype(np.float32), sigma=c[4])
     m[m < 0.8] = 0
-    mud = np.concatenate([v / 255. * np.ones_like(y[..., :1]) for v in (63, 42, 20)], axis=2)  # float32, like y
+    mud = np.concatenate([v / 255.0 * np.ones_like(y[..., :1]) for v in (63, 42, 20)], axis=2)  # float32, like y
     mud *= m[..., None]
     return u8(np.clip(y * (1 - m[..., None]) + mud, 0, 1) * 255)
 
@@ -383,7 +391,7 @@ def test_spatter_water_matches_opencv(images):
     cv2 = pytest.importorskip("cv2")
 
     def water(x, c, d):
-        y = np.array(x, dtype=np.float32) / 255.
+        y = np.array(x, dtype=np.float32) / 255.0
         liquid = filters.gaussian(c[0] + c[1] * d["liquid"], sigma=c[2])
         liquid[liquid < c[3]] = 0
         liquid = (liquid * 255).astype(np.uint8)
@@ -394,7 +402,7 @@ def test_spatter_water_matches_opencv(images):
         dist = cv2.blur(dist, (3, 3)).astype(np.float32)
         m = liquid * dist
         m = m / m.max() * c[4]
-        tint = np.array([175, 238, 238], np.float32) / 255.
+        tint = np.array([175, 238, 238], np.float32) / 255.0
         return u8(np.clip(y + m[..., None] * tint, 0, 1) * 255)
 
     for s in (1, 2, 3):
@@ -404,14 +412,13 @@ def test_spatter_water_matches_opencv(images):
 
 
 def _wand():
-    pytest.importorskip("wand.image")
     try:
         import ctypes
 
         from wand.api import library
         from wand.image import Image as WandImage
-    except ImportError as exc:  # the Python package without the ImageMagick library
-        pytest.skip(f"ImageMagick not loadable: {exc}")
+    except ImportError:  # Wand raises ImportError, not ModuleNotFoundError, without ImageMagick's library
+        require(False, "ImageMagick's library", "apt-get install libmagickwand-6.q16-6")
     library.MagickMotionBlurImage.argtypes = (ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_double)
     return WandImage, library
 

@@ -1,4 +1,4 @@
-"""bench.data: both CIFAR layouts, the decode cache, identities, subsets and the synthetic set.
+"""kdbench.data: both CIFAR layouts, the decode cache, identities, subsets and the synthetic set.
 
 Every fixture is made here in tmp_path; nothing touches the network or /work/shared.
 """
@@ -16,12 +16,20 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.data as data
-from bench.data import (
-    DataError, Splits, TensorData, cifar, load_dataset, load_split, resolve_root, stratified_subset,
+import kdbench.data as data
+from kdbench.data import (
+    DataError,
+    Splits,
+    TensorData,
+    imagefolder,
+    load_dataset,
+    load_split,
+    resolve_root,
+    stratified_subset,
+    writers,
 )
-from bench.data.synthetic import make_synthetic, write_synthetic_cifar_pickles, write_synthetic_imagefolder
-from bench.registry import UnknownName
+from kdbench.data.synthetic import make_synthetic, write_synthetic_cifar_pickles, write_synthetic_imagefolder
+from kdbench.registry import UnknownName
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +42,9 @@ def small(seed: int = 1, sort_by_label: bool = False) -> Splits:
     s = make_synthetic(n_train=30, n_test=12, num_classes=3, seed=seed)
     if sort_by_label:
         # ImageFolder order is by class; data already in that order reads back identically from both layouts.
-        s = Splits(*(d.subset(torch.sort(d.labels, stable=True).indices) for d in (s.train, s.test)), s.classes, s.identity)
+        s = Splits(
+            *(d.subset(torch.sort(d.labels, stable=True).indices) for d in (s.train, s.test)), s.classes, s.identity
+        )
     return s
 
 
@@ -50,8 +60,8 @@ def png_pixels(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------- both layouts
 def test_pickles_and_imagefolder_of_the_same_images_load_identically(tmp_path):
     src = small(sort_by_label=True)
-    cifar.write_cifar_pickles(tmp_path / "pk", src)
-    cifar.write_imagefolder(tmp_path / "if", src)
+    writers.write_cifar_pickles(tmp_path / "pk", src)
+    writers.write_imagefolder(tmp_path / "if", src)
 
     from_pickles = load_dataset("cifar10", tmp_path / "pk")
     from_folders = load_dataset("cifar10", tmp_path / "if")
@@ -73,8 +83,8 @@ def test_imagefolder_order_and_labels_match_torchvision(tmp_path):
 
     src = small(seed=4)  # not sorted by class: the two layouts order it differently
     root = tmp_path / "if"
-    cifar.write_imagefolder(root, src)
-    cifar.write_cifar_pickles(tmp_path / "pk", src)
+    writers.write_imagefolder(root, src)
+    writers.write_cifar_pickles(tmp_path / "pk", src)
     # Things torchvision also handles: a nested folder, an upper-case extension, a non-image file.
     nested = root / "train" / "class1" / "more"
     nested.mkdir()
@@ -101,8 +111,8 @@ def test_imagefolder_order_and_labels_match_torchvision(tmp_path):
 
 def test_autodetects_the_layout_and_format_param_overrides(tmp_path):
     src = small()
-    folder = cifar.write_cifar_pickles(tmp_path / "both", src)
-    cifar.write_imagefolder(tmp_path / "both", src)
+    folder = writers.write_cifar_pickles(tmp_path / "both", src)
+    writers.write_imagefolder(tmp_path / "both", src)
 
     assert load_dataset("cifar10", tmp_path / "both").identity.startswith("cifar10-pickle:")  # pickles win
     assert load_dataset("cifar10", folder).identity.startswith("cifar10-pickle:")  # root is the batches folder
@@ -120,8 +130,14 @@ def test_missing_data_names_the_root_the_formats_and_where_to_put_them(tmp_path)
         load_dataset("cifar10", root)
     msg = str(err.value)
     assert str(root) in msg
-    for needle in ("cifar-10-batches-py", "data_batch_1", str(root / "train"), str(root / "test"),
-                   "--data-root", "KDBENCH_DATA_ROOT"):
+    for needle in (
+        "cifar-10-batches-py",
+        "data_batch_1",
+        str(root / "train"),
+        str(root / "test"),
+        "--data-root",
+        "KDBENCH_DATA_ROOT",
+    ):
         assert needle in msg, needle
 
     with pytest.raises(DataError, match="does not exist"):
@@ -145,7 +161,7 @@ def test_failed_download_says_so_and_how_to_place_the_files(tmp_path, monkeypatc
 
 
 def test_wrong_image_size_names_the_file(tmp_path):
-    cifar.write_imagefolder(tmp_path, small())
+    writers.write_imagefolder(tmp_path, small())
     bad = tmp_path / "train" / "class1" / "0000.png"
     Image.fromarray(np.zeros((32, 31, 3), np.uint8)).save(bad)
     with pytest.raises(DataError) as err:
@@ -154,7 +170,7 @@ def test_wrong_image_size_names_the_file(tmp_path):
 
 
 def test_alpha_and_undecodable_images_name_the_file(tmp_path):
-    cifar.write_imagefolder(tmp_path, small())
+    writers.write_imagefolder(tmp_path, small())
     rgba = tmp_path / "test" / "class0" / "0000.png"
     Image.fromarray(np.zeros((32, 32, 4), np.uint8)).save(rgba)
     with pytest.raises(DataError, match="mode is RGBA") as err:
@@ -169,14 +185,14 @@ def test_alpha_and_undecodable_images_name_the_file(tmp_path):
 
 
 def test_train_and_test_must_have_the_same_class_folders(tmp_path):
-    cifar.write_imagefolder(tmp_path, small())
+    writers.write_imagefolder(tmp_path, small())
     shutil.rmtree(tmp_path / "test" / "class2")
     with pytest.raises(DataError, match=r"only in train/: class2"):
         load_dataset("cifar10", tmp_path)
 
 
 def test_empty_class_folder_is_an_error(tmp_path):
-    cifar.write_imagefolder(tmp_path, small())
+    writers.write_imagefolder(tmp_path, small())
     for f in (tmp_path / "train" / "class1").iterdir():
         f.unlink()
     with pytest.raises(DataError, match="holds no images") as err:
@@ -185,7 +201,7 @@ def test_empty_class_folder_is_an_error(tmp_path):
 
 
 def test_incomplete_pickles_name_the_missing_batch_but_test_alone_still_loads(tmp_path):
-    folder = cifar.write_cifar_pickles(tmp_path, small())
+    folder = writers.write_cifar_pickles(tmp_path, small())
     (folder / "data_batch_3").unlink()
     with pytest.raises(DataError, match="missing data_batch_3"):
         load_dataset("cifar10", tmp_path)
@@ -194,7 +210,7 @@ def test_incomplete_pickles_name_the_missing_batch_but_test_alone_still_loads(tm
 
 
 def test_malformed_batch_names_the_file(tmp_path):
-    folder = cifar.write_cifar_pickles(tmp_path, small())
+    folder = writers.write_cifar_pickles(tmp_path, small())
     with open(folder / "test_batch", "wb") as fh:
         pickle.dump({"data": np.zeros((4, 100), np.uint8), "labels": [0, 1, 2, 0]}, fh)
     with pytest.raises(DataError, match=r"\(N, 3072\)") as err:
@@ -208,7 +224,7 @@ class _Evil:
 
 
 def test_pickles_cannot_run_code(tmp_path):
-    folder = cifar.write_cifar_pickles(tmp_path, small())
+    folder = writers.write_cifar_pickles(tmp_path, small())
     with open(folder / "test_batch", "wb") as fh:
         pickle.dump({"data": _Evil(), "labels": []}, fh)
     with pytest.raises(DataError, match="refusing to load"):
@@ -226,8 +242,8 @@ def test_unknown_dataset_and_parameter_are_named():
 
 # ---------------------------------------------------------------- decode cache and split reads
 def test_decoded_imagefolder_is_cached_and_reused(tmp_path, monkeypatch):
-    cifar.write_imagefolder(tmp_path / "if", small())
-    real = cifar.decode_files
+    writers.write_imagefolder(tmp_path / "if", small())
+    real = imagefolder.decode_files
     first = load_dataset("cifar10", tmp_path / "if")
     cached = sorted(p.name for p in (tmp_path / "cache" / "decoded").iterdir())
     assert len([n for n in cached if n.endswith(".npy")]) == 2, cached
@@ -236,14 +252,16 @@ def test_decoded_imagefolder_is_cached_and_reused(tmp_path, monkeypatch):
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again despite the cache")
 
-    monkeypatch.setattr(cifar, "decode_files", no_decoding)
+    monkeypatch.setattr(imagefolder, "decode_files", no_decoding)
     second = load_dataset("cifar10", tmp_path / "if")
     assert same(first.train, second.train) and same(first.test, second.test)
     assert first.identity == second.identity
 
     # A changed file changes the listing: that split is decoded again, and only that split.
     calls = []
-    monkeypatch.setattr(cifar, "decode_files", lambda paths, decode=True: calls.append(len(paths)) or real(paths, decode))
+    monkeypatch.setattr(
+        imagefolder, "decode_files", lambda paths, decode=True: calls.append(len(paths)) or real(paths, decode)
+    )
     changed = tmp_path / "if" / "test" / "class0" / "0000.png"
     Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(changed)
     third = load_dataset("cifar10", tmp_path / "if")
@@ -252,7 +270,7 @@ def test_decoded_imagefolder_is_cached_and_reused(tmp_path, monkeypatch):
 
 
 def test_damaged_cache_is_ignored_and_rewritten(tmp_path):
-    cifar.write_imagefolder(tmp_path / "if", small())
+    writers.write_imagefolder(tmp_path / "if", small())
     first = load_dataset("cifar10", tmp_path / "if")
     for npy in (tmp_path / "cache" / "decoded").glob("*.npy"):
         npy.write_bytes(b"garbage")
@@ -261,10 +279,12 @@ def test_damaged_cache_is_ignored_and_rewritten(tmp_path):
 
 
 def test_load_split_decodes_only_that_split_and_keeps_the_dataset_identity(tmp_path, monkeypatch):
-    cifar.write_imagefolder(tmp_path / "if", small())
+    writers.write_imagefolder(tmp_path / "if", small())
     seen = []
-    real = cifar.decode_files
-    monkeypatch.setattr(cifar, "decode_files", lambda paths, decode=True: seen.append((paths[0], decode)) or real(paths, decode))
+    real = imagefolder.decode_files
+    monkeypatch.setattr(
+        imagefolder, "decode_files", lambda paths, decode=True: seen.append((paths[0], decode)) or real(paths, decode)
+    )
 
     test, classes, identity = load_split("cifar10", tmp_path / "if", "test")
     decoded = [p for p, dec in seen if dec]
@@ -272,33 +292,33 @@ def test_load_split_decodes_only_that_split_and_keeps_the_dataset_identity(tmp_p
     assert len(test) == 12 and classes == ["class0", "class1", "class2"]
     assert identity == load_dataset("cifar10", tmp_path / "if").identity
 
-    cifar.write_cifar_pickles(tmp_path / "pk", small())
+    writers.write_cifar_pickles(tmp_path / "pk", small())
     assert load_split("cifar10", tmp_path / "pk", "test")[2] == load_dataset("cifar10", tmp_path / "pk").identity
 
 
 def test_parallel_decode_matches_serial(tmp_path, monkeypatch):
-    cifar.write_imagefolder(tmp_path / "if", make_synthetic(n_train=40, n_test=10, num_classes=2))
-    listing = cifar.list_split(tmp_path / "if" / "train")
-    serial, serial_digests = cifar.decode_files(listing.paths)
-    monkeypatch.setattr(cifar, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(cifar, "_workers", lambda: 2)
-    parallel, parallel_digests = cifar.decode_files(listing.paths)
+    writers.write_imagefolder(tmp_path / "if", make_synthetic(n_train=40, n_test=10, num_classes=2))
+    listing = imagefolder.list_split(tmp_path / "if" / "train")
+    serial, serial_digests = imagefolder.decode_files(listing.paths)
+    monkeypatch.setattr(imagefolder, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 2)
+    parallel, parallel_digests = imagefolder.decode_files(listing.paths)
     assert torch.equal(serial, parallel) and serial_digests == parallel_digests
 
 
 def test_bad_file_found_by_a_worker_process_names_the_file(tmp_path, monkeypatch):
-    cifar.write_imagefolder(tmp_path / "if", make_synthetic(n_train=40, n_test=10, num_classes=2))
+    writers.write_imagefolder(tmp_path / "if", make_synthetic(n_train=40, n_test=10, num_classes=2))
     bad = tmp_path / "if" / "train" / "class1" / "0003.png"
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(bad)
-    monkeypatch.setattr(cifar, "PARALLEL_MIN_FILES", 1)
-    monkeypatch.setattr(cifar, "_workers", lambda: 2)
+    monkeypatch.setattr(imagefolder, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr(imagefolder, "_workers", lambda: 2)
     with pytest.raises(DataError, match="16x16") as err:
         load_dataset("cifar10", tmp_path / "if")
     assert str(bad) in str(err.value)
 
 
 def test_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch):
-    cifar.write_imagefolder(tmp_path / "if", small())
+    writers.write_imagefolder(tmp_path / "if", small())
     (tmp_path / "a_file").write_text("")
     monkeypatch.setenv("KDBENCH_CACHE_DIR", str(tmp_path / "a_file" / "cache"))  # cannot be created
     with pytest.warns(UserWarning, match="could not cache decoded"):
@@ -309,7 +329,7 @@ def test_unwritable_cache_warns_and_still_loads(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- identity
 def test_identity_follows_content_not_location(tmp_path):
     src = small()
-    for fmt, write in (("pickle", cifar.write_cifar_pickles), ("imagefolder", cifar.write_imagefolder)):
+    for fmt, write in (("pickle", writers.write_cifar_pickles), ("imagefolder", writers.write_imagefolder)):
         a, b = tmp_path / fmt / "a", tmp_path / fmt / "b"
         write(a, src)
         shutil.copytree(a, b)  # new path, new mtimes, same bytes
@@ -330,7 +350,10 @@ def test_identity_records_subsets_that_remove_examples():
     full = load_dataset("synthetic", None, n_train=100, n_test=50)
     part = load_dataset("synthetic", None, n_train=100, n_test=50, train_subset=20)
     assert part.identity.startswith(full.identity) and part.identity != full.identity
-    assert load_dataset("synthetic", None, n_train=100, n_test=50, train_subset=20, subset_seed=1).identity != part.identity
+    assert (
+        load_dataset("synthetic", None, n_train=100, n_test=50, train_subset=20, subset_seed=1).identity
+        != part.identity
+    )
     # Asking for at least everything removes nothing.
     assert load_dataset("synthetic", None, n_train=100, n_test=50, test_subset=50).identity == full.identity
 
@@ -420,9 +443,14 @@ def test_synthetic_is_learnable_but_not_trivially_robust():
     x, y = s.train.images.float() / 255, s.train.labels
     xt, yt = s.test.images.float() / 255, s.test.labels
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Flatten(), torch.nn.Linear(32 * 8 * 8, 10),
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(16, 32, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32 * 8 * 8, 10),
     )
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for _ in range(2):
@@ -467,7 +495,7 @@ def test_resolve_root_order(tmp_path, monkeypatch):
 
 
 def test_env_root_is_used_by_load_dataset(tmp_path, monkeypatch):
-    cifar.write_cifar_pickles(tmp_path / "env", small())
+    writers.write_cifar_pickles(tmp_path / "env", small())
     monkeypatch.setenv("KDBENCH_DATA_ROOT", str(tmp_path / "env"))
     assert len(load_dataset("cifar10", None).train) == 30
     assert "cifar10" in data.DATASETS and "synthetic" in data.DATASETS

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.report import render
-from bench.results import read_run
+from kdbench.cli import main
+from kdbench.reports import render
+from kdbench.results.contract import read_run
 
 SUITE = Path(__file__).parent / "suites" / "defensive_synthetic.yaml"
 EPS = "0.0313725"
@@ -23,7 +23,11 @@ def run(tmp_path_factory):
 
 def acc(run, model, condition):
     m = run.metrics
-    return float(m[(m.model == model) & (m.condition == condition) & (m.level == (EPS if condition != "clean" else ""))].accuracy.iloc[0])
+    return float(
+        m[
+            (m.model == model) & (m.condition == condition) & (m.level == (EPS if condition != "clean" else ""))
+        ].accuracy.iloc[0]
+    )
 
 
 def test_the_trap_and_the_worst_case(run):
@@ -66,7 +70,9 @@ def test_masking_is_flagged_on_the_distilled_models_only(run):
 def test_report_puts_the_flag_beside_the_robust_accuracy(run):
     md = render(run.path, "md")
     pair_table = [line for line in md.splitlines() if line.count("|") >= 9]  # the pair's table, not the teacher's
-    rows = [line for line in pair_table if line.startswith(("| pgd ", "| cw ", "| fgsm ", "| transfer ", "| worst_case "))]
+    rows = [
+        line for line in pair_table if line.startswith(("| pgd ", "| cw ", "| fgsm ", "| transfer ", "| worst_case "))
+    ]
     assert len(rows) == 5 and all("gradient masking suspected (defensive: " in line for line in rows), rows
     assert "## ⚠ Gradient masking suspected" in md
     html = render(run.path, "html")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from bench.diagnostics import from_results
-from bench.evaluate import Cell, ModelEval, robust_convention, worst_case_cells
+from kdbench.evaluation.diagnostics import from_results
+from kdbench.evaluation.evaluate import Cell, ModelEval, robust_convention, worst_case_cells
 
 E2, E8 = 2 / 255, 8 / 255
 
@@ -14,8 +14,13 @@ def bits(s: str) -> list[bool]:
 
 
 def test_attack_rows_need_clean_and_worst_case_is_their_and():
-    cells = [Cell("clean", "clean", None), Cell("fgsm", "attack", E8), Cell("pgd", "attack", E8), Cell("pgd", "attack", E2),
-             Cell("gaussian_noise", "noise", 0.1)]  # fmt: skip
+    cells = [
+        Cell("clean", "clean", None),
+        Cell("fgsm", "attack", E8),
+        Cell("pgd", "attack", E8),
+        Cell("pgd", "attack", E2),
+        Cell("gaussian_noise", "noise", 0.1),
+    ]
     correct = torch.tensor([bits("11110000"), bits("11001100"), bits("10101010"), bits("11111111"), bits("00001111")])
     with_worst, out = robust_convention(cells, correct.clone())
     assert with_worst == cells + worst_case_cells(cells)
@@ -42,10 +47,14 @@ def by_check(rows):
 
 
 def test_checks_from_results_by_hand():
-    r = result({("fgsm", E8): "1100000000", ("pgd", E8): "1111110000", ("cw", E8): "1000000000", ("square", E8): "1100000000"})
+    r = result(
+        {("fgsm", E8): "1100000000", ("pgd", E8): "1111110000", ("cw", E8): "1000000000", ("square", E8): "1100000000"}
+    )
     c = by_check(from_results(r, KINDS))
     # strongest iterative (cw, 10%) vs fgsm (20%): not worse
-    assert c["iterative_vs_single_step"]["value"] == pytest.approx(-0.1) and not c["iterative_vs_single_step"]["flagged"]
+    assert (
+        c["iterative_vs_single_step"]["value"] == pytest.approx(-0.1) and not c["iterative_vs_single_step"]["flagged"]
+    )
     # pgd-CE 60% against the margin's 10%: 50 points, the saturated-softmax signature
     assert c["loss_dependence"]["value"] == pytest.approx(0.5) and c["loss_dependence"]["flagged"]
     # example 1 survives fgsm, pgd and cw and falls to nothing black-box: 0

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import estimate as est
-from bench.cli import main
-from bench.plan import make_plan
-from bench.suite import load_suite
+from kdbench.cli import main
+from kdbench.config import load_suite
+from kdbench.pipeline import estimate as est
+from kdbench.pipeline.plan import make_plan
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
 PRICE = {"train": 0.01, "forward": 0.001, "gradient": 0.002}
@@ -37,11 +37,13 @@ def test_adversarial_training_adds_its_inner_attack(monkeypatch):
     plan = make_plan(suite, "data", "ids", {})
     seconds = est.estimate(plan, n_train=800, n_eval=120, device="cpu", todo=plan.jobs)
     steps = 4 * math.ceil(800 / 50)
-    assert seconds[next(j.hash for j in plan.jobs if j.id == "student:base:seed0")] == pytest.approx(steps * (0.01 + 7 * 0.002))
+    assert seconds[next(j.hash for j in plan.jobs if j.id == "student:base:seed0")] == pytest.approx(
+        steps * (0.01 + 7 * 0.002)
+    )
 
 
 def test_attack_budgets():
-    from bench.conditions import CONDITIONS
+    from kdbench.evaluation.conditions import CONDITIONS
 
     def passes(name, **params):
         cls = CONDITIONS.get(name)

@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from fakerun import MODELS, fake_results, write
+from needs import require
 
-from bench.cli import main
-from bench.export import export
-from bench.export.headline import COLUMNS
-from bench.export.robustbench import MODEL_INFO_FIELDS
-from bench.report.runs import load_run
-from bench.report.tables import build
-from bench.report.verdicts import pair_verdicts
+from kdbench.cli import main
+from kdbench.exports import export
+from kdbench.exports.headline import COLUMNS
+from kdbench.exports.robustbench import MODEL_INFO_FIELDS
+from kdbench.reports.tables import build
+from kdbench.reports.verdicts import pair_verdicts
+from kdbench.results.checks import load_run
 
 
 def with_autoattack(pieces, levels, version="standard"):
@@ -63,7 +64,9 @@ def test_csv_is_the_reports_headline_table(run_dir, data, tmp_path):
     assert list(t["group"].drop_duplicates()) == ["clean", "mean_corruption", "noise", "attack"]
     for _, r in headline.iterrows():
         row = t[(t["condition"] == r["condition"]) & (t["level"].fillna("") == r["level"])].iloc[0]
-        assert row["distilled_acc"] == pytest.approx(r["dist_acc"], abs=1e-6) and row["diff"] == pytest.approx(r["diff"], abs=1e-6)
+        assert row["distilled_acc"] == pytest.approx(r["dist_acc"], abs=1e-6) and row["diff"] == pytest.approx(
+            r["diff"], abs=1e-6
+        )
         assert row["p_holm"] == pytest.approx(r["p_holm"], rel=1e-5) and row["verdict"] == r["verdict"]
 
 
@@ -77,19 +80,32 @@ def test_latex_is_booktabs_escaped_and_marked(run_dir, data, tmp_path):
     assert len(rows) == len(pd.read_csv(export(run_dir, "csv", tmp_path / "t.csv")[0]))
     for line in body:  # no bare % or _ outside math, no unicode, to break the build
         text_mode = re.sub(r"\$[^$]*\$", "", line)
-        assert "%" not in text_mode.replace(r"\%", "") and "_" not in text_mode.replace(r"\_", "") and line.isascii(), line
+        assert "%" not in text_mode.replace(r"\%", "") and "_" not in text_mode.replace(r"\_", "") and line.isascii(), (
+            line
+        )
     assert r"resnet20-kd vs resnet20-baseline" in text and r"$\varepsilon$=8/255" in text
     table = data.pairs[0].table
     significant = table[(table["group"] != "corruption") & (table["p_holm"] < 0.05)]
     assert len(significant) and text.count("^{*") == len(significant)  # one mark per significant headline row
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine here (apt-get install texlive-latex-recommended)")
 def test_latex_compiles(run_dir, tmp_path):
+    require(
+        shutil.which("pdflatex") is not None, "a TeX engine (pdflatex)", "apt-get install texlive-latex-recommended"
+    )
     export(run_dir, "latex", tmp_path / "table.tex")
-    (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
-                                      "\\begin{table}\\input{table.tex}\\end{table}\\end{document}\n")
-    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\begin{document}"
+        "\\begin{table}\\input{table.tex}\\end{table}\\end{document}\n"
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
 
 
@@ -103,7 +119,11 @@ def test_json_holds_what_the_report_shows(run_dir, data, tmp_path):
     assert (d["schema"], d["version"]) == ("kdbench-report", 1)
     assert [v["sentence"] for v in d["verdicts"]] == [v.sentence() for v in pair_verdicts(data)]
     pair = d["pairs"][0]
-    assert (pair["distilled"], pair["baseline"], pair["baseline_seeds"]) == ("resnet20-kd", "resnet20-baseline", [0, 1, 2])
+    assert (pair["distilled"], pair["baseline"], pair["baseline_seeds"]) == (
+        "resnet20-kd",
+        "resnet20-baseline",
+        [0, 1, 2],
+    )
     assert len(pair["metrics"]) == len(data.pairs[0].table) and len(pair["per_seed"]) == len(data.pairs[0].per_seed)
     clean = next(m for m in pair["metrics"] if m["condition"] == "clean")
     assert clean["dist_acc"] == pytest.approx(float(data.pairs[0].table.iloc[0]["dist_acc"]))
@@ -136,7 +156,7 @@ def test_robustbench_fields_are_the_installed_packages():
 
     if importlib.util.find_spec("robustbench") is None:
         pytest.skip("robustbench not installed")
-    from bench.zoo import _robustbench
+    from kdbench.models.zoo import _robustbench
 
     assert tuple(f.name for f in dataclasses.fields(_robustbench().utils.ModelInfo)) == MODEL_INFO_FIELDS
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.methods import METHODS, build_method
-from bench.methods.at import attention_loss
-from bench.methods.base import Batch, Teachers
-from bench.methods.crd import contrast_indices, crd_modules, nce_loss, update_memory
-from bench.methods.fitnets import conv_regressor
-from bench.methods.rkd import angles, relative_distances
-from bench.models import MODELS, create_model, wrap
-from bench.models.features import FeatureError, feature_shapes, features, stage_names
+from kdbench.models import MODELS, create_model, wrap
+from kdbench.models.features import FeatureError, feature_shapes, features, stage_names
+from kdbench.training.methods import METHODS, build_method
+from kdbench.training.methods.at import attention_loss
+from kdbench.training.methods.base import Batch, Teachers
+from kdbench.training.methods.crd import contrast_indices, crd_modules, nce_loss, update_memory
+from kdbench.training.methods.fitnets import conv_regressor
+from kdbench.training.methods.rkd import angles, relative_distances
 
 FEATURE_METHODS = ["fitnets", "at", "rkd", "crd"]
 
@@ -56,12 +56,15 @@ def test_the_extractor_shares_weights_and_follows_the_mode():
         stage_names(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)))
 
 
-@pytest.mark.parametrize(("s", "t", "layer"), [
-    ((8, 16, 16), (32, 8, 8), torch.nn.Conv2d),
-    ((8, 8, 8), (32, 16, 16), torch.nn.ConvTranspose2d),
-    ((8, 10, 10), (32, 8, 8), torch.nn.Conv2d),
-    ((8, 8, 8), (32, 8, 8), torch.nn.Conv2d),
-])
+@pytest.mark.parametrize(
+    ("s", "t", "layer"),
+    [
+        ((8, 16, 16), (32, 8, 8), torch.nn.Conv2d),
+        ((8, 8, 8), (32, 16, 16), torch.nn.ConvTranspose2d),
+        ((8, 10, 10), (32, 8, 8), torch.nn.Conv2d),
+        ((8, 8, 8), (32, 8, 8), torch.nn.Conv2d),
+    ],
+)
 def test_fitnets_connector_maps_student_to_teacher_shape(s, t, layer):
     reg = conv_regressor(s, t)
     assert isinstance(reg[0], layer)
@@ -90,7 +93,9 @@ def test_fitnets_loss_by_hand():
     # against the teacher's (layer2: 32 x 16 x 16), mean squared error, weight 100
     h = student.net.features[1](student.net.features[0]((batch.x - student.mean) / student.std))
     with torch.no_grad():
-        t_hint = teacher.net.layer2(teacher.net.layer1(F.relu(teacher.net.bn1(teacher.net.conv1((batch.x - teacher.mean) / teacher.std)))))
+        t_hint = teacher.net.layer2(
+            teacher.net.layer1(F.relu(teacher.net.bn1(teacher.net.conv1((batch.x - teacher.mean) / teacher.std))))
+        )
     assert isinstance(reg[0], torch.nn.ConvTranspose2d)
     assert losses["hint"].item() == pytest.approx(100 * ((reg(h) - t_hint) ** 2).mean().item(), rel=1e-5)
     assert losses["ce"].item() == pytest.approx(F.cross_entropy(logits, batch.y).item(), rel=1e-6)
@@ -98,7 +103,10 @@ def test_fitnets_loss_by_hand():
 
 def test_attention_loss_by_hand():
     g = torch.Generator().manual_seed(1)
-    f_s, f_t = torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64), torch.randn(2, 5, 2, 2, generator=g, dtype=torch.float64)
+    f_s, f_t = (
+        torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64),
+        torch.randn(2, 5, 2, 2, generator=g, dtype=torch.float64),
+    )
     s, t = f_s.numpy(), f_t.numpy()
     # the student's 4x4 maps average-pooled to 2x2, then per image: a = mean_c f^2, flattened, unit norm
     s = s.reshape(2, 3, 2, 2, 2, 2).mean(axis=(3, 5))
@@ -159,7 +167,10 @@ def test_rkd_loss_by_hand_on_the_embeddings():
     s = features(student, batch.x).embedding.double()
     with torch.no_grad():
         t = features(teacher, batch.x).embedding.double()
-    ds, dt = relative_distances(s, False, 1e-12).flatten().tolist(), relative_distances(t, False, 1e-12).flatten().tolist()
+    ds, dt = (
+        relative_distances(s, False, 1e-12).flatten().tolist(),
+        relative_distances(t, False, 1e-12).flatten().tolist(),
+    )
     as_, at_ = angles(s).tolist(), angles(t).tolist()
     distance = sum(huber(a, b) for a, b in zip(ds, dt)) / len(ds)
     angle = sum(huber(a, b) for a, b in zip(as_, at_)) / len(as_)
@@ -238,11 +249,14 @@ def test_crd_step_fixes_z_on_the_first_batch_and_moves_the_banks():
 
 @pytest.mark.parametrize("name", FEATURE_METHODS)
 def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
-    from bench.suite import TrainRecipe
-    from bench.train import train
+    from kdbench.config import TrainRecipe
+    from kdbench.training.loop import train
 
     g = torch.Generator().manual_seed(0)
-    images, labels = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (64,), generator=g)
+    images, labels = (
+        torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+    )
     params = METHODS.get(name).Params(**({"nce_k": 32} if name == "crd" else {}))
 
     def run():
@@ -259,7 +273,9 @@ def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
             return parts
 
         method.setup = recording_setup
-        history = train(student, images, labels, TrainRecipe(epochs=2, batch_size=32, lr=0.01), method, 0, teachers=[teacher])
+        history = train(
+            student, images, labels, TrainRecipe(epochs=2, batch_size=32, lr=0.01), method, 0, teachers=[teacher]
+        )
         assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in t_state.items())  # weights and BN statistics
         return student, method, history, initial
 
@@ -271,19 +287,34 @@ def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
         trained = dict(getattr(method, parts).named_parameters())
         assert all(not torch.equal(p, trained[k]) for k, p in initial.items())
     again, _, history2, _ = run()
-    assert history2 == history and all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))
+    assert history2 == history and all(
+        torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values())
+    )
     assert METHODS.get(name).role == "distilled" and METHODS.get(name).uses_features
 
 
 def test_suites_refuse_feature_methods_without_one_known_teacher(tmp_path):
     from pydantic import ValidationError
 
-    from bench.suite import Suite
+    from kdbench.config import Suite
 
-    base = {"name": "f", "dataset": {"name": "synthetic"}, "train": {"epochs": 1},
-            "teachers": {"t1": {"arch": "cnn_tiny"}, "t2": {"arch": "cnn_tiny"}, "zoo": {"robustbench": "Standard"}}}
+    base = {
+        "name": "f",
+        "dataset": {"name": "synthetic"},
+        "train": {"epochs": 1},
+        "teachers": {"t1": {"arch": "cnn_tiny"}, "t2": {"arch": "cnn_tiny"}, "zoo": {"robustbench": "Standard"}},
+    }
     with pytest.raises(ValidationError, match="learns from one teacher's features: give one teacher, not an ensemble"):
-        Suite.model_validate({**base, "students": {"s": {"arch": "cnn_tiny", "method": "at", "teachers": ["t1", "t2"], "ensemble": "mean_probs"}}})
-    with pytest.raises(ValidationError, match="'zoo' is a RobustBench zoo model, whose intermediate features kdbench does not know"):
+        Suite.model_validate(
+            {
+                **base,
+                "students": {
+                    "s": {"arch": "cnn_tiny", "method": "at", "teachers": ["t1", "t2"], "ensemble": "mean_probs"}
+                },
+            }
+        )
+    with pytest.raises(
+        ValidationError, match="'zoo' is a RobustBench zoo model, whose intermediate features kdbench does not know"
+    ):
         Suite.model_validate({**base, "students": {"s": {"arch": "cnn_tiny", "method": "rkd", "teachers": "zoo"}}})
     Suite.model_validate({**base, "students": {"s": {"arch": "cnn_tiny", "method": "crd", "teachers": "t1"}}})

@@ -2,12 +2,12 @@
 
 import json
 
+import fakerun
 import numpy as np
 import pytest
 
-import fakerun
-from bench import gate as g
-from bench.cli import main
+from kdbench.analysis.tolerances import Tolerances, parse_tolerances
+from kdbench.cli import main
 
 KD, BASE = "resnet20-kd", "resnet20-baseline"
 PGD4 = 4 / 255
@@ -143,16 +143,16 @@ def test_suite_gate_section_sets_tolerances(tmp_path, capsys, one_seed):
 
 
 def test_tolerance_lookup_most_specific_wins():
-    tol = g.Tolerances(default=1.0, by_key={"attack": 2.0, "pgd": 3.0, "pgd:8/255": 4.0, "gaussian_noise:0.1": 0.5})
+    tol = Tolerances(default=1.0, by_key={"attack": 2.0, "pgd": 3.0, "pgd:8/255": 4.0, "gaussian_noise:0.1": 0.5})
     assert tol.lookup("clean", "clean", "") == 1.0
     assert tol.lookup("attack", "fgsm", "0.0313725") == 2.0
     assert tol.lookup("attack", "pgd", "0.0156863") == 3.0
     assert tol.lookup("attack", "pgd", "0.0313725") == 4.0  # 8/255 as stored
     assert tol.lookup("noise", "gaussian_noise", "0.1") == 0.5
-    assert g.parse_tolerances(["2", "attack=3"]) == (2.0, {"attack": 3.0})
+    assert parse_tolerances(["2", "attack=3"]) == (2.0, {"attack": 3.0})
     for bad in (["-1"], ["x"], ["=2"], ["pgd=nan"]):
         with pytest.raises(ValueError):
-            g.parse_tolerances(bad)
+            parse_tolerances(bad)
 
 
 def test_different_test_examples_are_not_comparable(tmp_path, capsys, one_seed):
@@ -192,7 +192,6 @@ def test_missing_model_or_seed_structure_is_not_comparable(tmp_path, capsys, thr
     fewer.metrics, fewer.correct = fewer.metrics[keep].reset_index(drop=True), fewer.correct[keep]
     code, _, err = run_gate(capsys, write(tmp_path, "run_fewer", fewer), base)
     assert code == 3 and "lacks models the baseline has: resnet20-kd" in err
-
 
 
 def test_a_one_seed_run_is_tested_against_the_baselines_seed_spread(tmp_path, capsys, three_seeds, one_seed):
@@ -271,14 +270,19 @@ def test_a_real_2pp_drop_on_10000_examples_is_caught(tmp_path, capsys):
 
 def test_new_models_in_the_run_are_listed_not_gated(tmp_path, capsys, one_seed):
     base = write(tmp_path, "base", one_seed)
-    more = fakerun.fake_results(n=1000, seeds=(0,), models=fakerun.MODELS + (("resnet20-ls", "distilled", "label_smoothing", "resnet20", 0.5),))
+    more = fakerun.fake_results(
+        n=1000, seeds=(0,), models=fakerun.MODELS + (("resnet20-ls", "distilled", "label_smoothing", "resnet20", 0.5),)
+    )
     code, out, _ = run_gate(capsys, write(tmp_path, "run", more), base)
     assert code == 0
     assert verdicts(out)[("resnet20-ls", "clean")] == "new, not gated"
 
 
 def _truncations(size: int):
-    return sorted({0, 1, 10, 40, size // 3, size // 2, size - 30, size - 9, size - 5} | set(range(60, size - 4, max(1, size // 25))))
+    return sorted(
+        {0, 1, 10, 40, size // 3, size // 2, size - 30, size - 9, size - 5}
+        | set(range(60, size - 4, max(1, size // 25)))
+    )
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "per_example.npz", "manifest.json", "agreement.csv"])
@@ -347,7 +351,11 @@ def test_step_summary_is_appended(tmp_path, capsys, monkeypatch, one_seed):
 
 def test_markup_in_model_names_is_refused(tmp_path, capsys):
     evil = "<img src=x onerror=alert(1)>|x"
-    models = (("t", "teacher", "teacher", "wrn", 0.9), ("b", "baseline", "baseline", "r20", 0.8), (evil, "distilled", "kd", "r20", 0.82))
+    models = (
+        ("t", "teacher", "teacher", "wrn", 0.9),
+        ("b", "baseline", "baseline", "r20", 0.8),
+        (evil, "distilled", "kd", "r20", 0.82),
+    )
     base = write(tmp_path, "base", fakerun.fake_results(n=200, models=models))
     code, out, err = run_gate(capsys, base, base)
     assert code == 2 and "<img" not in out
@@ -367,7 +375,9 @@ def test_baseline_blessing_round_trip(tmp_path, capsys, three_seeds):
 
     spread = pd.read_csv(out / "seed_spread.csv", keep_default_na=False)
     clean = spread[(spread["model"] == KD) & (spread["condition"] == "clean")].iloc[0]
-    accs = three_seeds.metrics[(three_seeds.metrics["model"] == KD) & (three_seeds.metrics["condition"] == "clean")]["accuracy"]
+    accs = three_seeds.metrics[(three_seeds.metrics["model"] == KD) & (three_seeds.metrics["condition"] == "clean")][
+        "accuracy"
+    ]
     assert clean["seeds"] == 3 and clean["sd"] == pytest.approx(accs.std(ddof=1), rel=1e-5)
     assert "wrn40_2-teacher" not in set(spread["model"])  # one seed: no spread to record
     assert run_gate(capsys, run, str(out))[0] == 0
@@ -398,8 +408,9 @@ def test_compare_prints_differences(tmp_path, capsys, one_seed):
 
 
 def test_example_workflow_runs_the_gate_and_always_uploads_the_report():
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     wf = yaml.safe_load((Path(__file__).parents[1] / ".github" / "workflows" / "robustness-gate.yml").read_text())
     steps = wf["jobs"]["gate"]["steps"]
@@ -422,11 +433,14 @@ def test_the_gate_says_when_the_runs_come_from_different_set_ups(tmp_path, capsy
     base2 = write(tmp_path, "base2", base_p)
     code, out, _ = run_gate(capsys, write(tmp_path, "other", other), base2)
     assert code == 0
-    assert "different set-ups (CPU Fake CPU in the baseline, Another CPU in the run; torch threads 2 in the baseline, 1 in the run)" in out
+    assert (
+        "different set-ups (CPU Fake CPU in the baseline, Another CPU in the run; torch threads 2 in the baseline, 1 "
+        "in the run)" in out
+    )
 
 
 def test_format_1_runs_are_read_with_format_2_names(tmp_path, capsys):
-    from bench.results import read_run
+    from kdbench.results.contract import read_run
 
     new = fakerun.fake_results(n=300, seeds=(0,), corruptions=True)
     old = new.copy()  # as kdbench wrote it before corruption rows had their own names
@@ -445,10 +459,12 @@ def test_format_1_runs_are_read_with_format_2_names(tmp_path, capsys):
 
 
 def test_a_corruption_tolerance_names_its_condition(three_seeds):
-    from bench.gate import Tolerances
+    from kdbench.analysis.tolerances import Tolerances
 
     tol = Tolerances(1.0, {"c:fog": 3.0, "c:snow:5": 4.0, "gaussian_noise": 2.0, "pgd:4/255": 5.0})
     assert tol.lookup("corruption", "c:fog", "2") == 3.0
     assert tol.lookup("corruption", "c:snow", "5") == 4.0 and tol.lookup("corruption", "c:snow", "4") == 1.0
-    assert tol.lookup("noise", "gaussian_noise", "0.1") == 2.0 and tol.lookup("corruption", "c:gaussian_noise", "1") == 1.0
+    assert (
+        tol.lookup("noise", "gaussian_noise", "0.1") == 2.0 and tol.lookup("corruption", "c:gaussian_noise", "1") == 1.0
+    )
     assert tol.lookup("attack", "pgd", format(4 / 255, ".6g")) == 5.0

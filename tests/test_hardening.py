@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from bench.atomic import atomic_dir, remove_stale_parts
-from bench.cli import main
-from bench.report.markdown import md_escape
 from test_suite import GOOD
 
-SHIPPED = sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")) + sorted((Path(__file__).parent / "suites").glob("*.yaml"))
+from kdbench.cli import main
+from kdbench.reports.markdown import md_escape
+from kdbench.util.atomic import atomic_dir, remove_stale_parts
+
+SHIPPED = sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")) + sorted(
+    (Path(__file__).parent / "suites").glob("*.yaml")
+)
 
 
 def cli(capsys, *argv):
@@ -82,10 +84,13 @@ def test_a_long_bad_value_is_quoted_short(tmp_path, capsys):
     assert len(line) < 300
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("train.epochs=[1,", "not valid YAML"),
-    ("train.epochs=!!python/object/apply:os.system [ls]", "not valid YAML"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("train.epochs=[1,", "not valid YAML"),
+        ("train.epochs=!!python/object/apply:os.system [ls]", "not valid YAML"),
+    ],
+)
 def test_bad_set_values(tmp_path, capsys, value, expected):
     err = validate_error(capsys, suite_file(tmp_path), "--set", value)
     assert "--set" in err and expected in err
@@ -102,35 +107,75 @@ def test_a_file_name_with_a_space_gives_a_valid_name(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------ values out of range
-@pytest.mark.parametrize("change,expected", [
-    ({"students": {"base": {"seeds": [2**70]}}}, "students.base.seeds.0: expected less than 9223372036854775808"),
-    ({"teachers": {"t": {"seed": -1}}}, "teachers.t.seed: expected greater than or equal to 0"),
-    ({"students": {"base": {"train": {"lr": 0}}}}, "students.base.train.lr: expected greater than 0"),
-    ({"teachers": {"t": {"train": {"lr": -1}}}}, "teachers.t.train.lr: expected greater than 0"),
-    ({"students": {"base": {"train": {"warmup_epochs": 5}}}}, "students.base.train: warmup_epochs (5) is longer than epochs (1)"),
-    ({"train": {"warmup_epochs": 2}}, "warmup_epochs (2) is longer than epochs (1)"),
-    ({"train": {"schedule": "multistep", "milestones": [0.5, 1.5]}}, "milestones are fractions of the epochs, in [0, 1]"),
-    ({"students": {"kd": {"method": {"name": "kd", "temperature": 0}}}}, "a temperature must be a finite number > 0"),
-    ({"students": {"kd": {"method": {"name": "kd", "temperature": -4}}}}, "T < 0 inverts the objective"),
-    ({"students": {"kd": {"method": {"name": "kd", "temperature": {"schedule": "linear", "start": 4, "end": 1, "x": 1}}}}},
-     "unknown key 'x' in a temperature schedule; expected schedule, start, end"),
-    ({"evaluate": {"gaussian_noise": {"sigmas": [2]}}}, "expected a value in [0, 1] pixel units (found: 2.0)"),
-    ({"evaluate": {"gaussian_noise": {"sigmas": [-0.1]}}}, "pixel units (found: -0.1)"),
-    ({"evaluate": {"gaussian_noise": {"sigmas": [".nan"]}}}, "pixel units (found: nan)"),
-    ({"evaluate": {"pgd": {"eps": ["8/255"], "step_size": -0.01}}}, "evaluate.pgd.step_size: expected a value in [0, 1]"),
-    ({"evaluate": {"pgd": {"eps": ["8/255"], "restarts": 3, "random_start": False}}}, "repeats the same attack"),
-    ({"dataset": {"params": {"n_train": 200, "n_test": 0}}}, "synthetic dataset: n_test must be an integer >= 1, got 0"),
-    ({"dataset": {"test_subset": 500}}, "test_subset 500 is larger than the synthetic test split (n_test = 100)"),
-    ({"dataset": {"params": {"n_tset": 5}}}, "synthetic dataset: unknown parameter(s) ['n_tset']"),
-    ({"dataset": {"name": "cifar10", "params": {}, "test_subset": 20000}}, "test_subset 20000 is larger than CIFAR-10's test split (10,000 images)"),
-    ({"dataset": {"name": "cifar10", "params": {}, "train_subset": 60000}}, "train_subset 60000 is larger than CIFAR-10's train split (50,000 images)"),
-    ({"dataset": {"name": "cifar10", "params": {"format": "lmdb"}}}, "cifar10: format must be one of auto, pickle, imagefolder; got 'lmdb'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ({"students": {"base": {"seeds": [2**70]}}}, "students.base.seeds.0: expected less than 9223372036854775808"),
+        ({"teachers": {"t": {"seed": -1}}}, "teachers.t.seed: expected greater than or equal to 0"),
+        ({"students": {"base": {"train": {"lr": 0}}}}, "students.base.train.lr: expected greater than 0"),
+        ({"teachers": {"t": {"train": {"lr": -1}}}}, "teachers.t.train.lr: expected greater than 0"),
+        (
+            {"students": {"base": {"train": {"warmup_epochs": 5}}}},
+            "students.base.train: warmup_epochs (5) is longer than epochs (1)",
+        ),
+        ({"train": {"warmup_epochs": 2}}, "warmup_epochs (2) is longer than epochs (1)"),
+        (
+            {"train": {"schedule": "multistep", "milestones": [0.5, 1.5]}},
+            "milestones are fractions of the epochs, in [0, 1]",
+        ),
+        (
+            {"students": {"kd": {"method": {"name": "kd", "temperature": 0}}}},
+            "a temperature must be a finite number > 0",
+        ),
+        ({"students": {"kd": {"method": {"name": "kd", "temperature": -4}}}}, "T < 0 inverts the objective"),
+        (
+            {
+                "students": {
+                    "kd": {
+                        "method": {"name": "kd", "temperature": {"schedule": "linear", "start": 4, "end": 1, "x": 1}}
+                    }
+                }
+            },
+            "unknown key 'x' in a temperature schedule; expected schedule, start, end",
+        ),
+        ({"evaluate": {"gaussian_noise": {"sigmas": [2]}}}, "expected a value in [0, 1] pixel units (found: 2.0)"),
+        ({"evaluate": {"gaussian_noise": {"sigmas": [-0.1]}}}, "pixel units (found: -0.1)"),
+        ({"evaluate": {"gaussian_noise": {"sigmas": [".nan"]}}}, "pixel units (found: nan)"),
+        (
+            {"evaluate": {"pgd": {"eps": ["8/255"], "step_size": -0.01}}},
+            "evaluate.pgd.step_size: expected a value in [0, 1]",
+        ),
+        ({"evaluate": {"pgd": {"eps": ["8/255"], "restarts": 3, "random_start": False}}}, "repeats the same attack"),
+        (
+            {"dataset": {"params": {"n_train": 200, "n_test": 0}}},
+            "synthetic dataset: n_test must be an integer >= 1, got 0",
+        ),
+        ({"dataset": {"test_subset": 500}}, "test_subset 500 is larger than the synthetic test split (n_test = 100)"),
+        ({"dataset": {"params": {"n_tset": 5}}}, "synthetic dataset: unknown parameter(s) ['n_tset']"),
+        (
+            {"dataset": {"name": "cifar10", "params": {}, "test_subset": 20000}},
+            "test_subset 20000 is larger than CIFAR-10's test split (10,000 images)",
+        ),
+        (
+            {"dataset": {"name": "cifar10", "params": {}, "train_subset": 60000}},
+            "train_subset 60000 is larger than CIFAR-10's train split (50,000 images)",
+        ),
+        (
+            {"dataset": {"name": "cifar10", "params": {"format": "lmdb"}}},
+            "cifar10: format must be one of auto, pickle, imagefolder; got 'lmdb'",
+        ),
+    ],
+)
 def test_values_out_of_range(tmp_path, capsys, change, expected):
     raw = yaml.safe_load(GOOD)
     for section, value in change.items():
         for key, sub in value.items():
-            if isinstance(raw[section].get(key), dict) and isinstance(sub, dict) and key != "params" and section != "evaluate":
+            if (
+                isinstance(raw[section].get(key), dict)
+                and isinstance(sub, dict)
+                and key != "params"
+                and section != "evaluate"
+            ):
                 raw[section][key] = {**raw[section][key], **sub}
             else:
                 raw[section][key] = sub
@@ -140,12 +185,15 @@ def test_values_out_of_range(tmp_path, capsys, change, expected):
 
 
 # ------------------------------------------------------------------------ checkpoints
-@pytest.mark.parametrize("checkpoint,expected", [
-    ("missing.pt", "missing.pt': no such file"),
-    ("adir", "is a directory, expected a weights file"),
-    ("pkg:pyautoattack/../../../etc/passwd", "leads outside the package 'pyautoattack'"),
-    ("pkg:nosuchpackage_kdb/w.pt", "package 'nosuchpackage_kdb' is not installed (pip install nosuchpackage_kdb)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "checkpoint,expected",
+    [
+        ("missing.pt", "missing.pt': no such file"),
+        ("adir", "is a directory, expected a weights file"),
+        ("pkg:pyautoattack/../../../etc/passwd", "leads outside the package 'pyautoattack'"),
+        ("pkg:nosuchpackage_kdb/w.pt", "package 'nosuchpackage_kdb' is not installed (pip install nosuchpackage_kdb)"),
+    ],
+)
 def test_checkpoint_paths_are_checked_at_validate_time(tmp_path, capsys, checkpoint, expected):
     (tmp_path / "adir").mkdir()
     text = GOOD.replace("t: {arch: cnn_small}", f"t: {{arch: resnet18, checkpoint: '{checkpoint}', normalize: none}}")
@@ -154,7 +202,7 @@ def test_checkpoint_paths_are_checked_at_validate_time(tmp_path, capsys, checkpo
 
 
 def test_a_malicious_pickle_is_refused_naming_the_global(tmp_path):
-    from bench.models.checkpoint import CheckpointError, load_state_dict_file
+    from kdbench.models.checkpoint import CheckpointError, load_state_dict_file
 
     class Evil:
         def __reduce__(self):
@@ -217,7 +265,7 @@ def test_baseline_never_replaces_what_it_did_not_write(tmp_path, capsys):
 def test_stale_part_folders_of_dead_runs_are_removed(tmp_path):
     jobs = tmp_path / "jobs"
     jobs.mkdir()
-    from bench.atomic import HOST_TAG
+    from kdbench.util.atomic import HOST_TAG
 
     dead = jobs / f".abc123.999999999.{HOST_TAG}.x1y2.part"  # no such pid on this host
     old_style = jobs / ".abc124.999999999.x1y2.part"  # named before the host tag: this host's
@@ -302,20 +350,44 @@ def test_fuzzed_suites_give_exit_0_or_2_and_no_traceback(tmp_path, capsys):
 
 # ------------------------------------------------------------------------ data
 def test_exporting_the_test_split_needs_no_train_folder(tmp_path, capsys):
-    from bench.data import load_dataset, load_split
-    from bench.data.cifar import write_imagefolder
+    from kdbench.data import load_dataset, load_split
+    from kdbench.data.writers import write_imagefolder
 
     root = write_imagefolder(tmp_path / "data", load_dataset("synthetic", None, n_train=20, n_test=10, seed=0))
     _, _, both = load_split("cifar10", root, "test")
     for path in sorted((root / "train").rglob("*"), reverse=True):
         path.rmdir() if path.is_dir() else path.unlink()
     (root / "train").rmdir()
-    code, _, err = cli(capsys, "corruptions", "export", "--data-root", root, "--names", "fog", "--severities", "1", "--out", tmp_path / "c")
+    code, _, err = cli(
+        capsys,
+        "corruptions",
+        "export",
+        "--data-root",
+        root,
+        "--names",
+        "fog",
+        "--severities",
+        "1",
+        "--out",
+        tmp_path / "c",
+    )
     assert code == 0, err
     assert np.load(tmp_path / "c" / "fog.npy").shape == (10, 32, 32, 3)
     _, _, alone = load_split("cifar10", root, "test")
     assert alone != both  # the identity says which files were there
-    code, _, err = cli(capsys, "corruptions", "export", "--data-root", root, "--split", "train", "--names", "fog", "--out", tmp_path / "d")
+    code, _, err = cli(
+        capsys,
+        "corruptions",
+        "export",
+        "--data-root",
+        root,
+        "--split",
+        "train",
+        "--names",
+        "fog",
+        "--out",
+        tmp_path / "d",
+    )
     assert code == 2 and "no CIFAR-10 data found" in err
 
 
@@ -324,13 +396,30 @@ def test_two_runs_of_one_suite_into_one_folder_at_once(tmp_path):
     import subprocess
     import sys
 
-    from bench.results import read_run
+    from kdbench.results.contract import read_run
 
     suite = Path(__file__).parent / "suites" / "synthetic.yaml"
-    args = [sys.executable, "-m", "bench", "run", str(suite), "--out", str(tmp_path), "--device", "cpu",
-            "--set", "train.epochs=1", "--set", "dataset.params.n_train=200", "--set", "evaluate.n=40"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "kdbench",
+        "run",
+        str(suite),
+        "--out",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "dataset.params.n_train=200",
+        "--set",
+        "evaluate.n=40",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs):
         assert p.returncode == 0 and "Traceback" not in err, err
@@ -351,16 +440,18 @@ def test_validate_list_and_schema_never_import_torch(argv):
     import subprocess
     import sys
 
-    code = ("import sys; from bench.cli import main; rc = main(sys.argv[1:]); "
-            "heavy = [m for m in ('torch', 'torchattacks', 'pandas', 'scipy', 'matplotlib') if m in sys.modules]; "
-            "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)")  # fmt: skip
+    code = (
+        "import sys; from kdbench.cli import main; rc = main(sys.argv[1:]); "
+        "heavy = [m for m in ('torch', 'torchattacks', 'pandas', 'scipy', 'matplotlib') if m in sys.modules]; "
+        "print('HEAVY', heavy, file=sys.stderr); sys.exit(rc)"
+    )
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "HEAVY []" in done.stderr, done.stderr
 
 
 def test_the_architecture_names_read_from_source_are_those_registered():
-    from bench.models import MODELS
+    from kdbench.models import MODELS
 
     declared = set(MODELS.names())
     list(MODELS.items())  # imports every family module, running the decorators
@@ -368,9 +459,24 @@ def test_the_architecture_names_read_from_source_are_those_registered():
 
 
 def test_a_dry_run_downloads_nothing(tmp_path, capsys, monkeypatch):
-    from bench.data import cifar
+    from kdbench.data import cifar
 
     monkeypatch.setattr(cifar, "download_pickles", lambda root, release: pytest.fail("a dry run downloaded"))
-    text = GOOD.replace("dataset: {name: synthetic, params: {n_train: 200, n_test: 100}}", "dataset: {name: cifar10, download: true}")
-    code, _, err = cli(capsys, "run", suite_file(tmp_path, text), "--data-root", tmp_path / "nothing", "--out", tmp_path / "o", "--dry-run")
-    assert code == 2 and "no CIFAR-10 data found" in err and "--dry-run downloads nothing: run without it to download" in err
+    text = GOOD.replace(
+        "dataset: {name: synthetic, params: {n_train: 200, n_test: 100}}", "dataset: {name: cifar10, download: true}"
+    )
+    code, _, err = cli(
+        capsys,
+        "run",
+        suite_file(tmp_path, text),
+        "--data-root",
+        tmp_path / "nothing",
+        "--out",
+        tmp_path / "o",
+        "--dry-run",
+    )
+    assert (
+        code == 2
+        and "no CIFAR-10 data found" in err
+        and "--dry-run downloads nothing: run without it to download" in err
+    )

@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.methods import METHODS, build_method
-from bench.methods.base import Batch, Teachers
+from kdbench.training.methods import METHODS, build_method
+from kdbench.training.methods.base import Batch, Teachers
 
 ZS = [[1.0, 2.0, 0.5], [0.2, -1.0, 1.5]]
 ZT = [[2.0, 1.0, -0.5], [0.0, 0.3, 2.5]]
@@ -30,7 +30,10 @@ def kl(p, q):
 
 def run(name, epoch=1, **params):
     method = build_method(METHODS.get(name).Params(**params))
-    student = lambda x: x  # the "images" are the logits
+
+    def student(x):
+        return x  # the "images" are the logits
+
     zs = torch.tensor(ZS, dtype=torch.float64)
     batch = Batch(zs, torch.tensor(Y), torch.arange(2), 0.0, epoch=epoch)
     _, losses = method.forward_train(student, Teachers(cached=torch.tensor([ZT], dtype=torch.float64)), batch)
@@ -61,7 +64,11 @@ def test_dkd_by_hand_and_against_the_masking_trick():
     assert got["nckd"] == pytest.approx(beta * t * t * float(trick), rel=1e-9)
     # the warm-up: epoch 5 of 20 weighs the DKD terms by 1/4, not the cross-entropy
     early = run("dkd", epoch=5)
-    assert early["tckd"] == pytest.approx(got["tckd"] / 4) and early["nckd"] == pytest.approx(got["nckd"] / 4) and early["ce"] == got["ce"]
+    assert (
+        early["tckd"] == pytest.approx(got["tckd"] / 4)
+        and early["nckd"] == pytest.approx(got["nckd"] / 4)
+        and early["ce"] == got["ce"]
+    )
 
 
 def test_dist_by_hand():
@@ -72,7 +79,9 @@ def test_dist_by_hand():
     inter = 1 - np.mean([np.corrcoef(ps[i], pt[i])[0, 1] for i in range(4)])  # each example over classes
     intra = 1 - np.mean([np.corrcoef(ps[:, c], pt[:, c])[0, 1] for c in range(3)])  # each class over the batch
     method = build_method(METHODS.get("dist").Params(tau=tau, beta=1.0, gamma=2.0))
-    got = method.losses(torch.tensor(zs, dtype=torch.float64), torch.tensor([zt], dtype=torch.float64), torch.tensor([0, 1, 2, 0]), 0.0)
+    got = method.losses(
+        torch.tensor(zs, dtype=torch.float64), torch.tensor([zt], dtype=torch.float64), torch.tensor([0, 1, 2, 0]), 0.0
+    )
     assert float(got["inter"]) == pytest.approx(tau**2 * inter, rel=1e-5)  # the authors' 1e-8 in the denominator
     assert float(got["intra"]) == pytest.approx(2.0 * tau**2 * intra, rel=1e-5)
 
@@ -97,15 +106,25 @@ def test_kd_logit_std_by_hand():
 
 @pytest.mark.parametrize("name", ["dkd", "dist", "kd_logit_std"])
 def test_each_trains_with_a_teacher(name):
-    from bench.models import create_model, wrap
-    from bench.suite import TrainRecipe
-    from bench.train import train
+    from kdbench.config import TrainRecipe
+    from kdbench.models import create_model, wrap
+    from kdbench.training.loop import train
 
     g = torch.Generator().manual_seed(0)
-    images, labels = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (64,), generator=g)
+    images, labels = (
+        torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g),
+        torch.randint(0, 10, (64,), generator=g),
+    )
     torch.manual_seed(0)
     teacher, student = wrap(create_model("cnn_tiny"), "cifar10").eval(), wrap(create_model("cnn_tiny"), "cifar10")
-    history = train(student, images, labels, TrainRecipe(epochs=2, batch_size=32, lr=0.01), build_method(METHODS.get(name).Params()), 0,
-                    teachers=[teacher])  # fmt: skip
+    history = train(
+        student,
+        images,
+        labels,
+        TrainRecipe(epochs=2, batch_size=32, lr=0.01),
+        build_method(METHODS.get(name).Params()),
+        0,
+        teachers=[teacher],
+    )
     assert len(history) == 2 and all(math.isfinite(v) for row in history for v in row.values())
     assert METHODS.get(name).role == "distilled" and METHODS.get(name).twin == "baseline"

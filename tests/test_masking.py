@@ -7,22 +7,28 @@ import copy
 import pytest
 import torch
 
-from bench.conditions import CONDITIONS
-from bench.diagnostics import DiagnosticsParams, diagnose
-from bench.evaluate import evaluate
-from bench.data import load_dataset
-from bench.models import create_model, wrap
-from bench.suite import TrainRecipe
-from bench.methods import METHODS, build_method
-from bench.train import train
+from kdbench.config import TrainRecipe
+from kdbench.data import load_dataset
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.diagnostics import DiagnosticsParams, diagnose
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.models import create_model, wrap
+from kdbench.training.loop import train
+from kdbench.training.methods import METHODS, build_method
 
 EPS = 8 / 255
 N = 120
 
 
 def conditions(**extra):
-    specs = {"clean": {}, "fgsm": {"eps": [EPS]}, "pgd": {"eps": [EPS], "steps": 10}, "cw": {"eps": [EPS], "steps": 10},
-             "apgd_t": {"eps": [EPS], "steps": 20}, **extra}
+    specs = {
+        "clean": {},
+        "fgsm": {"eps": [EPS]},
+        "pgd": {"eps": [EPS], "steps": 10},
+        "cw": {"eps": [EPS], "steps": 10},
+        "apgd_t": {"eps": [EPS], "steps": 20},
+        **extra,
+    }
     out = []
     for name, params in specs.items():
         cls = CONDITIONS.get(name)
@@ -40,7 +46,9 @@ def data():
 def models(data):
     torch.manual_seed(0)
     net = wrap(create_model("cnn_tiny"), "cifar10")
-    recipe = TrainRecipe(epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False)
+    recipe = TrainRecipe(
+        epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False
+    )
     train(net, data.train.images, data.train.labels, recipe, build_method(METHODS.get("baseline").Params()), seed=0)
     scaled = copy.deepcopy(net)
     with torch.no_grad():
@@ -97,7 +105,7 @@ def test_black_box_attack_beats_masked_gradients(data, models):
     conds = [c for c in conds if c.name in ("clean", "pgd", "square")]
     t = data.test
     results = evaluate({"scaled": models["scaled"]}, conds, t.images[:40], t.labels[:40], t.indices[:40], batch_size=40)
-    from bench.diagnostics import from_results
+    from kdbench.evaluation.diagnostics import from_results
 
     rows = from_results(results["scaled"], {"pgd": "ce", "square": "black_box"})
     assert [r["check"] for r in rows] == ["black_box_stronger"] and rows[0]["flagged"], rows

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from bench.methods import METHODS, build_method
-from bench.methods.temperature import TemperatureSchedule, temperature_at
+from kdbench.training.methods import METHODS, build_method
+from kdbench.training.methods.temperature import TemperatureSchedule, temperature_at
 
 S = [[2.0, 0.5, -1.0], [0.0, 1.0, 0.2]]
 T1 = [[3.0, 0.0, -2.0], [0.5, 2.5, 0.0]]
@@ -136,7 +136,7 @@ def test_scheduled_kd_uses_the_temperature_of_its_progress():
 
 # ------------------------------------------------------------------ the method owns the forward pass
 def test_the_default_forward_pass_feeds_the_loss_from_the_cache_or_the_teachers():
-    from bench.methods.base import Batch, Teachers
+    from kdbench.training.methods.base import Batch, Teachers
 
     torch.manual_seed(0)
     student, teacher = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
@@ -157,9 +157,9 @@ def test_the_default_forward_pass_feeds_the_loss_from_the_cache_or_the_teachers(
 
 
 def test_a_method_that_overrides_the_forward_pass_is_what_training_runs():
-    from bench.methods.base import Method, MethodParams
-    from bench.suite import TrainRecipe
-    from bench.train import train
+    from kdbench.config import TrainRecipe
+    from kdbench.training.loop import train
+    from kdbench.training.methods.base import Method, MethodParams
 
     seen = []
 

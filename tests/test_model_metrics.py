@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bench.model_metrics import MODEL_METRICS
+from kdbench.evaluation.model_metrics import MODEL_METRICS
 
 # four examples, two classes: probabilities picked away from the 15 ECE bin edges
 P = [(0.93, 0.07), (0.93, 0.07), (0.62, 0.38), (0.29, 0.71)]
@@ -23,7 +23,9 @@ def metric(name, *args, **kw):
 
 
 def test_nll_brier_and_ece_by_hand():
-    assert metric("nll", LOGITS, Y) == pytest.approx(-(math.log(0.93) + math.log(0.07) + math.log(0.62) + math.log(0.71)) / 4, rel=1e-12)
+    assert metric("nll", LOGITS, Y) == pytest.approx(
+        -(math.log(0.93) + math.log(0.07) + math.log(0.62) + math.log(0.71)) / 4, rel=1e-12
+    )
     brier = (2 * 0.07**2 + 2 * 0.93**2 + 2 * 0.38**2 + 2 * 0.29**2) / 4
     assert metric("brier", LOGITS, Y) == pytest.approx(brier, rel=1e-12)
     # bins (13/15, 14/15]: two examples, one right, confidence 0.93; (9/15, 10/15]: 0.62, right;
@@ -73,10 +75,17 @@ def test_agreement_and_kl_to_the_teacher_by_hand():
 
 def test_the_registry_says_what_each_metric_is():
     kinds = {name: (m.kind, m.lower_is_better, m.per_example) for name, m in MODEL_METRICS.items()}
-    assert kinds == {"nll": ("calibration", True, True), "brier": ("calibration", True, True), "confidence": ("calibration", None, True),
-                     "ece": ("calibration", True, False), "agreement": ("fidelity", False, True), "kl_teacher": ("fidelity", True, True),
-                     "saliency_teacher": ("saliency", False, True), "saliency_twin": ("saliency", False, True),
-                     "transfer_rate": ("transfer", True, True)}
+    assert kinds == {
+        "nll": ("calibration", True, True),
+        "brier": ("calibration", True, True),
+        "confidence": ("calibration", None, True),
+        "ece": ("calibration", True, False),
+        "agreement": ("fidelity", False, True),
+        "kl_teacher": ("fidelity", True, True),
+        "saliency_teacher": ("saliency", False, True),
+        "saliency_twin": ("saliency", False, True),
+        "transfer_rate": ("transfer", True, True),
+    }
     assert all(m.doc for _, m in MODEL_METRICS.items())
 
 
@@ -86,17 +95,28 @@ def _run_with_model_metrics(tmp_path, shift: float = 0.05):
     student's NLL lower by `shift` on average, and a descriptive ECE."""
     import numpy as np
     import pandas as pd
-
     from fakerun import fake_results
-    from bench.results import write_run
+
+    from kdbench.results.contract import write_run
 
     p = fake_results(n=300, seeds=(0, 1, 2))
     rng = np.random.default_rng(5)
     rows, values = [], {}
     for model, role, method in (("resnet20-baseline", "baseline", "baseline"), ("resnet20-kd", "distilled", "kd")):
         for seed in (0, 1, 2):
-            base = dict(model=model, role=role, method=method, arch="resnet20", seed=seed, condition="clean", group="clean",
-                        level="", n=300, reference="", temperature=float("nan"))
+            base = dict(
+                model=model,
+                role=role,
+                method=method,
+                arch="resnet20",
+                seed=seed,
+                condition="clean",
+                group="clean",
+                level="",
+                n=300,
+                reference="",
+                temperature=float("nan"),
+            )
             nll = rng.gamma(2.0, 0.4, 300) - (shift if role == "distilled" else 0.0)
             conf = rng.uniform(0.3, 1.0, 300)
             for metric, v in (("nll", nll), ("confidence", conf)):
@@ -104,24 +124,35 @@ def _run_with_model_metrics(tmp_path, shift: float = 0.05):
                 rows.append(base | dict(metric=metric, value=float(v.astype("float32").astype(float).mean())))
             rows.append(base | dict(metric="ece", value=0.1 + 0.01 * seed))
     mm = pd.DataFrame(rows)
-    path = write_run(tmp_path / "run", p.manifest, p.metrics, p.example_index, p.correct, p.agreement,
-                     model_metrics=mm, model_metric_values=values)
+    path = write_run(
+        tmp_path / "run",
+        p.manifest,
+        p.metrics,
+        p.example_index,
+        p.correct,
+        p.agreement,
+        model_metrics=mm,
+        model_metric_values=values,
+    )
     return path, mm, values
 
 
 def test_the_report_tests_per_example_metrics_as_it_tests_accuracy(tmp_path):
     import numpy as np
 
-    from bench import stats
-    from bench.report.calibration import calibration_rows, calibration_table
-    from bench.results import read_run
+    from kdbench.analysis import stats
+    from kdbench.reports.calibration import calibration_rows, calibration_table
+    from kdbench.results.contract import read_run
 
     path, mm, values = _run_with_model_metrics(tmp_path)
     run = read_run(path)
     assert set(run.model_metric_values) == set(values) and np.array_equal(run.model_metric_values[0], values[0])
     t = calibration_table(run, "resnet20-baseline", "resnet20-kd")
     nll = t[t.metric == "nll"].iloc[0]
-    pick = lambda model: np.stack([values[i] for i in mm.index[(mm.model == model) & (mm.metric == "nll")]]).astype(float)  # noqa: E731
+
+    def pick(model):
+        return np.stack([values[i] for i in mm.index[(mm.model == model) & (mm.metric == "nll")]]).astype(float)
+
     want = stats.method_test_paired(pick("resnet20-baseline"), pick("resnet20-kd"))  # seeds 0, 1, 2 with 0, 1, 2
     assert nll.p == pytest.approx(want.pvalue, rel=1e-9) and (nll.ci_lo, nll.ci_hi) == pytest.approx(want.ci, rel=1e-9)
     assert nll["diff"] == pytest.approx(want.difference, abs=1e-6)
@@ -133,14 +164,18 @@ def test_the_report_tests_per_example_metrics_as_it_tests_accuracy(tmp_path):
     assert m >= 2 and tested.p_holm.to_numpy()[order] == pytest.approx(by_hand, rel=1e-12)
     assert (tested.p_holm >= tested.p).all() and t[t.p.isna()].p_holm.isna().all()
     shown = {r["metric"]: r for r in calibration_rows(run, "resnet20-baseline", "resnet20-kd")}
-    assert shown["nll"]["p"] != "—" and shown["nll"]["ci"].startswith("[") and shown["ece"]["p"] == "—" == shown["ece"]["p_holm"]
+    assert (
+        shown["nll"]["p"] != "—"
+        and shown["nll"]["ci"].startswith("[")
+        and shown["ece"]["p"] == "—" == shown["ece"]["p_holm"]
+    )
     assert shown["nll"]["p_holm"] != "—"
 
 
 def test_per_example_values_that_do_not_match_the_csv_are_refused(tmp_path):
     import numpy as np
 
-    from bench.results import ResultsError, read_run
+    from kdbench.results.contract import ResultsError, read_run
 
     path, _, _ = _run_with_model_metrics(tmp_path)
     with np.load(path / "model_metrics.npz") as z:
@@ -153,11 +188,10 @@ def test_per_example_values_that_do_not_match_the_csv_are_refused(tmp_path):
 def test_reliability_bins_and_diagram(tmp_path):
     import numpy as np
 
-    from bench.report import plots
-    from bench.report.runs import load_run
-    from bench.report.tables import build
-
-    from bench.model_metrics.calibration import reliability_bins
+    from kdbench.evaluation.model_metrics.calibration import reliability_bins
+    from kdbench.reports import plots
+    from kdbench.reports.tables import build
+    from kdbench.results.checks import load_run
 
     conf, acc, count = (t.numpy() for t in reliability_bins([0.05, 0.06, 0.5, 0.52, 0.99], [0, 1, 1, 1, 0], bins=15))
     # bins (0, 1/15]: 0.05, 0.06; (7/15, 8/15]: 0.5, 0.52; (14/15, 1]: 0.99
@@ -167,11 +201,14 @@ def test_reliability_bins_and_diagram(tmp_path):
     data = build(load_run(path))
     (pair,) = [p for p in data.pairs if p.distilled == "resnet20-kd"]
     assert plots.reliability_plot(data, pair).startswith("data:image/svg+xml;base64,")
-    from bench.report.html import render_html
-    from bench.report.markdown import render_markdown
+    from kdbench.reports.html import render_html
+    from kdbench.reports.markdown import render_markdown
 
     md = render_markdown(data)
-    assert "| metric | data | baseline | distilled | Δ | 95% CI | p | p Holm |" in md.split("### Calibration and fidelity")[1]
+    assert (
+        "| metric | data | baseline | distilled | Δ | 95% CI | p | p Holm |"
+        in md.split("### Calibration and fidelity")[1]
+    )
     assert "<th>p</th><th>p Holm</th>" in render_html(data)
     data.run.model_metric_values = None  # a run written before model_metrics.npz
     assert plots.reliability_plot(data, pair) is None

@@ -8,18 +8,39 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.models import MODELS, NORMALIZATIONS, Normalized, create_model, wrap
-from bench.models.checkpoint import CheckpointError, load_into, load_state_dict_file
-from bench.registry import UnknownName
+from kdbench.models import MODELS, NORMALIZATIONS, Normalized, create_model, wrap
+from kdbench.models.checkpoint import CheckpointError, load_into, load_state_dict_file
+from kdbench.registry import UnknownName
 
 # Published sizes for 10 classes (He et al.; CRD / mdistiller tables; Zagoruyko & Komodakis; kuangliu).
 PARAMS_M = {
-    "resnet20": 0.27, "resnet56": 0.86, "resnet110": 1.7, "resnet8x4": 1.2, "resnet32x4": 7.4,
-    "wrn_16_2": 0.70, "wrn_40_2": 2.2, "wrn_28_10": 36.5, "mobilenetv2": 2.2, "resnet18": 11.2,
+    "resnet20": 0.27,
+    "resnet56": 0.86,
+    "resnet110": 1.7,
+    "resnet8x4": 1.2,
+    "resnet32x4": 7.4,
+    "wrn_16_2": 0.70,
+    "wrn_40_2": 2.2,
+    "wrn_28_10": 36.5,
+    "mobilenetv2": 2.2,
+    "resnet18": 11.2,
 }
 EXPECTED_NAMES = {
-    "cnn_tiny", "cnn_small", "cnn_wide", "resnet8", "resnet20", "resnet32", "resnet56", "resnet110", "resnet8x4",
-    "resnet32x4", "wrn_16_2", "wrn_40_2", "wrn_28_10", "mobilenetv2", "resnet18",
+    "cnn_tiny",
+    "cnn_small",
+    "cnn_wide",
+    "resnet8",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet110",
+    "resnet8x4",
+    "resnet32x4",
+    "wrn_16_2",
+    "wrn_40_2",
+    "wrn_28_10",
+    "mobilenetv2",
+    "resnet18",
 }
 
 
@@ -70,8 +91,14 @@ def test_small_cnns_are_cpu_sized():
 
 def test_crd_key_layout_so_mdistiller_teachers_load():
     keys = set(create_model("resnet32x4").state_dict())
-    assert {"conv1.weight", "bn1.running_mean", "layer1.0.downsample.0.weight", "layer3.4.bn2.weight",
-            "fc.weight", "fc.bias"} <= keys
+    assert {
+        "conv1.weight",
+        "bn1.running_mean",
+        "layer1.0.downsample.0.weight",
+        "layer3.4.bn2.weight",
+        "fc.weight",
+        "fc.bias",
+    } <= keys
     assert "layer1.1.downsample.0.weight" not in keys  # projection only where the shape changes
     assert create_model("resnet8x4").layer3[0].conv1.out_channels == 256
     wrn = set(create_model("wrn_40_2").state_dict())
@@ -212,15 +239,18 @@ def test_autoattack_example_checkpoint_loads_strict_into_resnet18():
     assert out.shape == (4, 10) and torch.isfinite(out).all()
 
 
-CIFAR_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "test"  # optional, beside the checkout
+# optional, beside the checkout
+CIFAR_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "test"
 
 
-@pytest.mark.skipif(_autoattack_checkpoint() is None or not CIFAR_TEST.is_dir(),
-                    reason="needs pyautoattack's checkpoint and the CIFAR-10 test images")
+@pytest.mark.skipif(
+    _autoattack_checkpoint() is None or not CIFAR_TEST.is_dir(),
+    reason="needs pyautoattack's checkpoint and the CIFAR-10 test images",
+)
 def test_autoattack_checkpoint_classifies_real_images():
     # Guards the input convention: this net was trained on raw [0,1]; with the cifar10 wrapper it falls to ~26%.
-    from PIL import Image
     import torchvision.transforms.functional as TF
+    from PIL import Image
 
     classes = sorted(p.name for p in CIFAR_TEST.iterdir() if p.is_dir())
     xs, ys = [], []

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import jobs
-from bench.cli import main
+from kdbench.cli import main
+from kdbench.pipeline import jobs
 
 if os.environ.get("CI") == "true":
     import ray  # CI installs the ray extra: a missing Ray is a failure there
@@ -79,16 +79,29 @@ def local_run(tmp_path_factory):
 
 def test_ray_gives_the_local_executors_results_byte_for_byte(cluster, local_run, tmp_path, capsys):
     # evaluations reserve 1.5 CPUs (and still run one thread: the same numbers as --threads 1)
-    assert run(suite_file(tmp_path), tmp_path, "--executor", "ray", "--eval-group", 2, "--cpus-per-job", "1,evaluate=1.5") == 0
+    assert (
+        run(suite_file(tmp_path), tmp_path, "--executor", "ray", "--eval-group", 2, "--cpus-per-job", "1,evaluate=1.5")
+        == 0
+    )
     err = capsys.readouterr().err
     assert "ray: 10 job(s) in 8 task(s) on 1 node(s)" in err  # 5 trainings, 5 evaluations in groups of 2
     got = tmp_path / "tiny_ray" / "latest"
     same_results(local_run, got)
     manifest = json.loads((got / "manifest.json").read_text())
-    assert manifest["executor"] == {"name": "ray", "address": None, "cpus_per_job": {"teacher": 1.0, "student": 1.0, "evaluate": 1.5},
-                                    "gpus_per_job": {"teacher": 0.0, "student": 0.0, "evaluate": 0.0}, "eval_group": 2, "max_retries": 3}  # fmt: skip
+    assert manifest["executor"] == {
+        "name": "ray",
+        "address": None,
+        "cpus_per_job": {"teacher": 1.0, "student": 1.0, "evaluate": 1.5},
+        "gpus_per_job": {"teacher": 0.0, "student": 0.0, "evaluate": 0.0},
+        "eval_group": 2,
+        "max_retries": 3,
+    }
     assert all(j["node"] and j["wall_s"] > 0 and j["attempts"] == 1 and not j["cached"] for j in manifest["jobs"])
-    assert {j["kind"]: j["resources"] for j in manifest["jobs"]} == {"teacher": {"CPU": 1.0}, "student": {"CPU": 1.0}, "evaluate": {"CPU": 1.5}}
+    assert {j["kind"]: j["resources"] for j in manifest["jobs"]} == {
+        "teacher": {"CPU": 1.0},
+        "student": {"CPU": 1.0},
+        "evaluate": {"CPU": 1.5},
+    }
     hashes = {j["hash"] for j in json.loads((local_run / "manifest.json").read_text())["jobs"]}
     assert {j["hash"] for j in manifest["jobs"]} == hashes  # execution settings are not in the hashes
     assert not (tmp_path / "_cache" / "attempts").exists() or not any((tmp_path / "_cache" / "attempts").iterdir())
@@ -97,7 +110,11 @@ def test_ray_gives_the_local_executors_results_byte_for_byte(cluster, local_run,
 def test_a_worker_killed_during_training_reruns_the_job(cluster, local_run, tmp_path, capsys):
     out, suite = tmp_path / "out", suite_file(tmp_path)
     store = out / "_cache"
-    training = {j["hash"] for j in json.loads((local_run / "manifest.json").read_text())["jobs"] if j["kind"] in ("teacher", "student")}
+    training = {
+        j["hash"]
+        for j in json.loads((local_run / "manifest.json").read_text())["jobs"]
+        if j["kind"] in ("teacher", "student")
+    }
     killed = {}
 
     def kill_a_training_worker():
@@ -107,7 +124,8 @@ def test_a_worker_killed_during_training_reruns_the_job(cluster, local_run, tmp_
                 if marker.name not in training:
                     continue
                 lines = marker.read_text().splitlines()
-                parts = list((store / "jobs").glob(f".{marker.name}*.part"))  # its output folder exists: the job is running
+                # its output folder exists: the job is running
+                parts = list((store / "jobs").glob(f".{marker.name}*.part"))
                 if lines and parts:
                     pid = int(lines[0].split()[0])
                     os.kill(pid, signal.SIGKILL)
@@ -132,12 +150,33 @@ def test_ctrl_c_on_ray_cancels_and_the_run_resumes_locally(cluster, local_run, t
     # the driver in its own process, joining this module's cluster by --ray-address; Ctrl-C once a job is done
     out, suite = tmp_path / "out", suite_file(tmp_path)
     store = out / "_cache" / "jobs"
-    cmd = [sys.executable, "-m", "bench", "run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1",
-           "--executor", "ray", "--ray-address", "auto"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "kdbench",
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--executor",
+        "ray",
+        "--ray-address",
+        "auto",
+    ]
     # Ctrl-C's default disposition in the child, as a driver started from a terminal has: an ignored
     # SIGINT is inherited, and a test run started in the background by a non-interactive shell has one
-    driver = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, KDBENCH_PROGRESS="0"),
-                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    driver = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, KDBENCH_PROGRESS="0"),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     while time.time() < deadline and driver.poll() is None:
         if any((p / "job.json").is_file() for p in store.glob("*") if not p.name.startswith(".")):
@@ -176,19 +215,26 @@ def test_interrupted_locally_resumes_on_ray(cluster, local_run, tmp_path, monkey
 
 
 def test_resources_per_job_kind():
-    from bench.ray_executor import RayError, RayOptions
+    from kdbench.executors.ray_config import RayError, RayOptions
 
     opts = RayOptions.from_env(cpus_per_job="2,evaluate=1", gpus_per_job="evaluate=0.25")
     assert opts.cpus_per_job == {"teacher": 2.0, "student": 2.0, "evaluate": 1.0}
     assert opts.gpus_per_job == {"teacher": 0.0, "student": 0.0, "evaluate": 0.25}
     assert opts.threads == {"teacher": 2, "student": 2, "evaluate": 1}
     assert opts.resources("evaluate") == {"num_cpus": 1.0, "num_gpus": 0.25}
-    assert RayOptions.from_env(gpus_per_job="0.5").gpus_per_job == dict.fromkeys(("teacher", "student", "evaluate"), 0.5)
+    assert RayOptions.from_env(gpus_per_job="0.5").gpus_per_job == dict.fromkeys(
+        ("teacher", "student", "evaluate"), 0.5
+    )
     assert RayOptions.from_env(cpus_per_job="student=1.5").threads == {"teacher": 1, "student": 1, "evaluate": 1}
-    for given, message in (({"gpus_per_job": "train=1"}, "--gpus-per-job 'train=1': 'train' is not a job kind; expected one of teacher, student, evaluate"),
-                           ({"cpus_per_job": "two"}, "--cpus-per-job 'two': expected a number"),
-                           ({"cpus_per_job": "1,teacher=0"}, "--cpus-per-job: teacher 0; expected more than 0"),
-                           ({"gpus_per_job": "1.5"}, "--gpus-per-job: teacher 1.5; above 1 GPU a task must ask for a whole number")):  # fmt: skip
+    for given, message in (
+        (
+            {"gpus_per_job": "train=1"},
+            "--gpus-per-job 'train=1': 'train' is not a job kind; expected one of teacher, student, evaluate",
+        ),
+        ({"cpus_per_job": "two"}, "--cpus-per-job 'two': expected a number"),
+        ({"cpus_per_job": "1,teacher=0"}, "--cpus-per-job: teacher 0; expected more than 0"),
+        ({"gpus_per_job": "1.5"}, "--gpus-per-job: teacher 1.5; above 1 GPU a task must ask for a whole number"),
+    ):
         with pytest.raises(RayError, match=message.replace("(", r"\(")):
             RayOptions.from_env(**given)
     os.environ["KDBENCH_RAY_GPUS_PER_JOB"] = "0.25,teacher=1"
@@ -216,10 +262,12 @@ def test_ray_flags_need_the_ray_executor(tmp_path, capsys):
 def test_the_local_executor_never_imports_ray(tmp_path):
     code = textwrap.dedent(f"""
         import sys
-        from bench.cli import main
+        from kdbench.cli import main
         assert main(["run", {str(suite_file(tmp_path))!r}, "--out", {str(tmp_path)!r}, "--device", "cpu"]) == 0
         assert "ray" not in sys.modules, "ray was imported"
     """)
     env = dict(os.environ, KDBENCH_PROGRESS="0")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-2000:]

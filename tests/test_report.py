@@ -1,18 +1,18 @@
-"""The report: its numbers (against bench.stats and scipy on planted differences), its HTML and Markdown."""
+"""The report: its numbers (against kdbench.analysis.stats and scipy on planted differences), its HTML and Markdown."""
 
 import base64
 import re
 import xml.etree.ElementTree as ET
 
+import fakerun
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-import fakerun
-from bench.cli import main
-from bench.report import render, tables
-from bench.report.runs import load_run
-from bench.results import ResultsError, read_run
+from kdbench.cli import main
+from kdbench.reports import keys, pairs, render, tables
+from kdbench.results.checks import load_run
+from kdbench.results.contract import ResultsError, read_run
 
 KD, BASE, TEACHER = "resnet20-kd", "resnet20-baseline", "wrn40_2-teacher"
 EVIL = "<script>alert(1)</script>"
@@ -55,7 +55,9 @@ def test_one_seed_pair_has_per_network_tests_but_no_method_level_claim(planted):
     base_correct = int(pieces.correct[pieces.rows(model=BASE, condition="clean")[0]].sum())
     ref = sps.binomtest(base_correct, n).proportion_ci(method="wilson")
     assert (row["base_lo"], row["base_hi"]) == pytest.approx((ref.low, ref.high))
-    assert row[f"teacher:{TEACHER}"] == pytest.approx(pieces.metrics.set_index(["model", "condition"]).loc[(TEACHER, "clean"), "accuracy"])
+    assert row[f"teacher:{TEACHER}"] == pytest.approx(
+        pieces.metrics.set_index(["model", "condition"]).loc[(TEACHER, "clean"), "accuracy"]
+    )
 
 
 def _matrix(pieces, model, condition="clean"):
@@ -63,7 +65,7 @@ def _matrix(pieces, model, condition="clean"):
 
 
 def test_several_seeds_give_the_method_level_test_and_holm(tmp_path):
-    from bench import stats
+    from kdbench.analysis import stats
 
     pieces = fakerun.fake_results(n=500, seeds=(0, 1, 2))
     for s in range(3):
@@ -88,13 +90,17 @@ def test_several_seeds_give_the_method_level_test_and_holm(tmp_path):
     assert data.holm_family == 7
     assert pair.table["p_holm"].to_numpy() == pytest.approx(stats.holm(pair.table["p"].to_numpy()))
     for r in pair.table.itertuples():
-        expected = ("kd higher" if r.diff > 0 else "kd lower") if r.p_holm <= 0.05 else ("too few seeds to tell" if r.mdd > max(abs(r.diff), 0.01) else "no detectable difference")
+        expected = (
+            ("kd higher" if r.diff > 0 else "kd lower")
+            if r.p_holm <= 0.05
+            else ("too few seeds to tell" if r.mdd > max(abs(r.diff), 0.01) else "no detectable difference")
+        )
         assert r.verdict == expected
         assert r.mdd == pytest.approx(r.test.mdd_at(0.05 / 7))  # the family's Bonferroni level
 
 
 def test_seeds_that_differ_get_the_unpaired_test(tmp_path):
-    from bench import stats
+    from kdbench.analysis import stats
 
     pieces = fakerun.fake_results(n=400, seeds=(0, 1, 2))
     keep = ~((pieces.metrics["model"] == KD) & (pieces.metrics["seed"] == 0)).to_numpy()
@@ -111,13 +117,13 @@ def test_seeds_that_differ_get_the_unpaired_test(tmp_path):
 
 
 def test_verdict_words():
-    assert tables.verdict(0.02, 0.01, 0.01, "kd") == "kd higher"
-    assert tables.verdict(-0.02, 0.01, 0.01, "kd") == "kd lower"
-    assert tables.verdict(0.005, 0.3, 0.03, "kd") == "too few seeds to tell"
-    assert tables.verdict(0.005, 0.3, float("inf"), "kd") == "too few seeds to tell"
-    assert tables.verdict(0.02, 0.3, 0.01, "kd") == "no detectable difference"
-    assert tables.verdict(0.001, 0.8, 0.008, "kd") == "no detectable difference"  # could have seen 1 pp, saw nothing
-    assert tables.verdict(-0.015, 0.2, 0.016, "kd") == "too few seeds to tell"
+    assert pairs.verdict(0.02, 0.01, 0.01, "kd") == "kd higher"
+    assert pairs.verdict(-0.02, 0.01, 0.01, "kd") == "kd lower"
+    assert pairs.verdict(0.005, 0.3, 0.03, "kd") == "too few seeds to tell"
+    assert pairs.verdict(0.005, 0.3, float("inf"), "kd") == "too few seeds to tell"
+    assert pairs.verdict(0.02, 0.3, 0.01, "kd") == "no detectable difference"
+    assert pairs.verdict(0.001, 0.8, 0.008, "kd") == "no detectable difference"  # could have seen 1 pp, saw nothing
+    assert pairs.verdict(-0.015, 0.2, 0.016, "kd") == "too few seeds to tell"
 
 
 def test_corruption_cells_are_a_holm_family_of_their_own(tmp_path):
@@ -125,7 +131,7 @@ def test_corruption_cells_are_a_holm_family_of_their_own(tmp_path):
     data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     t = data.pairs[0].table
     assert (data.holm_family, data.holm_detail) == (8, 75)  # clean, mean corruption, 2 noise, 4 attack; 15 x 5
-    from bench import stats
+    from kdbench.analysis import stats
 
     head = t[t["group"] != "corruption"]
     assert head["p_holm"].to_numpy() == pytest.approx(stats.holm(head["p"].to_numpy()))
@@ -138,7 +144,7 @@ def test_mean_corruption_accuracy_over_the_benchmark_15(tmp_path):
     want = m[(m["model"] == KD) & (m["group"] == "corruption")].groupby("seed")["accuracy"].mean()
     got = data.mean_corruption.set_index(["model", "seed"]).loc[KD, "accuracy"]
     assert got.to_numpy() == pytest.approx(want.to_numpy())
-    row = data.pairs[0].table.set_index("condition").loc[tables.MEAN_CORRUPTION]
+    row = data.pairs[0].table.set_index("condition").loc[keys.MEAN_CORRUPTION]
     assert row["label"] == "corruptions: mean of the 15"
     # not binary, still tested at the method level (two seeds)
     assert row["p"] > 0 and row["ci_lo"] < row["diff"] < row["ci_hi"]
@@ -148,14 +154,17 @@ def test_mean_corruption_accuracy_over_the_benchmark_15(tmp_path):
 
 def test_a_subset_of_corruptions_says_so(tmp_path):
     pieces = fakerun.fake_results(n=200, corruptions=True)
-    keep = (~pieces.metrics["condition"].isin([f"c:{c}" for c in fakerun.CORRUPTIONS15[3:]]) | (pieces.metrics["group"] != "corruption")).to_numpy()
+    keep = (
+        ~pieces.metrics["condition"].isin([f"c:{c}" for c in fakerun.CORRUPTIONS15[3:]])
+        | (pieces.metrics["group"] != "corruption")
+    ).to_numpy()
     pieces.metrics, pieces.correct = pieces.metrics[keep].reset_index(drop=True), pieces.correct[keep]
     data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
     assert data.mean_corruption_label == "corruptions: mean of 3 of the 15"
 
 
 def test_mce_is_shown_against_the_suites_reference_model(tmp_path):
-    from bench.conditions.corruptions.metrics import mce_table
+    from kdbench.evaluation.conditions.corruptions.metrics import mce_table
 
     pieces = fakerun.fake_results(n=200, corruptions=True)
     pieces.manifest["suite"]["evaluate"]["corruptions"] = {"reference_model": BASE}
@@ -205,7 +214,14 @@ def test_html_is_self_contained(full_html):
         assert value.startswith("data:image/svg+xml;base64,") or value.startswith("#"), (attr, value[:60])
     assert not re.search(r"url\(", html)  # no CSS fetches either
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
-    for section in ("resnet20-kd</span> vs", "Teachers (reference)", "Teacher–student agreement", "Corruptions by model", "Statistics used", "Provenance"):
+    for section in (
+        "resnet20-kd</span> vs",
+        "Teachers (reference)",
+        "Teacher–student agreement",
+        "Corruptions by model",
+        "Statistics used",
+        "Provenance",
+    ):
         assert section in html
 
 
@@ -226,12 +242,18 @@ def test_html_shows_the_headline_numbers(full_html):
     assert "mean ± sd over 2 seeds" in html
     assert "headline differences" in html and "Banerjee" in html and "exact McNemar" in html
     assert "MDD pp" in html and "Per seed pair: these trained networks" in html
-    assert re.search(r'<td class="l[^"]*">(too few seeds to tell|no detectable difference|kd higher|kd lower)</td>', html)
+    assert re.search(
+        r'<td class="l[^"]*">(too few seeds to tell|no detectable difference|kd higher|kd lower)</td>', html
+    )
 
 
 def test_model_names_that_are_not_names_are_refused_when_read(tmp_path):
     for bad in (EVIL, "_base$x$", "a b"):
-        models = (("t", "teacher", "teacher", "wrn", 0.9), ("b", "baseline", "baseline", "r20", 0.8), (bad, "distilled", "kd", "r20", 0.82))
+        models = (
+            ("t", "teacher", "teacher", "wrn", 0.9),
+            ("b", "baseline", "baseline", "r20", 0.8),
+            (bad, "distilled", "kd", "r20", 0.82),
+        )
         path = fakerun.write(tmp_path / f"run{len(bad)}", fakerun.fake_results(n=50, models=models))
         with pytest.raises(ResultsError, match="metrics.csv: 'model' holds .* which is not a model name"):
             read_run(path)
@@ -257,7 +279,9 @@ def test_markdown_has_the_same_tables(tmp_path):
     pieces = fakerun.fake_results(n=300, seeds=(0,))
     plant(pieces)
     md = render(fakerun.write(tmp_path / "run", pieces), "md")
-    headline, detail = [[c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines() if ln.startswith("| clean |")][:2]
+    headline, detail = [
+        [c.strip() for c in ln.strip("|").split("|")] for ln in md.splitlines() if ln.startswith("| clean |")
+    ][:2]
     assert headline[3].startswith("+6.7")  # 20 of 300 examples
     assert headline[5] == "—" and headline[8] == "too few seeds to tell"  # one seed: no method-level claim
     assert detail[5] == "10 / 30" and detail[6] == f"{sps.binomtest(30, 40).pvalue:.3f}"
@@ -297,7 +321,7 @@ def test_the_teacher_does_not_set_the_scale_of_a_plot():
     import pandas as pd
     from matplotlib.figure import Figure
 
-    from bench.report.plots import _draw
+    from kdbench.reports.plots import _draw
 
     def series(*acc):
         x = np.arange(len(acc), dtype=float)
@@ -315,10 +339,15 @@ def test_the_teacher_does_not_set_the_scale_of_a_plot():
 def test_the_heat_map_shows_distilled_minus_baseline(tmp_path):
     pieces = fakerun.fake_results(n=200, seeds=(0,), corruptions=True)
     data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
-    from bench.report.plots import corruption_differences, heatmap
+    from kdbench.reports.plots import corruption_differences, heatmap
 
     diffs = corruption_differences(data)
     assert list(diffs.columns) == [f"{KD} − {BASE}"] and len(diffs) == 15
-    by_hand = pieces.metrics[pieces.metrics["group"] == "corruption"].groupby(["condition", "model"])["accuracy"].mean().unstack()
+    by_hand = (
+        pieces.metrics[pieces.metrics["group"] == "corruption"]
+        .groupby(["condition", "model"])["accuracy"]
+        .mean()
+        .unstack()
+    )
     np.testing.assert_allclose(diffs[f"{KD} − {BASE}"].sort_index(), (by_hand[KD] - by_hand[BASE]).sort_index())
     assert diffs.abs().to_numpy().max() > 0 and heatmap(data).startswith("data:image/svg+xml;base64,")

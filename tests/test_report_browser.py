@@ -8,23 +8,20 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 import fakerun
-from bench.report import write_report
+import pytest
 from browser import blankness, find_chromium, load_page
+from needs import require
+
+from kdbench.reports import write_report
 
 EVIL = "<script>alert(1)</script>"
 CHROMIUM = find_chromium()
 
 
-
 @pytest.fixture(autouse=True, scope="module")
 def chromium():
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI=true but no chromium is installed (apt-get install -y chromium)", pytrace=False)
-        pytest.skip("no chromium here (apt-get install -y chromium); CI=true makes this a failure")
+    require(CHROMIUM is not None, "Chromium", "apt-get install chromium")
     return CHROMIUM
 
 
@@ -38,8 +35,11 @@ def keep(path: Path) -> None:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    models = (("wrn40_2-teacher", "teacher", "teacher", "wrn40_2", 0.93), ("resnet20-baseline", "baseline", "baseline", "resnet20", 0.85),
-              ("resnet20-kd", "distilled", "kd", "resnet20", 0.87))  # fmt: skip
+    models = (
+        ("wrn40_2-teacher", "teacher", "teacher", "wrn40_2", 0.93),
+        ("resnet20-baseline", "baseline", "baseline", "resnet20", 0.85),
+        ("resnet20-kd", "distilled", "kd", "resnet20", 0.87),
+    )
     pieces = fakerun.fake_results(n=400, seeds=(0, 1), models=models, corruptions=True)
     pieces.manifest["suite_name"] = EVIL  # model names cannot carry markup (read_run refuses them); free text can
     html = write_report(fakerun.write(tmp / "run", pieces), tmp / "report.html")

@@ -9,12 +9,12 @@ import torch
 import torchattacks
 from torch import nn
 
-from bench.methods import METHODS, build_method
-from bench.methods.base import Batch, Teachers
-from bench.methods.inner_attack import InnerAttack, KLInnerAttack, perturb
-from bench.models import create_model, wrap
-from bench.seeding import derive_seed
-from bench.suite import Suite
+from kdbench.config import Suite
+from kdbench.models import create_model, wrap
+from kdbench.training.methods import METHODS, build_method
+from kdbench.training.methods.base import Batch, Teachers
+from kdbench.training.methods.inner_attack import InnerAttack, KLInnerAttack, perturb
+from kdbench.util.seeding import derive_seed
 
 EPS = 8 / 255
 
@@ -43,7 +43,9 @@ class Linear(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.w = nn.Parameter(torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.2, -1.0, 2.0], [-0.5, 1.0, 1.0, -1.5]], dtype=torch.float64))
+        self.w = nn.Parameter(
+            torch.tensor([[1.0, -2.0, 0.5, 0.0], [0.3, 0.2, -1.0, 2.0], [-0.5, 1.0, 1.0, -1.5]], dtype=torch.float64)
+        )
 
     def forward(self, x):
         return x.flatten(1) @ self.w.T
@@ -69,7 +71,7 @@ def fixed_attack(monkeypatch):
         return X_ADV.clone()
 
     for mod in ("pgd_at", "trades", "ard", "rslad"):
-        monkeypatch.setattr(f"bench.methods.{mod}.perturb", fake)
+        monkeypatch.setattr(f"kdbench.training.methods.{mod}.perturb", fake)
     return seen
 
 
@@ -83,16 +85,19 @@ def test_pgd_at_is_cross_entropy_on_the_adversarial_images(fixed_attack):
     logits, losses = step("pgd_at")
     z_adv = logits_of(X_ADV)
     assert losses == pytest.approx({"ce_adv": mean([ce(z_adv[i], int(Y[i])) for i in range(2)])}, rel=1e-12)
-    torch.testing.assert_close(logits.detach(), torch.tensor(z_adv, dtype=torch.float64))  # training accuracy counts the images it trains on
+    # training accuracy counts the images it trains on
+    torch.testing.assert_close(logits.detach(), torch.tensor(z_adv, dtype=torch.float64))
 
 
 def test_trades_is_clean_ce_plus_beta_kl_from_clean_to_adversarial(fixed_attack):
     _, losses = step("trades", beta=6.0)
     z, z_adv = logits_of(X), logits_of(X_ADV)
     assert losses["ce"] == pytest.approx(mean([ce(z[i], int(Y[i])) for i in range(2)]), rel=1e-12)
-    assert losses["kl_robust"] == pytest.approx(6.0 * mean([kl(softmax(z[i]), softmax(z_adv[i])) for i in range(2)]), rel=1e-12)
+    assert losses["kl_robust"] == pytest.approx(
+        6.0 * mean([kl(softmax(z[i]), softmax(z_adv[i])) for i in range(2)]), rel=1e-12
+    )
     # the attack ascends KL(p(x) || p(x')), per example
-    (_, loss_fn, spec), = fixed_attack
+    ((_, loss_fn, spec),) = fixed_attack
     per_example = loss_fn(torch.tensor(z_adv, dtype=torch.float64), Y)
     assert per_example.tolist() == pytest.approx([kl(softmax(z[i]), softmax(z_adv[i])) for i in range(2)], rel=1e-12)
     assert (spec.start, spec.mode) == ("normal", "eval")
@@ -105,19 +110,26 @@ def test_ard_is_the_papers_formula(fixed_attack, reduction, per_class):
     soft = mean([kl(softmax(t[i], 4.0), softmax(z_adv[i], 4.0)) for i in range(2)]) / per_class
     assert losses["kl_adv"] == pytest.approx(0.3 * 16 * soft, rel=1e-12)
     assert losses["ce"] == pytest.approx(0.7 * mean([ce(z[i], int(Y[i])) for i in range(2)]), rel=1e-12)
-    (target, loss_fn, spec), = fixed_attack  # the attack: the student's CE on the true labels
-    assert torch.equal(target, Y) and loss_fn(torch.tensor(z_adv), Y).tolist() == pytest.approx([ce(z_adv[i], int(Y[i])) for i in range(2)])
+    ((target, loss_fn, spec),) = fixed_attack  # the attack: the student's CE on the true labels
+    assert torch.equal(target, Y) and loss_fn(torch.tensor(z_adv), Y).tolist() == pytest.approx(
+        [ce(z_adv[i], int(Y[i])) for i in range(2)]
+    )
     assert (spec.start, spec.mode) == ("uniform", "train")
 
 
 def test_rslad_replaces_hard_labels_with_the_teachers_soft_labels(fixed_attack):
     _, losses = step("rslad")
     z, z_adv, t = logits_of(X), logits_of(X_ADV), TEACHER[0].tolist()
-    assert losses["kl_adv"] == pytest.approx(5 / 6 * mean([kl(softmax(t[i]), softmax(z_adv[i])) for i in range(2)]), rel=1e-12)
-    assert losses["kl_clean"] == pytest.approx(1 / 6 * mean([kl(softmax(t[i]), softmax(z[i])) for i in range(2)]), rel=1e-12)
-    (target, loss_fn, _), = fixed_attack  # the attack ascends KL(p_t(x) || p_s(x')), per example
+    assert losses["kl_adv"] == pytest.approx(
+        5 / 6 * mean([kl(softmax(t[i]), softmax(z_adv[i])) for i in range(2)]), rel=1e-12
+    )
+    assert losses["kl_clean"] == pytest.approx(
+        1 / 6 * mean([kl(softmax(t[i]), softmax(z[i])) for i in range(2)]), rel=1e-12
+    )
+    ((target, loss_fn, _),) = fixed_attack  # the attack ascends KL(p_t(x) || p_s(x')), per example
     assert loss_fn(torch.tensor(z_adv, dtype=torch.float64), target).tolist() == pytest.approx(
-        [kl(softmax(t[i]), softmax(z_adv[i])) for i in range(2)], rel=1e-12)
+        [kl(softmax(t[i]), softmax(z_adv[i])) for i in range(2)], rel=1e-12
+    )
 
 
 def test_robust_distillation_with_an_ensemble_uses_the_mean_of_probabilities(fixed_attack):
@@ -126,7 +138,9 @@ def test_robust_distillation_with_an_ensemble_uses_the_mean_of_probabilities(fix
     _, losses = method.forward_train(Linear(), Teachers(cached=two), Batch(X, Y, torch.arange(2), 0.0))
     t = [[(a + b) / 2 for a, b in zip(softmax(r), softmax(list(reversed(r))))] for r in TEACHER[0].tolist()]
     z_adv = logits_of(X_ADV)
-    assert float(losses["kl_adv"].detach()) == pytest.approx(mean([kl(t[i], softmax(z_adv[i])) for i in range(2)]), rel=1e-12)
+    assert float(losses["kl_adv"].detach()) == pytest.approx(
+        mean([kl(t[i], softmax(z_adv[i])) for i in range(2)]), rel=1e-12
+    )
 
 
 # ------------------------------------------------------------------------------ the inner attack
@@ -174,14 +188,19 @@ def test_inner_attack_draws_depend_on_seed_and_step_only(cnn):
 
     assert torch.equal(run(0, 5), run(0, 5))
     assert not torch.equal(run(0, 5), run(0, 6)) and not torch.equal(run(0, 5), run(1, 5))
-    start = perturb(net, x, y, loss, KLInnerAttack(steps=1, step_size=1e-12), Batch(x, y, torch.arange(16), 0, seed=0, step=5)) - x
+    start = (
+        perturb(
+            net, x, y, loss, KLInnerAttack(steps=1, step_size=1e-12), Batch(x, y, torch.arange(16), 0, seed=0, step=5)
+        )
+        - x
+    )
     assert 0.0005 < start.std() < 0.0015  # TRADES' start: x + 0.001 N(0, 1)
 
 
 def test_twins_attack_from_the_same_starts(cnn, monkeypatch):
     """pgd_at and ard at the same seed and step, from the same weights: the same adversarial batch."""
-    import bench.methods.ard as ard_mod
-    import bench.methods.pgd_at as pgd_mod
+    import kdbench.training.methods.ard as ard_mod
+    import kdbench.training.methods.pgd_at as pgd_mod
 
     net, x, y = cnn
     made = []
@@ -194,7 +213,9 @@ def test_twins_attack_from_the_same_starts(cnn, monkeypatch):
     monkeypatch.setattr(ard_mod, "perturb", spy)
     teacher = Teachers(cached=torch.randn(1, 16, 10))
     for name in ("pgd_at", "ard"):
-        build_method(METHODS.get(name).Params()).forward_train(copy.deepcopy(net).train(), teacher, Batch(x, y, torch.arange(16), 0.0, seed=2, step=9))
+        build_method(METHODS.get(name).Params()).forward_train(
+            copy.deepcopy(net).train(), teacher, Batch(x, y, torch.arange(16), 0.0, seed=2, step=9)
+        )
     assert len(made) == 2 and torch.equal(made[0], made[1])
 
 
@@ -210,22 +231,41 @@ def robust_suite(**extra):
     }
     for name, changes in extra.items():
         students[name] = {**students[name], **changes}
-    return Suite.model_validate({"name": "r", "dataset": {"name": "synthetic"},
-                                 "teachers": {"t": {"arch": "cnn_small", "method": {"name": "pgd_at", "attack": {"steps": 3}}}},
-                                 "students": students})
+    return Suite.model_validate(
+        {
+            "name": "r",
+            "dataset": {"name": "synthetic"},
+            "teachers": {"t": {"arch": "cnn_small", "method": {"name": "pgd_at", "attack": {"steps": 3}}}},
+            "students": students,
+        }
+    )
 
 
 def test_robust_methods_are_held_against_adversarial_training():
     suite = robust_suite()
-    assert {(p.distilled, p.baseline) for p in suite.pairs()} == {("kd", "base"), ("trades", "at"), ("ard", "at"), ("rslad", "at")}
-    assert [suite.students[n].role for n in ("at", "trades", "ard", "rslad")] == ["baseline", "control", "distilled", "distilled"]
-    assert suite.teachers["t"].method.attack.steps == 3 and suite.teachers["t"].method.attack.eps == pytest.approx(8 / 255)
+    assert {(p.distilled, p.baseline) for p in suite.pairs()} == {
+        ("kd", "base"),
+        ("trades", "at"),
+        ("ard", "at"),
+        ("rslad", "at"),
+    }
+    assert [suite.students[n].role for n in ("at", "trades", "ard", "rslad")] == [
+        "baseline",
+        "control",
+        "distilled",
+        "distilled",
+    ]
+    assert suite.teachers["t"].method.attack.steps == 3 and suite.teachers["t"].method.attack.eps == pytest.approx(
+        8 / 255
+    )
     assert suite.twin_warnings() == []
 
 
 def test_twins_with_different_attack_budgets_are_named():
     suite = robust_suite(ard={"method": {"name": "ard", "attack": {"eps": "4/255", "steps": 3}}})
-    assert suite.twin_warnings() == ["compare ard vs at: inner attacks differ in eps, steps; the twins do not train against the same adversary"]
+    assert suite.twin_warnings() == [
+        "compare ard vs at: inner attacks differ in eps, steps; the twins do not train against the same adversary"
+    ]
 
 
 def test_inner_attack_settings_are_checked():
@@ -235,4 +275,5 @@ def test_inner_attack_settings_are_checked():
         METHODS.get("pgd_at").Params(attack={"eps": 8})
     with pytest.raises(ValidationError, match="extra"):
         METHODS.get("rslad").Params(attack={"stpes": 3})
-    assert METHODS.get("trades").Params(attack={"steps": 3}).attack.start == "normal"  # its own defaults survive an override
+    # its own defaults survive an override
+    assert METHODS.get("trades").Params(attack={"steps": 3}).attack.start == "normal"

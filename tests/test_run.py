@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import jobs
-from bench.cli import main
-from bench.results import METRIC_COLUMNS, read_run
+from kdbench.cli import main
+from kdbench.pipeline import jobs
+from kdbench.results.contract import METRIC_COLUMNS, read_run
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
 
@@ -35,16 +35,34 @@ def test_run_directory_follows_the_contract(first_run):
     assert set(m.role) == {"teacher", "baseline", "distilled"}
     per_model = m[m.model == "base"]
     assert list(zip(per_model.condition, per_model.level)) == [
-        ("clean", ""), ("gaussian_noise", "0.05"), ("gaussian_noise", "0.2"),
-        ("fgsm", "0.00784314"), ("fgsm", "0.0313725"), ("pgd", "0.00784314"), ("pgd", "0.0313725"),
-        ("worst_case", "0.00784314"), ("worst_case", "0.0313725"),
+        ("clean", ""),
+        ("gaussian_noise", "0.05"),
+        ("gaussian_noise", "0.2"),
+        ("fgsm", "0.00784314"),
+        ("fgsm", "0.0313725"),
+        ("pgd", "0.00784314"),
+        ("pgd", "0.0313725"),
+        ("worst_case", "0.00784314"),
+        ("worst_case", "0.0313725"),
     ]
     assert (m.n == 120).all() and np.allclose(m.accuracy, m.correct / m.n)
     assert run.correct.shape == (len(m), 120)
     # the test examples are a stratified subset of the 200: 12 per class
     assert len(set(run.example_index.tolist())) == 120
     manifest = run.manifest
-    for key in ("kdbench_version", "torch", "torchvision", "torchattacks", "device", "device_name", "suite", "jobs", "eval_spec_hash", "example_ids_sha256", "attack_seconds"):
+    for key in (
+        "kdbench_version",
+        "torch",
+        "torchvision",
+        "torchattacks",
+        "device",
+        "device_name",
+        "suite",
+        "jobs",
+        "eval_spec_hash",
+        "example_ids_sha256",
+        "attack_seconds",
+    ):
         assert manifest.get(key) is not None, key
     assert {j["kind"] for j in manifest["jobs"]} == {"teacher", "student", "evaluate"}
     assert all(j["wall_s"] >= 0 for j in manifest["jobs"])
@@ -101,11 +119,22 @@ def test_same_suite_same_numbers(first_run, tmp_path):
 
 
 def test_job_groups_batch_consecutive_evaluations_up_to_the_size():
-    from bench.execute import job_groups
-    from bench.plan import Job
+    from kdbench.executors.base import job_groups
+    from kdbench.pipeline.plan import Job
 
-    jobs = [Job(k, m, 0, {}) for k, m in [("teacher", "t"), ("student", "a"), ("student", "b"), ("evaluate", "t"),
-                                          ("evaluate", "a"), ("evaluate", "b"), ("student", "c"), ("evaluate", "c")]]  # fmt: skip
+    jobs = [
+        Job(k, m, 0, {})
+        for k, m in [
+            ("teacher", "t"),
+            ("student", "a"),
+            ("student", "b"),
+            ("evaluate", "t"),
+            ("evaluate", "a"),
+            ("evaluate", "b"),
+            ("student", "c"),
+            ("evaluate", "c"),
+        ]
+    ]
     ids = lambda groups: [[j.model for j in g] for g in groups]  # noqa: E731
     assert ids(job_groups(jobs, 2)) == [["t"], ["a"], ["b"], ["t", "a"], ["b"], ["c"], ["c"]]
     assert ids(job_groups(jobs, 8)) == [["t"], ["a"], ["b"], ["t", "a", "b"], ["c"], ["c"]]  # never across another kind
@@ -193,7 +222,19 @@ def test_dry_run_prints_plan(first_run, capsys):
 def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("resnet20", "wrn_40_2", "resnet18", "mobilenetv2", "kd", "kd_mse", "label_smoothing", "pgd", "gaussian_noise", "synthetic", "cifar10"):
+    for name in (
+        "resnet20",
+        "wrn_40_2",
+        "resnet18",
+        "mobilenetv2",
+        "kd",
+        "kd_mse",
+        "label_smoothing",
+        "pgd",
+        "gaussian_noise",
+        "synthetic",
+        "cifar10",
+    ):
         assert name in out
 
 
@@ -201,28 +242,34 @@ def test_model_metrics_cover_every_model_independent_cell(first_run):
     run = read_run(first_run[1])
     mm = run.model_metrics
     m = run.metrics
-    scored = m[m.condition != "worst_case"]  # every cell a model was scored in, attacks too (its own adversarial inputs)
+    # every cell a model was scored in, attacks too (its own adversarial inputs)
+    scored = m[m.condition != "worst_case"]
     calib = mm[mm.metric.isin(["nll", "brier", "ece"])]
     assert len(calib) == 3 * len(scored)
     assert set(mm.group) == {"clean", "noise", "attack"} and (mm.n == 120).all()
     fidelity = mm[mm.metric.isin(["agreement", "kl_teacher"])]
     assert set(fidelity.group) == {"clean", "noise"}  # the teacher never saw a student's adversarial inputs
-    assert set(fidelity.model) == {"base", "kd"} and set(fidelity.reference) == {"teacher"}  # the twin against the kd's teacher
+    assert set(fidelity.model) == {"base", "kd"} and set(fidelity.reference) == {
+        "teacher"
+    }  # the twin against the kd's teacher
     clean = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "agreement")]
     assert clean.value.iloc[0] == pytest.approx(run.agreement.agreement.iloc[0])  # the same number agreement.csv gives
     kl = fidelity[(fidelity.model == "kd") & (fidelity.condition == "clean") & (fidelity.metric == "kl_teacher")]
     assert sorted(kl.temperature) == [1.0, 4.0] and (kl.value > 0).all()
     sal = mm[mm.metric.str.startswith("saliency")]
     assert sorted(zip(sal.model, sal.metric, sal.reference)) == [
-        ("base", "saliency_teacher", "teacher"), ("kd", "saliency_teacher", "teacher"), ("kd", "saliency_twin", "base")]
+        ("base", "saliency_teacher", "teacher"),
+        ("kd", "saliency_teacher", "teacher"),
+        ("kd", "saliency_twin", "base"),
+    ]
     assert (sal.n == 120).all() and sal.value.between(-1, 1).all()  # evaluate.saliency (1000) > the 120 evaluated
     assert set(run.model_metric_values) >= set(sal.index)
 
 
 def test_the_report_plots_agreement_under_shift_only_when_the_teacher_was_scored_there(first_run):
-    from bench.report import plots
-    from bench.report.runs import load_run
-    from bench.report.tables import build
+    from kdbench.reports import plots
+    from kdbench.reports.tables import build
+    from kdbench.results.checks import load_run
 
     data = build(load_run(first_run[1]))
     (pair,) = data.pairs

@@ -1,4 +1,4 @@
-"""bench.stats against scipy (and against hand-made contingency tables)."""
+"""kdbench.analysis.stats against scipy (and against hand-made contingency tables)."""
 
 import itertools
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
+from kdbench.analysis import stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (5, 10), (10, 10), (0, 1), (731, 1000), (9999, 10000), (3, 7)])
@@ -31,7 +31,9 @@ def _table(a11, a10, a01, a00):
     return a, b
 
 
-@pytest.mark.parametrize("cells", [(50, 10, 3, 37), (40, 0, 0, 60), (10, 7, 7, 5), (0, 1, 0, 0), (30, 2, 25, 1), (900, 61, 40, 12)])
+@pytest.mark.parametrize(
+    "cells", [(50, 10, 3, 37), (40, 0, 0, 60), (10, 7, 7, 5), (0, 1, 0, 0), (30, 2, 25, 1), (900, 61, 40, 12)]
+)
 @pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
 def test_mcnemar_exact_equals_binomial_test_on_discordant_pairs(cells, alternative):
     a, b = _table(*cells)

@@ -6,8 +6,8 @@ import textwrap
 import pytest
 import yaml
 
-from bench.cli import main
-from bench.suite import SuiteError, load_suite
+from kdbench.cli import main
+from kdbench.config import SuiteError, load_suite
 
 GOOD = """
 name: tiny
@@ -107,7 +107,9 @@ def test_unknown_teacher_reference(tmp_path):
 def test_teacher_needed_and_ensemble_required(tmp_path):
     msg = problems(tmp_path, GOOD.replace(", teachers: [t]", ""))
     assert "method 'kd' learns from a teacher" in msg
-    two = GOOD.replace("  t: {arch: cnn_small}", "  t: {arch: cnn_small}\n  u: {arch: resnet8}").replace("teachers: [t]", "teachers: [t, u]")
+    two = GOOD.replace("  t: {arch: cnn_small}", "  t: {arch: cnn_small}\n  u: {arch: resnet8}").replace(
+        "teachers: [t]", "teachers: [t, u]"
+    )
     assert "explicit 'ensemble'" in problems(tmp_path, two)
 
 
@@ -134,7 +136,11 @@ def test_missing_file(tmp_path):
 
 
 def test_recipe_mismatch_between_twins_is_reported(tmp_path):
-    suite = load_suite(write(tmp_path, GOOD.replace("teachers: [t], seeds: [0, 1]}", "teachers: [t], seeds: [0, 1], train: {lr: 0.1}}")))
+    suite = load_suite(
+        write(
+            tmp_path, GOOD.replace("teachers: [t], seeds: [0, 1]}", "teachers: [t], seeds: [0, 1], train: {lr: 0.1}}")
+        )
+    )
     assert any("recipes differ in lr" in w for w in suite.twin_warnings())
 
 
@@ -169,18 +175,28 @@ def test_shipped_suites_validate():
         load_suite(path)
 
 
-@pytest.mark.parametrize("change,expected", [
-    ("evaluate:\n  robust: {eps: [8/255]}\n  pgd: {eps: [2/255]}", "pgd asked for twice"),
-    ("students:\n  kd: {arch: cnn_small, method: baseline, seeds: [0]}\nevaluate:\n  transfer: {eps: [8/255], source: teacher}", "no model of the suite has a 'teacher'"),
-    ("evaluate:\n  transfer: {eps: [8/255], source: techer}", "unknown model 'techer' (did you mean 'teacher'?)"),
-    ("evaluate:\n  pgd: {eps: [8/255], restarts: 3, random_start: false}", "repeats the same attack"),
-    ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "expected a value in [0, 1] pixel units (found: -0.01)"),
-    ("evaluate:\n  autoattack: {eps: [8/255], version: custom}", "needs 'attacks'"),
-    ("evaluate:\n  autoattack: {eps: [8/255], attacks: [apgd-ce]}", "is for version custom"),
-    ("teachers:\n  t: {arch: cnn_small, method: {name: kd, temperature: 4}}", "learns from a teacher"),
-    ("teachers:\n  t: {arch: cnn_small, checkpoint: x.pt, method: baseline}", "only a teacher trained from the recipe"),
-    ("students:\n  base: {arch: cnn_small, method: {name: baseline, temperature: 0}}", "greater than 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change,expected",
+    [
+        ("evaluate:\n  robust: {eps: [8/255]}\n  pgd: {eps: [2/255]}", "pgd asked for twice"),
+        (
+            "students:\n  kd: {arch: cnn_small, method: baseline, seeds: [0]}\nevaluate:\n  transfer: {eps: [8/255], "
+            "source: teacher}",
+            "no model of the suite has a 'teacher'",
+        ),
+        ("evaluate:\n  transfer: {eps: [8/255], source: techer}", "unknown model 'techer' (did you mean 'teacher'?)"),
+        ("evaluate:\n  pgd: {eps: [8/255], restarts: 3, random_start: false}", "repeats the same attack"),
+        ("evaluate:\n  pgd: {eps: [8/255], step_size: -0.01}", "expected a value in [0, 1] pixel units (found: -0.01)"),
+        ("evaluate:\n  autoattack: {eps: [8/255], version: custom}", "needs 'attacks'"),
+        ("evaluate:\n  autoattack: {eps: [8/255], attacks: [apgd-ce]}", "is for version custom"),
+        ("teachers:\n  t: {arch: cnn_small, method: {name: kd, temperature: 4}}", "learns from a teacher"),
+        (
+            "teachers:\n  t: {arch: cnn_small, checkpoint: x.pt, method: baseline}",
+            "only a teacher trained from the recipe",
+        ),
+        ("students:\n  base: {arch: cnn_small, method: {name: baseline, temperature: 0}}", "greater than 0"),
+    ],
+)
 def test_attack_and_teacher_method_errors(tmp_path, change, expected):
     raw = yaml.safe_load(GOOD)
     for section, value in yaml.safe_load(change).items():
@@ -191,16 +207,27 @@ def test_attack_and_teacher_method_errors(tmp_path, change, expected):
 def test_robust_preset_and_teacher_methods_validate(tmp_path):
     raw = yaml.safe_load(GOOD)
     raw["teachers"]["t"]["method"] = {"name": "baseline", "temperature": 100}
-    raw["evaluate"] = {"robust": {"eps": ["8/255"]}, "transfer": {"eps": ["8/255"], "source": "baseline_twin"}, "square": {"eps": ["8/255"]}}
+    raw["evaluate"] = {
+        "robust": {"eps": ["8/255"]},
+        "transfer": {"eps": ["8/255"], "source": "baseline_twin"},
+        "square": {"eps": ["8/255"]},
+    }
     suite = load_suite(write(tmp_path, yaml.safe_dump(raw)))
     assert suite.teachers["t"].method_spec.temperature == 100
-    from bench.suite import conditions_of
+    from kdbench.config import conditions_of
 
-    assert [c.name for c in conditions_of(suite.evaluate) if c.group == "attack"] == ["square", "transfer", "autoattack", "fgsm", "pgd", "cw"]
+    assert [c.name for c in conditions_of(suite.evaluate) if c.group == "attack"] == [
+        "square",
+        "transfer",
+        "autoattack",
+        "fgsm",
+        "pgd",
+        "cw",
+    ]
 
 
 def test_the_batch_size_enters_the_evaluation_spec_only_where_an_attack_depends_on_it(tmp_path):
-    from bench.plan import eval_spec_of
+    from kdbench.pipeline.plan import eval_spec_of
 
     def spec(extra, batch_size):
         text = GOOD + f"  batch_size: {batch_size}\n" + extra
@@ -214,14 +241,19 @@ def test_the_batch_size_enters_the_evaluation_spec_only_where_an_attack_depends_
 
 
 def test_a_teacher_can_be_scored_on_a_list_of_conditions(tmp_path):
-    from bench.plan import make_plan
+    from kdbench.pipeline.plan import make_plan
 
     text = GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: [gaussian_noise]}")
     suite = load_suite(write(tmp_path, text))
     plan = make_plan(suite, "data", "ids", {})
     (job,) = [j for (name, _), j in plan.eval_jobs.items() if name == "t"]
     assert job.spec["only"] == ["clean", "gaussian_noise"]  # clean always
-    clean_only = make_plan(load_suite(write(tmp_path, GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: clean}"))), "data", "ids", {})
+    clean_only = make_plan(
+        load_suite(write(tmp_path, GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: clean}"))),
+        "data",
+        "ids",
+        {},
+    )
     assert [j.spec["only"] for (name, _), j in clean_only.eval_jobs.items() if name == "t"] == [["clean"]]
     bad = problems(tmp_path, GOOD.replace("t: {arch: cnn_small}", "t: {arch: cnn_small, evaluate: [gausian_noise]}"))
     assert "teachers.t.evaluate" in bad and "gausian_noise" in bad and "gaussian_noise" in bad
@@ -230,12 +262,16 @@ def test_a_teacher_can_be_scored_on_a_list_of_conditions(tmp_path):
 def test_only_gaussian_noise_does_not_pull_in_the_corruption_of_that_name():
     import torch
 
-    from bench.evaluate import evaluate
-    from bench.suite import EvaluateSpec, conditions_of
+    from kdbench.config import EvaluateSpec, conditions_of
+    from kdbench.evaluation.evaluate import evaluate
 
-    conds = conditions_of(EvaluateSpec(gaussian_noise={"sigmas": [0.1]}, corruptions={"names": ["gaussian_noise"], "severities": [1]}))
+    conds = conditions_of(
+        EvaluateSpec(gaussian_noise={"sigmas": [0.1]}, corruptions={"names": ["gaussian_noise"], "severities": [1]})
+    )
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
     images, labels = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 10, (4,))
-    out = evaluate({"t": model, "s": model}, conds, images, labels, torch.arange(4), batch_size=4, only={"t": {"gaussian_noise"}})
+    out = evaluate(
+        {"t": model, "s": model}, conds, images, labels, torch.arange(4), batch_size=4, only={"t": {"gaussian_noise"}}
+    )
     assert {c.group for c in out["t"].cells} == {"clean", "noise"}
     assert {c.group for c in out["s"].cells} == {"clean", "noise", "corruption"}

@@ -9,16 +9,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.methods import METHODS, build_method
-from bench.models import create_model, wrap
-from bench.seeding import generator
-from bench.suite import SuiteError, TrainRecipe
-from bench.train import PAD, train
+from kdbench.config import SuiteError, TrainRecipe
+from kdbench.models import create_model, wrap
+from kdbench.training.loop import PAD, train
+from kdbench.training.methods import METHODS, build_method
+from kdbench.util.seeding import generator
 
 
 def _data(n=96, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(0, 10, (n,), generator=g)
+    return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g), torch.randint(
+        0, 10, (n,), generator=g
+    )
 
 
 def _net():
@@ -86,7 +88,9 @@ def test_bf16_trains_under_autocast_and_keeps_fp32_weights():
 
 def test_precision_enters_the_hash_only_when_it_is_not_the_default():
     assert "precision" not in TrainRecipe().hash_spec()
-    assert TrainRecipe().hash_spec() == {k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k != "precision"}
+    assert TrainRecipe().hash_spec() == {
+        k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k != "precision"
+    }
     assert TrainRecipe(precision="bf16").hash_spec()["precision"] == "bf16"
 
 
@@ -129,12 +133,16 @@ def test_a_torch_scheduler_steps_as_torch_documents():
     assert got == pytest.approx(want, rel=1e-12)
     assert got[0] == pytest.approx(0.2 / 25) and max(got) > 0.19  # from max_lr / div_factor up towards max_lr
 
-    per_epoch = _lrs(TrainRecipe(epochs=3, batch_size=32, lr=0.1, schedule={"name": "StepLR", "args": {"step_size": 1, "gamma": 0.5}}))
+    per_epoch = _lrs(
+        TrainRecipe(
+            epochs=3, batch_size=32, lr=0.1, schedule={"name": "StepLR", "args": {"step_size": 1, "gamma": 0.5}}
+        )
+    )
     assert per_epoch == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025] * 3)
 
 
 def test_torch_schedulers_are_checked_when_the_suite_is_read(tmp_path):
-    from bench.suite import load_suite
+    from kdbench.config import load_suite
 
     base = "name: s\ndataset: {name: synthetic}\nteachers: {}\nstudents: {b: {arch: cnn_tiny, method: baseline}}\n"
     cases = {
@@ -161,4 +169,12 @@ def test_a_non_finite_loss_stops_training_with_the_epoch_named():
             return {"ce": F.cross_entropy(student_logits, labels) * (float("nan") if progress > 0 else 1.0)}
 
     with pytest.raises(FloatingPointError, match="not finite .* in epoch 2; lower the learning rate"):
-        train(_net(), images, labels, TrainRecipe(epochs=2, batch_size=32), Bad(METHODS.get("baseline").Params()), seed=0, desc="s")
+        train(
+            _net(),
+            images,
+            labels,
+            TrainRecipe(epochs=2, batch_size=32),
+            Bad(METHODS.get("baseline").Params()),
+            seed=0,
+            desc="s",
+        )

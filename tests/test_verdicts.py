@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.report import render, tables
-from bench.report.runs import load_run
-from bench.report.verdicts import pair_verdicts
+from kdbench.reports import render, tables
+from kdbench.reports.verdicts import pair_verdicts
+from kdbench.results.checks import load_run
 
 TEACHER, BASE, KD, LS = "wrn40_2-teacher", "resnet20-baseline", "resnet20-kd", "resnet20-ls"
 MODELS = (
@@ -20,7 +20,10 @@ MODELS = (
 
 def gain(pieces, condition, level=None, k=150):
     """KD equals its twin on `condition`, except k examples the twin gets wrong, in every seed."""
-    for b, d in zip(pieces.rows(model=BASE, condition=condition, level=level), pieces.rows(model=KD, condition=condition, level=level)):
+    for b, d in zip(
+        pieces.rows(model=BASE, condition=condition, level=level),
+        pieces.rows(model=KD, condition=condition, level=level),
+    ):
         pieces.correct[d] = pieces.correct[b]
         pieces.correct[d, np.flatnonzero(~pieces.correct[b])[:k]] = True
     pieces.resync()
@@ -33,7 +36,15 @@ def run_dir(tmp_path_factory):
     gain(pieces, "pgd", 4 / 255)
     path = fakerun.write(tmp_path_factory.mktemp("verdicts") / "run", pieces)
     # a flagged gradient-masking check on KD at 4/255: its robust gain must not be stated plainly
-    flagged = {"model": KD, "seed": 0, "check": "unbounded", "eps": format(4 / 255, ".6g"), "value": 0.3, "threshold": 0.05, "flagged": True}
+    flagged = {
+        "model": KD,
+        "seed": 0,
+        "check": "unbounded",
+        "eps": format(4 / 255, ".6g"),
+        "value": 0.3,
+        "threshold": 0.05,
+        "flagged": True,
+    }
     pd.DataFrame([flagged]).to_csv(path / "diagnostics.csv", index=False)
     return path
 
@@ -46,7 +57,10 @@ def test_one_sentence_per_pair_distilled_first(run_dir):
     text = kd.sentence()
     assert text.startswith(f"{KD} vs {BASE} (resnet20, 3 seeds): clean accuracy +15.0 pp [")
     assert "(kd higher)" in text
-    assert "pgd ε=4/255 +15.0 pp [" in text and "not to be trusted: gradient masking suspected (resnet20-kd: unbounded)" in text
+    assert (
+        "pgd ε=4/255 +15.0 pp [" in text
+        and "not to be trusted: gradient masking suspected (resnet20-kd: unbounded)" in text
+    )
     # what the seeds cannot decide is said once, with the smallest difference they would have seen
     assert "too few seeds to tell on" in text or "no detectable difference" in text
     assert ls.sentence().startswith(f"{LS} vs {BASE} (resnet20, 3 seeds): ")

@@ -13,13 +13,33 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_workflow_blesses_on_main_and_gates_pull_requests(tmp_path):
     suite = tmp_path / "wf.yaml"
     text = (ROOT / "tests" / "suites" / "synthetic.yaml").read_text()
-    suite.write_text(text.replace("epochs: 4", "epochs: 1").replace("n_train: 800", "n_train: 200").replace("  n: 120", "  n: 40").replace("\nname: synthetic", "\nname: wf"))
+    suite.write_text(
+        text.replace("epochs: 4", "epochs: 1")
+        .replace("n_train: 800", "n_train: 200")
+        .replace("  n: 120", "  n: 40")
+        .replace("\nname: synthetic", "\nname: wf")
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def event(name, work):
-        argv = [sys.executable, str(ROOT / "scripts" / "run_workflow.py"), "--event", name, "--cache", str(tmp_path / "cache"),
-                "--workdir", str(tmp_path / work), "--data-root", str(tmp_path), "--env", f"SUITE={suite}", "--env", "SUITE_NAME=wf",
-                "--env", "BASELINE=baseline-ci/wf"]  # fmt: skip
+        argv = [
+            sys.executable,
+            str(ROOT / "scripts" / "run_workflow.py"),
+            "--event",
+            name,
+            "--cache",
+            str(tmp_path / "cache"),
+            "--workdir",
+            str(tmp_path / work),
+            "--data-root",
+            str(tmp_path),
+            "--env",
+            f"SUITE={suite}",
+            "--env",
+            "SUITE_NAME=wf",
+            "--env",
+            "BASELINE=baseline-ci/wf",
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         return done.stdout

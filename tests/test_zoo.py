@@ -9,13 +9,16 @@ import time
 import pytest
 import torch
 
-# Not importorskip: a plain `import robustbench` is exactly what fails and what bench.zoo works around.
+# Not importorskip: a plain `import robustbench` is exactly what fails and what kdbench.models.zoo works around.
 if importlib.util.find_spec("robustbench") is None:
     pytest.skip("robustbench not installed", allow_module_level=True)
 
-from bench import zoo  # noqa: E402
-from bench.models import Normalized, create_model  # noqa: E402
-from bench.zoo import ZooError, list_robustbench, load_robustbench  # noqa: E402
+from kdbench.models import (
+    Normalized,
+    create_model,
+    zoo,
+)
+from kdbench.models.zoo import ZooError, list_robustbench, load_robustbench
 
 
 @pytest.fixture
@@ -122,10 +125,10 @@ def test_ensemble_paths_follow_robustbench_naming(tmp_path):
 
 
 def test_a_zoo_teachers_job_hash_covers_its_weights(tmp_path, offline, monkeypatch):
-    from bench import runner, teachers
-    from bench.models import wrap
-    from bench.suite import load_suite
-    from bench.teachers import UNFETCHED
+    from kdbench.config import load_suite
+    from kdbench.models import teachers, wrap
+    from kdbench.models.teachers import UNFETCHED
+    from kdbench.pipeline import prepare as runner
 
     suite_file = tmp_path / "zoo.yaml"
     suite_file.write_text("""
@@ -170,8 +173,8 @@ students:
 
 def test_a_zoo_teacher_distils_a_robust_student_offline(tmp_path, offline):
     """A RobustBench teacher from hand-placed weights (no network) teaches an rslad student, end to end."""
-    from bench.cli import main
-    from bench.results import read_run
+    from kdbench.cli import main
+    from kdbench.results.contract import read_run
 
     torch.manual_seed(0)
     model_dir = tmp_path / "out" / "_cache" / "robustbench"  # where the runner's adapter looks

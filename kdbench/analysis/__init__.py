@@ -1,0 +1,1 @@
+"""Reading run directories statistically: the tests, run-to-run comparison and the regression gate."""

@@ -1,0 +1,70 @@
+"""The suite's `evaluate:` section (one optional key per registered condition) and `gate:` defaults."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field, create_model
+
+from kdbench.config.fields import Seed, Strict
+from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.evaluation.diagnostics import DiagnosticsParams
+
+
+def _evaluate_model():
+    """One optional key per registered condition, so a new condition needs no change here."""
+    fields: dict[str, Any] = {
+        "n": (
+            Optional[int],
+            Field(None, ge=1, description="test examples (seeded, class-stratified); all when absent"),
+        ),
+        "seed": (Seed, 0),
+        "batch_size": (int, Field(256, ge=1)),
+        "diagnostics": (
+            DiagnosticsParams,
+            Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model"),
+        ),
+        "saliency": (
+            int,
+            Field(
+                1000,
+                ge=0,
+                description="the first this many evaluated examples keep each model's input gradient of "
+                "the true-class logit, for saliency agreement with the teacher; 0: none",
+            ),
+        ),
+    }
+    for name, cls in CONDITIONS.items():
+        default = cls.Params() if name == "clean" else None  # clean always runs: agreement needs it
+        fields[name] = (
+            Optional[cls.Params],
+            Field(default, description=(cls.__doc__ or "").strip().split("\n")[0] or None),
+        )
+    return create_model("EvaluateSpec", __base__=Strict, **fields)
+
+
+EvaluateSpec = _evaluate_model()
+
+
+def conditions_of(evaluate: BaseModel) -> list:
+    """The condition objects a suite asks for, in registry order."""
+    out = []
+    for name, cls in CONDITIONS.items():
+        params = getattr(evaluate, name)
+        if params is not None:
+            out.extend(cls.build(params, evaluate.seed))
+    return out
+
+
+class GateSpec(Strict):
+    """Defaults for `kdbench gate` on runs of this suite (command-line flags override them)."""
+
+    tolerance: Optional[float] = Field(
+        None, ge=0, description="percentage points a metric may fall before it can regress (default 1)"
+    )
+    tolerances: dict[str, float] = Field(
+        default_factory=dict, description="per group (attack), condition (pgd) or condition:level (pgd:8/255)"
+    )
+    alpha: Optional[float] = Field(
+        None, gt=0, lt=1, description="significance level after Holm correction (default 0.05)"
+    )

@@ -1,0 +1,41 @@
+"""Building blocks of the suite schema: the strict base model, seeds, registry-checked names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kdbench.registry import UnknownName
+
+# Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
+Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def registered_in(registry_getter):
+    """A validator: the name must be in the registry (whose error says what was meant)."""
+
+    def check(value: str) -> str:
+        try:
+            registry_getter().check(value)
+        except UnknownName as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    return check
+
+
+def architectures():
+    from kdbench.models import MODELS
+
+    return MODELS
+
+
+def datasets():
+    from kdbench.data import DATASETS
+
+    return DATASETS

@@ -1,0 +1,135 @@
+"""The training recipe (`train:`), per-model overrides of it, and torch's schedulers by name."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, Discriminator, Field, Tag, create_model, field_validator, model_validator
+
+from kdbench.config.fields import Strict
+
+# torch.optim.lr_scheduler classes a recipe may name: those that need only numbers (LambdaLR wants a
+# function, SequentialLR other schedulers, ReduceLROnPlateau a metric). Stepped once per
+# optimisation step or once per epoch, as torch documents for each.
+TORCH_SCHEDULERS = {
+    "OneCycleLR": "step",
+    "CyclicLR": "step",
+    "StepLR": "epoch",
+    "MultiStepLR": "epoch",
+    "ExponentialLR": "epoch",
+    "CosineAnnealingLR": "epoch",
+    "CosineAnnealingWarmRestarts": "epoch",
+    "PolynomialLR": "epoch",
+    "LinearLR": "epoch",
+    "ConstantLR": "epoch",
+}
+
+
+class TorchSchedule(Strict):
+    """A learning-rate scheduler of torch.optim.lr_scheduler by class name, with its arguments, as
+    torchdistill takes them: `{name: OneCycleLR, args: {max_lr: 0.1}}`. OneCycleLR and CyclicLR
+    step per optimisation step, the others per epoch (`interval` overrides); OneCycleLR's
+    `total_steps` defaults to the recipe's length."""
+
+    name: Literal[tuple(TORCH_SCHEDULERS)] = Field(description="a class of torch.optim.lr_scheduler")
+    args: dict[str, Any] = Field(default_factory=dict, description="its keyword arguments, except the optimizer")
+    interval: Literal["step", "epoch"] | None = Field(
+        None, description="when it steps (default: as torch documents for it)"
+    )
+
+    @property
+    def every(self) -> str:
+        return self.interval or TORCH_SCHEDULERS[self.name]
+
+    def build(self, optimizer, epochs: int, steps_per_epoch: int):
+        import torch
+
+        args = dict(self.args)
+        if self.name == "OneCycleLR" and not {"total_steps", "epochs", "steps_per_epoch"} & set(args):
+            args["total_steps"] = epochs * steps_per_epoch if self.every == "step" else epochs
+        return getattr(torch.optim.lr_scheduler, self.name)(optimizer, **args)
+
+    @model_validator(mode="after")
+    def _constructs(self):
+        import torch
+
+        if "optimizer" in self.args:
+            raise ValueError("args: the optimizer is the recipe's; leave 'optimizer' out")
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        try:
+            self.build(opt, 10, 10)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"torch.optim.lr_scheduler.{self.name}({', '.join(f'{k}={v!r}' for k, v in self.args.items())}): {exc}"
+            ) from None
+        return self
+
+
+class TrainRecipe(Strict):
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Annotated[
+        Annotated[Literal["constant", "cosine", "multistep"], Tag("named")] | Annotated[TorchSchedule, Tag("torch")],
+        Discriminator(lambda v: "named" if isinstance(v, str) else "torch"),  # errors name the one form meant
+    ] = Field(
+        "cosine",
+        description="constant, cosine or multistep (with warmup_epochs), or a torch scheduler {name, args, interval}",
+    )
+    milestones: list[float] = Field([0.5, 0.75], description="multistep: fractions of the epochs where lr *= gamma")
+    gamma: float = Field(0.1, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
+    augment: bool = Field(True, description="random crop (padding 4) and horizontal flip")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: the forward pass and losses under bf16 autocast (weights and updates stay fp32)"
+    )
+
+    # fields added after results existed: left out of a job's hash at their defaults, so that
+    # existing jobs keep their hashes
+    LATER_FIELDS: ClassVar[dict] = {"precision": "fp32"}
+
+    def hash_spec(self) -> dict:
+        """The recipe as it enters a job's hash."""
+        spec = self.model_dump(mode="json")
+        return {k: v for k, v in spec.items() if not (k in self.LATER_FIELDS and v == self.LATER_FIELDS[k])}
+
+    @field_validator("milestones")
+    @classmethod
+    def _fractions(cls, v):
+        bad = [m for m in v if not 0 <= m <= 1]
+        if bad:
+            raise ValueError(f"milestones are fractions of the epochs, in [0, 1] (found: {bad})")
+        return v
+
+    @model_validator(mode="after")
+    def _warmup_fits(self):
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) is longer than epochs ({self.epochs})")
+        if self.warmup_epochs and isinstance(self.schedule, TorchSchedule):
+            raise ValueError(
+                f"warmup_epochs is for the named schedules; {self.schedule.name} warms up by itself (OneCycleLR's "
+                "pct_start, or LinearLR)"
+            )
+        return self
+
+
+# Per-model overrides: the same keys with the same limits, all optional; the merged recipe is
+# checked again as a whole (suite validation), so cross-field rules hold for overrides too.
+TrainOverride = create_model(
+    "TrainOverride",
+    __base__=Strict,
+    **{
+        k: (Optional[Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation], None)
+        for k, f in TrainRecipe.model_fields.items()
+    },
+)
+
+
+def resolve_recipe(base: TrainRecipe, override: Optional[BaseModel]) -> TrainRecipe:
+    if override is None:
+        return base
+    return TrainRecipe.model_validate({**base.model_dump(), **override.model_dump(exclude_none=True)})

@@ -1,0 +1,184 @@
+"""The suite: dataset, recipe, teachers, students in compare pairs, evaluation; the checks that
+span sections, and the pairs and partners every later stage reads."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+from pydantic import Field, ValidationError, model_validator
+
+from kdbench.config.dataset import DatasetSpec
+from kdbench.config.evaluate import EvaluateSpec, GateSpec, conditions_of
+from kdbench.config.fields import Strict
+from kdbench.config.models import StudentSpec, TeacherSpec
+from kdbench.config.recipe import TrainRecipe, resolve_recipe
+from kdbench.evaluation.conditions.robust import EXPANDS_TO
+from kdbench.registry import did_you_mean
+from kdbench.training.methods import METHODS, twin_pairs
+from kdbench.util.names import NAME
+
+
+class ComparePair(Strict):
+    distilled: str
+    baseline: str
+
+
+# ---------------------------------------------------------------------------------------- suite
+class Suite(Strict):
+    """A benchmark suite: dataset, training recipe, teachers, students in compare pairs, evaluation."""
+
+    name: str = Field(pattern=NAME, description="names the results directory")
+    description: str = ""
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    train: TrainRecipe = Field(default_factory=TrainRecipe)
+    teachers: dict[Annotated[str, Field(pattern=NAME)], TeacherSpec] = Field(default_factory=dict)
+    students: dict[Annotated[str, Field(pattern=NAME)], StudentSpec] = Field(default_factory=dict)
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)  # type: ignore[valid-type]
+    compare: Optional[list[ComparePair]] = Field(
+        None,
+        description="default: each student against the student of its architecture trained by its method's twin "
+        "(baseline; pgd_at for robust methods)",
+    )
+    gate: Optional[GateSpec] = None
+
+    @model_validator(mode="after")
+    def _references(self):
+        problems = []
+        if not self.teachers and not self.students:
+            raise ValueError("nothing to run: the suite has no teachers and no students")
+        for kind, models in (("teachers", self.teachers), ("students", self.students)):
+            for name, spec in models.items():
+                if spec.train is not None:
+                    try:
+                        resolve_recipe(self.train, spec.train)
+                    except ValidationError as exc:
+                        problems += [
+                            f"{kind}.{name}.train: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+                        ]
+        both = set(self.teachers) & set(self.students)
+        if both:
+            problems.append(f"names used for both a teacher and a student: {sorted(both)}")
+        for sname, s in self.students.items():
+            for t in s.teachers:
+                if t not in self.teachers:
+                    problems.append(f"students.{sname}.teachers: unknown teacher '{t}'{did_you_mean(t, self.teachers)}")
+                elif METHODS.get(s.method.name).uses_features and self.teachers[t].source == "robustbench":
+                    problems.append(
+                        f"students.{sname}.teachers: '{t}' is a RobustBench zoo model, whose intermediate features "
+                        f"kdbench does not know; method '{s.method.name}' needs a teacher with 'arch'"
+                    )
+        names = [c.name for c in conditions_of(self.evaluate) if c.group == "attack"]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(
+                f"evaluate: {', '.join(repeated)} asked for twice (the 'robust' preset already runs "
+                f"{', '.join(EXPANDS_TO)}; "
+                "drop it or those keys)"
+            )
+        transfer = getattr(self.evaluate, "transfer", None)
+        if (
+            transfer is not None
+            and transfer.source not in ("teacher", "baseline_twin")
+            and transfer.source not in {*self.teachers, *self.students}
+        ):
+            models = ["teacher", "baseline_twin", *self.teachers, *self.students]
+            problems.append(
+                f"evaluate.transfer.source: unknown model '{transfer.source}'{did_you_mean(transfer.source, models)}; "
+                "expected teacher, baseline_twin or a model of the suite"
+            )
+        elif transfer is not None:
+            models = [(n, t.seed) for n, t in self.teachers.items()] + [
+                (n, s) for n, st in self.students.items() for s in st.seeds
+            ]
+            if not any(transfer_source(self, n, s) for n, s in models):
+                problems.append(
+                    f"evaluate.transfer: no model of the suite has a '{transfer.source}' to craft on "
+                    "(teacher: a student with a teacher or the baseline twin of one; baseline_twin: a compare pair)"
+                )
+        corruptions = getattr(self.evaluate, "corruptions", None)
+        ref = corruptions.reference_model if corruptions is not None else None
+        if ref is not None and ref not in self.teachers and ref not in self.students:
+            models = [*self.teachers, *self.students]
+            problems.append(f"evaluate.corruptions.reference_model: unknown model '{ref}'{did_you_mean(ref, models)}")
+        for i, pair in enumerate(self.compare or []):
+            for slot in ("distilled", "baseline"):
+                n = getattr(pair, slot)
+                if n not in self.students:
+                    problems.append(f"compare.{i}.{slot}: unknown student '{n}'{did_you_mean(n, self.students)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def recipe_of(self, name: str) -> TrainRecipe:
+        spec = self.students.get(name) or self.teachers[name]
+        return resolve_recipe(self.train, spec.train)
+
+    def pairs(self) -> list[ComparePair]:
+        if self.compare is not None:
+            return list(self.compare)
+        students = [(name, s.arch, s.method.name, s.role) for name, s in self.students.items()]
+        return [ComparePair(distilled=d, baseline=b) for d, b in twin_pairs(students)]
+
+    def partners(self, name: str) -> list[str]:
+        """The students `name` is compared with (its compare pairs' other members), in order."""
+        return [
+            p.distilled if p.baseline == name else p.baseline for p in self.pairs() if name in (p.baseline, p.distilled)
+        ]
+
+    def twin_warnings(self) -> list[str]:
+        """Twins must differ only in the loss; say where a suite breaks that."""
+        out = []
+        for p in self.pairs():
+            d, b = self.students[p.distilled], self.students[p.baseline]
+            if d.arch != b.arch:
+                out.append(f"compare {p.distilled} vs {p.baseline}: architectures differ ({d.arch} vs {b.arch})")
+            rd, rb = self.recipe_of(p.distilled), self.recipe_of(p.baseline)
+            diff = [k for k in TrainRecipe.model_fields if getattr(rd, k) != getattr(rb, k)]
+            if diff:
+                out.append(
+                    f"compare {p.distilled} vs {p.baseline}: training recipes differ in {', '.join(diff)}; the "
+                    "difference is not the loss alone"
+                )
+            if set(d.seeds) != set(b.seeds):
+                out.append(
+                    f"compare {p.distilled} vs {p.baseline}: seeds differ ({d.seeds} vs {b.seeds}); only shared seeds "
+                    "pair up"
+                )
+            if d.normalize != b.normalize:
+                out.append(f"compare {p.distilled} vs {p.baseline}: normalisation differs")
+            budgets = [getattr(s.method, "attack", None) for s in (d, b)]
+            if all(budgets):
+                diff = [k for k in ("eps", "step_size", "steps") if getattr(budgets[0], k) != getattr(budgets[1], k)]
+                if diff:
+                    out.append(
+                        f"compare {p.distilled} vs {p.baseline}: inner attacks differ in {', '.join(diff)}; the twins "
+                        "do not train against the same adversary"
+                    )
+        return out
+
+
+def transfer_source(suite: Suite, name: str, seed: int) -> tuple[str, int] | None:
+    """The (model, seed) a transfer attack on `name` crafts on, or None when it has none.
+
+    teacher: a student's first teacher; a baseline borrows the teacher of the distilled student it
+    is compared with, so that both twins face the same attack. baseline_twin: the other member of
+    the model's compare pair, same seed. A model name: that model, at the same seed if it has it.
+    Teachers, and a model asked to attack itself, get none."""
+    spec = getattr(suite.evaluate, "transfer", None)
+    if spec is None or name in suite.teachers:
+        return None
+    partners = suite.partners(name)
+    if spec.source == "teacher":
+        own = suite.students[name].teachers
+        borrowed = [t for p in partners for t in suite.students[p].teachers]
+        found = (own or borrowed)[:1]
+        return (found[0], suite.teachers[found[0]].seed) if found else None
+    if spec.source == "baseline_twin":
+        twin = partners[0] if partners else None
+        return (twin, seed) if twin is not None and seed in suite.students[twin].seeds else None
+    if spec.source == name:
+        return None
+    if spec.source in suite.teachers:
+        return spec.source, suite.teachers[spec.source].seed
+    seeds = suite.students[spec.source].seeds
+    return spec.source, seed if seed in seeds else seeds[0]

@@ -1,0 +1,59 @@
+"""What an evaluation condition is: a named family of perturbations at a list of levels.
+
+A model-independent condition (clean, noise, corruptions) turns a clean batch into a perturbed
+one with `perturb`; the evaluator makes each perturbed batch once and scores every model on it.
+A model-dependent one (an attack) overrides `attack` and is run per model.
+
+Inputs and outputs are float tensors (B, 3, H, W) in [0, 1] on the run's device; `indices` are
+the images' positions in the dataset's test split, for per-image seeding and released files.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from kdbench.util.lazy import lazy
+
+torch = lazy("torch")
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Condition:
+    name: ClassVar[str]
+    group: ClassVar[str]  # clean | noise | attack | corruption: the gate's condition groups
+    model_dependent: ClassVar[bool] = False
+    Params: ClassVar[type[Params]] = Params
+    # the suite's dataset, set by the JobRunner: a condition that reads released files of it (the
+    # corruptions' CIFAR-10-C or CIFAR-100-C) picks them by this name
+    dataset: str = "cifar10"
+
+    def __init__(self, params: Params, seed: int = 0):
+        self.params = params
+        self.seed = seed
+
+    @classmethod
+    def build(cls, params: Params, seed: int) -> list["Condition"]:
+        """One YAML entry may stand for several conditions (the corruptions entry does)."""
+        return [cls(params, seed)]
+
+    def levels(self) -> list:
+        """Level values as metrics.csv records them: [None] for no levels, else sigmas/epsilons/severities."""
+        return [None]
+
+    def passes(self, level) -> tuple[int, int]:
+        """(forward passes, gradient passes) per evaluated batch at `level`, for the dry run's time
+        estimate: a perturbed batch is scored once."""
+        return 1, 0
+
+    def perturb(self, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, level) -> torch.Tensor:
+        raise NotImplementedError
+
+    def attack(
+        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, level
+    ) -> torch.Tensor:
+        raise NotImplementedError

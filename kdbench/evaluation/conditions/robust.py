@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from kdbench.evaluation.conditions import register_condition
+from kdbench.evaluation.conditions.attack import Attack, AttackParams
+from kdbench.evaluation.conditions.autoattack import AutoAttackCondition, AutoAttackParams
+from kdbench.evaluation.conditions.cw import CW, CWParams
+from kdbench.evaluation.conditions.fgsm import FGSM
+from kdbench.evaluation.conditions.pgd import PGD, PGDParams
+
+EXPANDS_TO = ("autoattack", "fgsm", "pgd", "cw")  # what `build` returns, in order; the suite's error names them
+
+
+class RobustParams(AttackParams):
+    steps: int = Field(
+        20, ge=1, description="iterations of the PGD-CE and CW attacks (AutoAttack keeps its own budget)"
+    )
+
+
+@register_condition("robust")
+class Robust(Attack):
+    """Preset: autoattack (standard), fgsm, pgd and cw at the same epsilons.
+
+    The worst case over them is the headline; the single attacks feed the masking checks."""
+
+    name = "robust"
+    Params = RobustParams
+
+    @classmethod
+    def build(cls, params, seed):
+        eps, steps = params.eps, params.steps
+        return [
+            AutoAttackCondition(AutoAttackParams(eps=eps), seed),
+            FGSM(AttackParams(eps=eps), seed),
+            PGD(PGDParams(eps=eps, steps=steps), seed),
+            CW(CWParams(eps=eps, steps=steps), seed),
+        ]

@@ -1,0 +1,200 @@
+"""One evaluation loop. Each model-independent condition (clean, noise, corruptions) perturbs a
+batch once and every model scores it; an attack runs per model (AutoAttack once on the whole set,
+as its reference implementation batches by itself). Correctness stays on the device until the
+end, so scoring adds little to the bare forward passes.
+
+Attack rows follow RobustBench's convention: an example is robust only if it is classified
+correctly on the clean image and under the attack. Each epsilon also gets a derived
+`worst_case` row: correct only if correct under every attack run at that epsilon.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from kdbench.evaluation.conditions import Condition
+from kdbench.results.contract import level_str
+from kdbench.util.names import WORST_CASE
+from kdbench.util.progress import bar
+from kdbench.util.progress import enabled as progress_enabled
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (condition, level) column of the results."""
+
+    condition: str
+    group: str
+    level: object
+
+
+@dataclass
+class ModelEval:
+    cells: list[Cell]
+    correct: torch.Tensor  # (len(cells), N) bool, on the CPU
+    # (R, N, C) float32 on the CPU: the logits under each scored cell: model-independent ones
+    # (clean, noise, corruptions: the inputs every model saw alike) and attacks (each model's own
+    # adversarial inputs; calibration under attack); `logit_rows` are their indices in `cells`
+    logits: torch.Tensor
+    logit_rows: list[int]
+    attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
+    # cell row -> (N,) bool: for an attack crafted on another model (transfer), whether that source
+    # model classified its own adversarial example correctly (transferability needs where it did not)
+    source_correct: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def clean_logits(self) -> torch.Tensor:
+        """(N, C): the logits on the clean images."""
+        clean = [j for j, r in enumerate(self.logit_rows) if self.cells[r].group == "clean"]
+        return self.logits[clean[0]] if clean else torch.empty(0)
+
+
+def cells_of(conditions: list[Condition]) -> list[Cell]:
+    return [Cell(c.name, c.group, level) for c in conditions for level in c.levels()]
+
+
+def worst_case_cells(cells: list[Cell]) -> list[Cell]:
+    """One worst-case cell per attack epsilon, in the order the epsilons first appear."""
+    levels = dict.fromkeys(level_str(c.level) for c in cells if c.group == "attack")
+    by_str = {level_str(c.level): c.level for c in cells if c.group == "attack"}
+    return [Cell(WORST_CASE, "attack", by_str[s]) for s in levels]
+
+
+def robust_convention(cells: list[Cell], correct: torch.Tensor) -> tuple[list[Cell], torch.Tensor]:
+    """Attack rows AND the clean row (in place), then the worst-case rows (the AND of every attack
+    row at an epsilon) appended: the cells and the correctness with them."""
+    clean = [i for i, c in enumerate(cells) if c.group == "clean"]
+    attack = [i for i, c in enumerate(cells) if c.group == "attack"]
+    if clean and attack:
+        correct[attack] &= correct[clean[0]]
+    worst_cells = worst_case_cells(cells)
+    worst = [
+        correct[[i for i in attack if level_str(cells[i].level) == level_str(w.level)]].all(0) for w in worst_cells
+    ]
+    return cells + worst_cells, torch.cat([correct, torch.stack(worst)]) if worst else correct
+
+
+def evaluate(
+    models: dict[str, nn.Module],
+    conditions: list[Condition],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    indices: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    device="cpu",
+    only: dict[str, set[str]] | None = None,
+    sources: dict[str, dict[str, nn.Module]] | None = None,
+    names: dict[str, str] | None = None,
+    log=None,
+) -> dict[str, ModelEval]:
+    """Score every model under every condition on the uint8 `images` (N, 3, H, W).
+
+    `only` limits a model to some condition names (clean is always scored); `sources[model][condition]`
+    is the model a transfer attack crafts on (a model without one is not scored under it);
+    `names` labels models in progress bars; `log` gets a line per batch and per whole-set attack
+    where there are no progress bars (a CI log stays alive)."""
+    log = log if log is not None and not progress_enabled() else (lambda _: None)
+    began = time.perf_counter()
+    wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
+    sources = sources or {}
+    names = names or {k: k for k in models}
+
+    def scores(k: str, cond: Condition) -> bool:
+        if getattr(cond, "needs_source", False) and sources.get(k, {}).get(cond.name) is None:
+            return False
+        # the registered name: a corruption object is named for its corruption ("gaussian_noise"),
+        # which must not let `only: [gaussian_noise]` (the noise condition) pull in corruptions
+        return wants[k] is None or type(cond).name in wants[k]
+
+    cells = {k: cells_of([c for c in conditions if scores(k, c)]) for k in models}
+    n = len(images)
+    for m in models.values():
+        m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
+    correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
+    logits: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}  # model -> cell row -> batches
+    source_correct: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}
+    seconds: dict[str, dict[str, float]] = {k: {} for k in models}
+    labels_d = labels.to(device)
+    # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
+    # Conditions must not write into their input (the clean batch is shared by all of them).
+    floats = images.to(device).float().div_(255)
+
+    def run_attack(k, cond, x, y, idx, level):
+        start = time.perf_counter()
+        x_adv = cond.attack(models[k], x, y, idx, level, source=sources.get(k, {}).get(cond.name))
+        if x_adv.is_cuda:
+            torch.cuda.synchronize(x_adv.device)
+        seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
+        return x_adv
+
+    def score(k: str, x_adv, y, row: int) -> torch.Tensor:
+        with torch.inference_mode():
+            z = models[k](x_adv)
+        logits[k].setdefault(row, []).append(z.float())  # calibration under attack; no sync per batch
+        return z.argmax(1) == y
+
+    per_batch = [c for c in conditions if not getattr(c, "whole_set", False)]
+    progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
+    batches = -(-n // batch_size)
+    for b, start in enumerate(progress):
+        sl = slice(start, start + batch_size)
+        x = floats[sl]
+        y, idx = labels_d[sl], indices[sl]
+        row = dict.fromkeys(models, 0)
+        for cond in conditions:
+            scored = [k for k in models if scores(k, cond)]
+            if cond in per_batch and scored:
+                progress.set_postfix_str(cond.name, refresh=False)
+                for level in cond.levels():
+                    if cond.model_dependent:
+                        for k in scored:
+                            x_adv = run_attack(k, cond, x, y, idx, level)
+                            correct[k][row[k], sl] = score(k, x_adv, y, row[k])
+                            source = sources.get(k, {}).get(cond.name) if getattr(cond, "needs_source", False) else None
+                            if source is not None:
+                                with torch.inference_mode():
+                                    source_correct[k].setdefault(row[k], []).append(source(x_adv).argmax(1) == y)
+                    else:
+                        with torch.inference_mode():
+                            xp = cond.perturb(x, y, idx, level)
+                            for k in scored:
+                                z = models[k](xp)
+                                correct[k][row[k], sl] = z.argmax(1) == y
+                                # stays on the device: no sync per batch
+                                logits[k].setdefault(row[k], []).append(z.float())
+                    for k in scored:
+                        row[k] += 1
+            else:
+                for k in scored:
+                    row[k] += len(cond.levels())
+        log(f"  evaluated batch {b + 1}/{batches} of {len(models)} model(s) ({time.perf_counter() - began:.0f} s)")
+    # Whole-set attacks: every evaluated example at once, per model and level.
+    for cond in conditions:
+        if cond in per_batch:
+            continue
+        cond.batch_size = batch_size
+        for k in models:
+            if not scores(k, cond):
+                continue
+            for level in cond.levels():
+                r = cells[k].index(Cell(cond.name, cond.group, level))
+                for _ in bar([0], desc=f"{cond.name} {names[k]} eps={level_str(level)}"):
+                    x_adv = run_attack(k, cond, floats, labels_d, indices, level)
+                log(f"  {cond.name} on {names[k]} at eps {level_str(level)} done ({time.perf_counter() - began:.0f} s)")
+                for s in range(0, n, batch_size):
+                    correct[k][r, s : s + batch_size] = score(
+                        k, x_adv[s : s + batch_size], labels_d[s : s + batch_size], r
+                    )
+    out = {}
+    for k in models:
+        all_cells, full = robust_convention(cells[k], correct[k])
+        rows = sorted(logits[k])
+        stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
+        src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
+        out[k] = ModelEval(all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src)
+    return out

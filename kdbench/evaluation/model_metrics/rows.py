@@ -1,0 +1,176 @@
+"""model_metrics.csv's rows: every registered metric per model, seed and model-independent cell.
+
+Fidelity needs a reference: a student's own teachers (an ensemble as its `ensemble` combines
+them), else, for a twin without a teacher, the teachers of the student it is compared with, so
+that both twins of a pair are measured against the same teacher. KL is taken at T = 1 and, where
+the distilled method has a temperature, at that temperature too (a schedule: its last value).
+Fidelity exists only in the cells the teacher was scored on (a teacher with `evaluate: clean`:
+clean only).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kdbench.evaluation.model_metrics import MODEL_METRICS
+from kdbench.training.methods.base import teacher_log_probs
+from kdbench.training.methods.temperature import temperature_at
+from kdbench.util.lazy import lazy
+
+torch = lazy("torch")
+pd = lazy("pandas")
+
+COLUMNS = [
+    "model",
+    "role",
+    "method",
+    "arch",
+    "seed",
+    "condition",
+    "group",
+    "level",
+    "metric",
+    "value",
+    "n",
+    "reference",
+    "temperature",
+]
+
+
+def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
+    """(teachers, ensemble mode, distillation temperature or None) a student is measured against."""
+    s = suite.students.get(name)
+    if s is None:
+        return [], "mean_probs", None
+    partners = [suite.students[p] for p in suite.partners(name)]
+    source = s if s.teachers else next((p for p in partners if p.teachers), None)
+    if source is None:
+        return [], "mean_probs", None
+    t = getattr(source.method, "temperature", None)
+    temperature = float(temperature_at(t, 1.0)) if t is not None else None
+    return (
+        list(source.teachers),
+        source.ensemble or "mean_probs",
+        temperature if temperature not in (None, 1.0) else None,
+    )
+
+
+def model_metric_rows(
+    suite, logits_by: dict, labels, describe, grads_by: dict | None = None, transfer_by: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
+    (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
+    examples; `transfer_by[(model, seed)][cell]` = (source model, this model's per-example
+    correctness, the source's on its own adversarial examples). Returns the rows and, by row
+    position, the per-example values (N,) of the metrics that are means over examples (NaN where a
+    metric does not cover an example: past the saliency subset, or where the source resisted)."""
+    rows, values = [], {}
+    n_all = len(labels)
+
+    def add(row, metric, *args, **kw):
+        value, per = metric.values(*args, **kw)
+        if per is not None:
+            if len(per) < n_all:
+                per = np.concatenate([per, np.full(n_all - len(per), np.nan, dtype=per.dtype)])
+            values[len(rows)] = per
+        rows.append(row | dict(value=value))
+
+    for (name, seed), cells in logits_by.items():
+        role, method, arch = describe(name)
+        teachers, mode, temperature = reference_of(suite, name)
+        t_cells = [logits_by.get((t, suite.teachers[t].seed), {}) for t in teachers]
+        for key, z in cells.items():
+            cond, group, level = key
+            base = dict(
+                model=name,
+                role=role,
+                method=method,
+                arch=arch,
+                seed=seed,
+                condition=cond,
+                group=group,
+                level=level,
+                n=len(z),
+            )
+            for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "calibration"):
+                add(base | dict(metric=metric.name, reference="", temperature=math.nan), metric, z, labels)
+            # fidelity needs the teacher on the same inputs: not under attack, where each model
+            # was scored on its own adversarial examples
+            if group == "attack" or not teachers or not all(key in tc for tc in t_cells):
+                continue
+            stacked = torch.stack([tc[key] for tc in t_cells])
+            ref = "+".join(teachers)
+            for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "fidelity"):
+                for t in [1.0] + ([temperature] if metric.tempered and temperature is not None else []):
+                    add(
+                        base | dict(metric=metric.name, reference=ref, temperature=t if metric.tempered else math.nan),
+                        metric,
+                        z,
+                        labels,
+                        teacher_log_probs(stacked, t, mode),
+                        temperature=t,
+                    )
+    if grads_by:
+        _saliency_rows(suite, grads_by, describe, add)
+    metric = MODEL_METRICS.get("transfer_rate")
+    for (name, seed), cells in (transfer_by or {}).items():
+        role, method, arch = describe(name)
+        for (cond, group, level), (source, right, source_right) in cells.items():
+            base = dict(
+                model=name,
+                role=role,
+                method=method,
+                arch=arch,
+                seed=seed,
+                condition=cond,
+                group=group,
+                level=level,
+                n=int((~source_right.bool()).sum()),
+                reference=source,
+                temperature=math.nan,
+            )
+            add(base | dict(metric=metric.name), metric, right, source_right)
+    return pd.DataFrame(rows, columns=COLUMNS), values
+
+
+def _saliency_rows(suite, grads_by: dict, describe, add) -> None:
+    """saliency_teacher for every student with a reference teacher (both twins, as fidelity);
+    saliency_twin for every compare pair, seed by seed where both trained that seed."""
+    clean = dict(condition="clean", group="clean", level="")
+    teacher_metric, twin_metric = MODEL_METRICS.get("saliency_teacher"), MODEL_METRICS.get("saliency_twin")
+    for (name, seed), g in grads_by.items():
+        teachers, _, _ = reference_of(suite, name)
+        refs = [grads_by.get((t, suite.teachers[t].seed)) for t in teachers]
+        if name not in suite.students or not teachers or any(r is None or len(r) != len(g) for r in refs) or not len(g):
+            continue
+        role, method, arch = describe(name)
+        base = dict(
+            model=name,
+            role=role,
+            method=method,
+            arch=arch,
+            seed=seed,
+            n=len(g),
+            reference="+".join(teachers),
+            temperature=math.nan,
+        )
+        add(base | clean | dict(metric=teacher_metric.name), teacher_metric, g, refs)
+    for pair in suite.pairs():
+        for seed in suite.students[pair.distilled].seeds:
+            g, twin = grads_by.get((pair.distilled, seed)), grads_by.get((pair.baseline, seed))
+            if g is None or twin is None or not len(g):
+                continue
+            role, method, arch = describe(pair.distilled)
+            base = dict(
+                model=pair.distilled,
+                role=role,
+                method=method,
+                arch=arch,
+                seed=seed,
+                n=len(g),
+                reference=pair.baseline,
+                temperature=math.nan,
+            )
+            add(base | clean | dict(metric=twin_metric.name), twin_metric, g, twin)

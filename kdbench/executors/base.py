@@ -1,0 +1,33 @@
+"""What an executor is: something that runs a plan's jobs into the job store (store.py) and
+returns their records; and how jobs are grouped, the same on every executor. The local executor
+(local.py) runs them in this process, the Ray executor (ray.py) on a cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+from kdbench.executors.store import JobRecord
+from kdbench.pipeline.plan import Job
+
+# kind -> handler(jobs, output_dirs); a batched kind receives all its ready jobs at once
+Handlers = dict[str, Callable[[Sequence[Job], Sequence[Path]], None]]
+
+EVAL_GROUP = 8  # evaluation jobs scored together by default: a perturbed batch is made once per group of models
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[Job], handlers: Handlers, *, force: bool = False) -> list[JobRecord]: ...
+
+
+def job_groups(todo: Sequence[Job], size: int, batched=("evaluate",)) -> list[list[Job]]:
+    """`todo` in plan order, cut into the groups an executor runs together: up to `size` consecutive
+    jobs of a batched kind, every other job alone (the same groups on either executor)."""
+    groups: list[list[Job]] = []
+    for j in todo:
+        last = groups[-1] if groups else None
+        if last and j.kind in batched and last[0].kind == j.kind and len(last) < size:
+            last.append(j)
+        else:
+            groups.append([j])
+    return groups

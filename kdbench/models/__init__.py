@@ -1,0 +1,39 @@
+"""Architectures, found by the names the suite uses (`resnet20`, `wrn_40_2`, ...), and their input wrapper.
+
+Every kdbench model takes images in [0,1]; normalisation is a `Normalized` wrapper around the bare
+network so public checkpoints (which hold only the bare network) load into `wrapper.net` untouched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kdbench.registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+MODELS: Registry = Registry("architecture")
+register_model = MODELS.register
+# The family modules (and torch) are imported when an architecture is first built, not before.
+MODELS.declare_from_sources(__name__, __path__, "register_model")
+
+
+def create_model(name: str, num_classes: int = 10) -> nn.Module:
+    """The bare, randomly initialised architecture `name` (no normalisation: see `wrap`)."""
+    net = MODELS.get(name)(num_classes=num_classes)
+    # Kept on the instance so checkpoint errors can say which architecture was tried.
+    net.arch_name = name
+    return net
+
+
+def __getattr__(name: str):
+    # the wrapper imports torch: loaded when first asked for
+    if name in ("NORMALIZATIONS", "Normalized", "wrap"):
+        from kdbench.models import normalized
+
+        return getattr(normalized, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["MODELS", "register_model", "create_model", "Normalized", "NORMALIZATIONS", "wrap"]

@@ -1,0 +1,1 @@
+"""Suite -> jobs -> run directory: the plan, what each job does, and `kdbench run` end to end."""

@@ -1,0 +1,127 @@
+"""A rough time estimate for the jobs a run has still to do, for `kdbench run --dry-run`.
+
+Work is counted in network passes: training steps (forward, backward and update at the recipe's
+batch size; KD adds one teacher forward per training image when its outputs are cached, else per
+step; adversarial training adds its inner attack's gradient passes per step), and per evaluated
+batch the forwards and gradient passes each condition declares (`Condition.passes`), plus the
+gradient-masking probes. One batch per architecture is timed on this device to price a pass. It
+leaves out data loading, corruption generation and start-up, and counts AutoAttack and Square at
+their full budgets (both stop on fooled examples), so read it as "minutes or hours", not as a
+promise."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from kdbench.config import TrainRecipe, conditions_of
+from kdbench.pipeline.plan import Plan
+from kdbench.util.lazy import lazy
+
+torch = lazy("torch")
+
+
+def _timed(fn, repeats: int = 2) -> float:
+    fn()  # warm-up: first calls allocate and pick kernels
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+class Prices:
+    """Seconds per pass for each (architecture, normalisation, batch size), timed once on `device`."""
+
+    def __init__(self, device, num_classes: int = 10):
+        self.device, self.num_classes = device, num_classes
+        self._cache: dict = {}
+
+    def _model(self, arch: str, normalize: str):
+        from kdbench.models.teachers import build_architecture
+
+        return build_architecture(arch, normalize).to(self.device)
+
+    def of(self, arch: str, normalize: str, batch: int) -> dict[str, float]:
+        key = (arch, normalize, batch)
+        if key not in self._cache:
+            model = self._model(arch, normalize)
+            x = torch.rand(batch, 3, 32, 32, device=self.device)
+            y = torch.randint(0, self.num_classes, (batch,), device=self.device)
+            opt = torch.optim.SGD(model.parameters(), lr=0.0)
+
+            def train_step():
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(model(x), y).backward()
+                opt.step()
+
+            def forward():
+                with torch.inference_mode():
+                    model(x)
+
+            def gradient():
+                xr = x.clone().requires_grad_(True)
+                torch.autograd.grad(torch.nn.functional.cross_entropy(model(xr), y), xr)
+
+            model.train()
+            step = _timed(train_step)
+            model.eval().requires_grad_(False)
+            self._cache[key] = {"train": step, "forward": _timed(forward), "gradient": _timed(gradient)}
+        return self._cache[key]
+
+
+def _arch(suite, name: str) -> tuple[str, str] | None:
+    spec = suite.teachers.get(name) or suite.students.get(name)
+    return (spec.arch, spec.normalize) if spec is not None and getattr(spec, "arch", None) else None
+
+
+def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, float]:
+    """Seconds per job hash for the jobs in `todo` (NaN where the architecture is not one of
+    kdbench's, e.g. a RobustBench model)."""
+    suite = plan.suite
+    prices = Prices(device)
+    ev = suite.evaluate
+    conds = conditions_of(ev)
+    batches = math.ceil(n_eval / ev.batch_size)
+    out: dict[str, float] = {}
+    for job in todo:
+        arch = _arch(suite, job.model)
+        if arch is None:
+            out[job.hash] = math.nan
+            continue
+        if job.kind in ("teacher", "student") and "recipe" in job.spec:
+            recipe = TrainRecipe.model_validate(job.spec["recipe"])
+            steps = recipe.epochs * math.ceil(n_train / recipe.batch_size)
+            seconds = steps * prices.of(*arch, recipe.batch_size)["train"]
+            attack = job.spec.get("method", {}).get("attack")
+            if attack:  # adversarial training: the inner attack's gradient passes in every step
+                seconds += steps * attack["steps"] * prices.of(*arch, recipe.batch_size)["gradient"]
+            for dep in job.deps:  # a teacher's forwards: once over the data when cached, else every step
+                t_arch = _arch(suite, dep.model)
+                if t_arch is not None:
+                    per = prices.of(*t_arch, recipe.batch_size)["forward"]
+                    seconds += per * (steps if recipe.augment else math.ceil(n_train / recipe.batch_size))
+            out[job.hash] = seconds
+        elif job.kind == "evaluate":
+            p = prices.of(*arch, ev.batch_size)
+            only = set(job.spec.get("only", [])) | {"clean"} if "only" in job.spec else None
+            fwd = grad = 0
+            for c in conds:
+                if only is not None and type(c).name not in only:  # registered names, as evaluate matches them
+                    continue
+                for level in c.levels():
+                    f, g = c.passes(level)
+                    fwd, grad = fwd + f, grad + g
+            seconds = batches * (fwd * p["forward"] + grad * p["gradient"])
+            if only is None and ev.diagnostics.enabled and any(c.group == "attack" for c in conds):
+                probe = min(ev.diagnostics.subset, n_eval) / ev.batch_size
+                pgd = next((c for c in conds if c.name == "pgd"), None)
+                more = (
+                    sum(pgd.passes(lv)[1] for lv in pgd.levels()) * ev.diagnostics.steps_factor
+                    if pgd is not None
+                    else 0
+                )
+                seconds += probe * (ev.diagnostics.unbounded_steps + more) * p["gradient"]
+            out[job.hash] = seconds
+        else:
+            out[job.hash] = 0.0  # a checkpoint or zoo teacher: loading only
+    return out

@@ -1,0 +1,233 @@
+"""What each kind of job does: train a teacher, train a student, evaluate models.
+
+The executor knows jobs, not methods; these handlers know methods, models and data, and read
+their inputs only from the outputs of the jobs they depend on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdbench.config import TrainRecipe
+from kdbench.evaluation.diagnostics import diagnose
+from kdbench.evaluation.evaluate import evaluate
+from kdbench.executors.base import Handlers
+from kdbench.executors.store import Store
+from kdbench.models.teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher
+from kdbench.pipeline.plan import Job, Plan
+from kdbench.results.contract import level_str
+from kdbench.training.loop import predict_logits, train
+from kdbench.training.methods import build_method
+from kdbench.util.atomic import atomic_path
+from kdbench.util.hashing import content_hash
+from kdbench.util.seeding import derive_seed
+
+WEIGHTS = "model.pt"  # the bare architecture's state_dict: loads into the plain network
+EVAL = "eval.npz"
+DIAGNOSTICS = "diagnostics.json"  # gradient-masking checks and seconds spent per attack
+
+
+class JobRunner:
+    def __init__(self, plan: Plan, splits, test_eval, conditions, store: Store, device, log=print):
+        self.plan, self.suite = plan, plan.suite
+        self.splits, self.test_eval, self.conditions = splits, test_eval, conditions
+        self.store, self.device, self.log = store, device, log
+        for c in conditions:
+            c.dataset = self.suite.dataset.name  # released corrupted files (CIFAR-10-C, CIFAR-100-C) follow the dataset
+        self._models: dict[str, nn.Module] = {}
+
+    @property
+    def num_classes(self) -> int:
+        # the dataset's, as its identity (in every job's hash) fixes it
+        return self.splits.num_classes
+
+    def handlers(self) -> Handlers:
+        return {"teacher": self.run_teacher, "student": self.run_student, "evaluate": self.run_evaluate}
+
+    # ------------------------------------------------------------------ loading models
+    def load_model(self, job: Job, keep: bool = True) -> nn.Module:
+        """The model a teacher or student job made (or names), wrapped, in eval mode; kept for the
+        next call unless `keep` is False (a driver hashing thousands of models must not hold them all)."""
+        if job.hash in self._models:
+            return self._models[job.hash]
+        spec = job.spec
+        if job.kind == "teacher" and spec["source"] == "checkpoint":
+            model = load_checkpoint_teacher(self.suite.teachers[job.model], self.num_classes)
+        elif job.kind == "teacher" and spec["source"] == "robustbench":
+            model = load_robustbench_teacher(
+                self.suite.teachers[job.model], self.store.root / "robustbench", self.suite.dataset.name
+            )
+        else:
+            model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
+            state = torch.load(self.store.path(job) / WEIGHTS, map_location="cpu", weights_only=True)
+            model.net.load_state_dict(state)
+        model = model.to(self.device).eval()
+        if keep:
+            self._models[job.hash] = model
+        return model
+
+    def release_models(self) -> None:
+        """Drop the models kept so far (a Ray worker, between tasks): they reload from the store."""
+        self._models.clear()
+
+    # ------------------------------------------------------------------ training
+    def _fit(self, job: Job, out: Path, method, teachers=(), teacher_logits=None) -> None:
+        spec = job.spec
+        recipe = TrainRecipe.model_validate(spec["recipe"])
+        # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
+        torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
+        model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
+        history = []
+        train(
+            model,
+            self.splits.train.images,
+            self.splits.train.labels,
+            recipe,
+            method,
+            spec["seed"],
+            teachers=teachers,
+            teacher_logits=teacher_logits,
+            device=self.device,
+            desc=job.id,
+            log=lambda row: (
+                history.append(row),
+                self.log(f"  {job.id} " + " ".join(f"{k}={v:.4g}" for k, v in row.items())),
+            ),
+        )
+        torch.save(model.net.state_dict(), out / WEIGHTS)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+        # its students train next; a student is reloaded when evaluated (a plan may train thousands)
+        if job.kind == "teacher":
+            self._models[job.hash] = model.eval()
+
+    def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        job, out = jobs[0], outs[0]
+        if job.spec["source"] == "recipe":
+            self._fit(job, out, build_method(self.suite.teachers[job.model].method_spec))
+        else:  # nothing to train: check that it loads, so a bad checkpoint fails here, named
+            self.load_model(job)
+
+    def run_student(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        job, out = jobs[0], outs[0]
+        student = self.suite.students[job.model]
+        method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
+        teachers = [self.load_model(d) for d in job.deps]
+        cached = None
+        if (
+            method.needs_teacher
+            and not method.uses_features
+            and not TrainRecipe.model_validate(job.spec["recipe"]).augment
+        ):
+            cached = self._teacher_logits(job.deps, job.spec["data"])
+        self._fit(job, out, method, teachers=teachers, teacher_logits=cached)
+
+    def _teacher_logits(self, teacher_jobs: Sequence[Job], data: dict) -> torch.Tensor:
+        """Teacher outputs on the un-augmented training set, cached by content."""
+        path = self.store.root / "teacher_logits" / f"{content_hash([[t.hash for t in teacher_jobs], data])}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+        logits = predict_logits(
+            [self.load_model(t) for t in teacher_jobs], self.splits.train.images, 512, self.device
+        ).cpu()
+        with atomic_path(path) as tmp:
+            torch.save(logits, tmp)
+        return logits
+
+    # ------------------------------------------------------------------ evaluation
+    def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+        # each model loaded once, and held for this group only (a plan is scored a group at a time)
+        held: dict[str, nn.Module] = {}
+
+        def model(job: Job) -> nn.Module:
+            if job.hash not in held:
+                held[job.hash] = self.load_model(job, keep=False)
+            return held[job.hash]
+
+        models = {j.hash: model(j.deps[0]) for j in jobs}
+        t = self.test_eval
+        ev = self.suite.evaluate
+        only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
+        sources = {j.hash: {"transfer": model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
+        results = evaluate(
+            models,
+            self.conditions,
+            t.images,
+            t.labels,
+            t.indices,
+            batch_size=ev.batch_size,
+            device=self.device,
+            only=only,
+            sources=sources,
+            names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs},
+            log=self.log,
+        )
+        n = min(ev.diagnostics.subset, len(t.images))
+        x_sub, y_sub = t.images[:n].to(self.device).float().div_(255), t.labels[:n].to(self.device)
+        n_sal = min(ev.saliency, len(t.images))
+        x_sal, y_sal = t.images[:n_sal].to(self.device).float().div_(255), t.labels[:n_sal].to(self.device)
+        for j, out in zip(jobs, outs):
+            r = results[j.hash]
+            start = time.perf_counter()
+            checks = diagnose(
+                models[j.hash], x_sub, y_sub, r, self.conditions, ev.diagnostics, derive_seed(ev.seed, "diagnostics")
+            )
+            seconds = dict(
+                r.attack_seconds, **({"diagnostics": round(time.perf_counter() - start, 3)} if checks else {})
+            )
+            (out / DIAGNOSTICS).write_text(json.dumps({"checks": checks, "attack_seconds": seconds}, indent=1))
+            with open(out / EVAL, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    condition=np.array([c.condition for c in r.cells]),
+                    group=np.array([c.group for c in r.cells]),
+                    level=np.array([level_str(c.level) for c in r.cells]),
+                    correct=np.packbits(r.correct.numpy(), axis=1),
+                    logits=r.logits.numpy().astype(np.float32),  # model-independent cells: calibration, fidelity
+                    logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
+                    example_index=t.indices.numpy().astype(np.int64),
+                    # the first n_sal examples' input gradients, fp16: saliency agreement (6 MB per 1,000)
+                    saliency=input_gradients(models[j.hash], x_sal, y_sal, ev.batch_size)
+                    .cpu()
+                    .numpy()
+                    .astype(np.float16),
+                    # transfer rows: whether the source model resisted its own adversarial example
+                    source_rows=np.asarray(sorted(r.source_correct), dtype=np.int64),
+                    source_correct=np.packbits(
+                        np.stack([r.source_correct[i].numpy() for i in sorted(r.source_correct)])
+                        if r.source_correct
+                        else np.zeros((0, len(t.images)), bool),
+                        axis=1,
+                    ),
+                )
+
+
+def input_gradients(model, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """d z_y / d x for each example: the gradient of the true-class logit with respect to the
+    input in [0, 1] (model in eval mode), the saliency map the agreement metrics compare."""
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = model(xb)
+            (g,) = torch.autograd.grad(z.gather(1, y[i : i + batch_size, None]).sum(), xb)
+        out.append(g.detach())
+    return torch.cat(out) if out else x.new_zeros((0, *x.shape[1:]))
+
+
+def read_eval(store: Store, job: Job) -> dict:
+    with np.load(store.path(job) / EVAL, allow_pickle=False) as z:
+        out = {k: z[k] for k in z.files}
+    n = len(out["example_index"])
+    out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
+    if "source_correct" in out:
+        out["source_correct"] = np.unpackbits(out["source_correct"], axis=1, count=n).astype(bool)
+    extra = store.path(job) / DIAGNOSTICS
+    out.update(json.loads(extra.read_text()) if extra.is_file() else {"checks": [], "attack_seconds": {}})
+    return out

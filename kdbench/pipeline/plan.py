@@ -1,0 +1,137 @@
+"""Suite -> a graph of jobs, each keyed by a content hash of everything that determines its output.
+
+Kinds: `teacher` (train from a recipe, or load a checkpoint / zoo model), `student` (one seed),
+`evaluate` (one model under every condition). A job's hash covers its own description, the
+data identity, the hashes of the jobs it reads, and CACHE_VERSION; change any and it reruns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kdbench.config import Suite, conditions_of, transfer_source
+from kdbench.util.hashing import content_hash
+
+# Bumped when a change to training code changes results, to invalidate caches (every job's hash).
+CACHE_VERSION = 1
+# Bumped when a change to evaluation code changes results: it invalidates evaluations only, and
+# makes runs before and after it incomparable to the gate. 2: attack random starts per example.
+# 3: the logits under every model-independent condition are kept (calibration and fidelity).
+# 4: attack logits, input gradients on the first evaluate.saliency examples, and whether a transfer
+# source resisted its own examples are kept too (calibration under attack, saliency, transferability).
+EVALUATION_VERSION = 4
+
+
+@dataclass
+class Job:
+    kind: str
+    model: str
+    seed: int
+    spec: dict
+    deps: list["Job"] = field(default_factory=list)
+    hash: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.model}:seed{self.seed}"
+
+    def __post_init__(self):
+        self.hash = content_hash(
+            {"kind": self.kind, "spec": self.spec, "deps": [d.hash for d in self.deps], "cache_version": CACHE_VERSION}
+        )
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    jobs: list[Job]
+    eval_jobs: dict[tuple[str, int], Job]  # (model, seed) -> its evaluation
+    eval_spec: dict
+
+    def describe(self) -> list[str]:
+        return [f"{j.id:<48} {j.hash}  <- {', '.join(d.id for d in j.deps) or '-'}" for j in self.jobs]
+
+
+def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
+    """What determines the evaluation of a model, apart from the model: conditions, levels, attack
+    parameters, the examples, and the batch size where an attack's randomness depends on it. Two
+    runs are comparable only when this is the same."""
+    ev = suite.evaluate
+    built = conditions_of(ev)
+    # where files live or are cached does not change what is measured
+    where = {"root", "cache"}
+    conds = [
+        {
+            "name": c.name,
+            "group": c.group,
+            "levels": c.levels(),
+            "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields)),
+        }
+        for c in built
+    ]
+    spec = {
+        "version": EVALUATION_VERSION,
+        "seed": ev.seed,
+        "conditions": conds,
+        "diagnostics": ev.diagnostics.model_dump(mode="json"),
+        "saliency": ev.saliency,
+        "example_ids_sha256": example_ids_sha256,
+    }
+    if not all(getattr(c, "batch_independent", True) for c in built):
+        spec["batch_size"] = ev.batch_size
+    return spec
+
+
+def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher_identities: dict[str, str]) -> Plan:
+    jobs: list[Job] = []
+    model_jobs: dict[tuple[str, int], Job] = {}  # (model, seed) -> the job that makes its weights
+    data = {"identity": data_identity, **suite.dataset.model_dump(mode="json", exclude={"root", "download"})}
+    for name, t in suite.teachers.items():
+        spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
+        if t.source == "recipe":
+            spec |= {"recipe": suite.recipe_of(name).hash_spec(), "seed": t.seed, "data": data}
+            if t.method is not None:  # absent for the default, so that existing teachers keep their hashes
+                spec["method"] = t.method.model_dump(mode="json")
+        elif t.source == "checkpoint":
+            spec |= {"checkpoint_sha256": teacher_identities[name]}
+        else:
+            spec |= {
+                "robustbench": t.robustbench,
+                "threat_model": t.threat_model,
+                "weights_sha256": teacher_identities[name],
+            }
+        job = Job("teacher", name, t.seed, spec)
+        jobs.append(job)
+        model_jobs[(name, t.seed)] = job
+    for name, s in suite.students.items():
+        teacher_jobs = [model_jobs[(t, suite.teachers[t].seed)] for t in s.teachers]
+        for seed in s.seeds:
+            spec = {
+                "arch": s.arch,
+                "normalize": s.normalize,
+                "method": s.method.model_dump(mode="json"),
+                "ensemble": s.ensemble if len(s.teachers) > 1 else None,
+                "recipe": suite.recipe_of(name).hash_spec(),
+                "seed": seed,
+                "data": data,
+            }
+            job = Job("student", name, seed, spec, deps=teacher_jobs)
+            jobs.append(job)
+            model_jobs[(name, seed)] = job
+    eval_spec = eval_spec_of(suite, example_ids_sha256)
+    eval_jobs = {}
+    for (name, seed), mj in model_jobs.items():
+        spec = {"eval": eval_spec, "data": data}
+        deps = [mj]
+        choice = suite.teachers[name].evaluate if name in suite.teachers else "all"
+        if choice != "all":
+            spec["only"] = ["clean"] if choice == "clean" else sorted({"clean", *choice})
+        else:
+            source = transfer_source(suite, name, seed)
+            if source is not None:  # the second dependency is the model the transfer attack crafts on
+                spec["transfer_source"] = f"{source[0]}:seed{source[1]}"
+                deps.append(model_jobs[source])
+        job = Job("evaluate", name, seed, spec, deps=deps)
+        jobs.append(job)
+        eval_jobs[(name, seed)] = job
+    return Plan(suite, jobs, eval_jobs, eval_spec)

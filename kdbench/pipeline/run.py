@@ -1,0 +1,298 @@
+"""`kdbench run`: suite -> data -> plan -> execute -> run directory. Nothing here trains or scores;
+it wires the stages together and writes what they made into the results contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kdbench.config import Suite, conditions_of, transfer_source
+from kdbench.data.errors import DataError
+from kdbench.evaluation.model_metrics.rows import model_metric_rows
+from kdbench.executors.base import EVAL_GROUP
+from kdbench.executors.local import LocalExecutor
+from kdbench.executors.store import Store
+from kdbench.pipeline.jobs import JobRunner, read_eval
+from kdbench.pipeline.plan import Plan
+from kdbench.pipeline.prepare import data_root_of, make_deterministic, prepare, resolve_device
+from kdbench.results.contract import DIAGNOSTIC_COLUMNS, write_run
+from kdbench.training.methods import teacher_log_probs
+from kdbench.util.hashing import content_hash, weights_sha256
+from kdbench.util.names import RESULTS_FORMAT, corruption_condition
+from kdbench.version import __version__
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    data_root=None,
+    out="results",
+    cache_dir=None,
+    device="auto",
+    force=False,
+    dry_run=False,
+    deterministic=True,
+    executor="local",
+    ray_options=None,
+    eval_group=None,
+    log=print,
+):
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    make_deterministic(deterministic)
+    store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
+    try:
+        splits, test_eval, plan = prepare(suite, data_root, store.root / "robustbench", fetch=not dry_run)
+    except DataError as exc:
+        if dry_run and suite.dataset.download:
+            raise DataError(f"{exc} (--dry-run downloads nothing: run without it to download)") from None
+        raise
+    if dry_run:
+        from kdbench.pipeline.estimate import estimate
+        from kdbench.util.progress import rough_duration
+
+        todo = [j for j in plan.jobs if force or not store.done(j)]
+        seconds = estimate(plan, len(splits.train), len(test_eval), dev, todo)
+        for job, line in zip(plan.jobs, plan.describe()):
+            log(f"to run {line}  ~{rough_duration(seconds[job.hash])}" if job.hash in seconds else f"done   {line}")
+        total = sum(s for s in seconds.values() if not math.isnan(s))
+        unknown = sum(1 for s in seconds.values() if math.isnan(s))
+        log(
+            f"estimate: about {rough_duration(total)} for {len(todo)} job(s) on {dev}"
+            + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
+            + "; rough: one batch per architecture timed here, AutoAttack and Square at their full budgets"
+        )
+        return None
+    runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
+    if executor == "ray":
+        from kdbench.executors.ray import RayExecutor
+        from kdbench.executors.ray_config import RayOptions, WorkerContext
+
+        options = ray_options or RayOptions()
+        root = data_root_of(suite, data_root)
+        root = str(root.resolve()) if root is not None else None
+        # the workers read the data where the driver resolved it (dataset.root is not in any hash)
+        shipped = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"root": None})})
+        context = WorkerContext(shipped, root, str(store.root.resolve()), device, deterministic, options.threads)
+        records = RayExecutor(store, context, options, log=log).run(plan.jobs, force=force)
+        executor_info = {"name": "ray", **dataclasses.asdict(options)}
+    else:
+        group = eval_group or EVAL_GROUP
+        records = LocalExecutor(store, group_size=group, log=log).run(plan.jobs, runner.handlers(), force=force)
+        executor_info = {"name": "local", "eval_group": group}
+    metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(
+        plan, store, test_eval
+    )
+    # the gate tells "the same networks re-evaluated" from "retrained" by these
+    weights = {}
+    for (name, seed), job in plan.eval_jobs.items():
+        weights.setdefault(name, {})[str(seed)] = weights_sha256(runner.load_model(job.deps[0], keep=False))
+    summary = corruption_summary(suite, metrics)
+    finished = datetime.now(timezone.utc)
+    run_id, run_dir = claim_run_dir(Path(out) / suite.name, started.strftime("%Y%m%dT%H%M%SZ"))
+    manifest = {
+        "kdbench_version": __version__,
+        "results_format": RESULTS_FORMAT,
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "torchattacks": _version("torchattacks"),
+        "python": platform.python_version(),
+        "git_commit": _git_commit(),
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "cpu": _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "deterministic": deterministic,
+        "executor": executor_info,  # where each job ran and how often: "jobs"
+        "started": started.isoformat(),
+        "finished": finished.isoformat(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "run_id": run_id,
+        "suite_name": suite.name,
+        "suite": suite.model_dump(mode="json"),
+        "suite_hash": content_hash(suite.model_dump(mode="json")),
+        "data_identity": splits.identity,
+        "eval_spec": plan.eval_spec,
+        "eval_spec_hash": content_hash(plan.eval_spec),
+        "example_ids_sha256": plan.eval_spec["example_ids_sha256"],
+        "n_examples": len(test_eval),
+        "seeds": {n: s.seeds for n, s in suite.students.items()},
+        "compare": [p.model_dump() for p in suite.pairs()],
+        "twin_warnings": suite.twin_warnings(),
+        "jobs": [dataclasses.asdict(r) for r in records],
+        "attack_seconds": attack_seconds,
+        "weights_sha256": weights,
+    }
+    write_run(
+        run_dir,
+        manifest,
+        metrics,
+        test_eval.indices.numpy(),
+        correct,
+        agreement,
+        summary,
+        diagnostics,
+        model_metrics,
+        model_values,
+    )
+    latest = run_dir.parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"  # per process: two runs may finish together
+        if tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(run_id)
+        os.replace(tmp, latest)
+    return run_dir
+
+
+def claim_run_dir(parent: Path, run_id: str) -> tuple[str, Path]:
+    """A run directory of our own: created here, never one another run (started in the same
+    second) is writing to; the id gets a suffix -2, -3, ... when taken."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        candidate = run_id if k == 1 else f"{run_id}-{k}"
+        try:
+            (parent / candidate).mkdir()
+            return candidate, parent / candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"{parent}: 999 runs started in the same second")
+
+
+def assemble(plan: Plan, store: Store, test_eval):
+    """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
+    suite = plan.suite
+    rows, correct_rows, checks, seconds = [], [], [], {}
+    # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
+    logits_by, describe, grads_by, transfer_by = {}, {}, {}, {}
+    for (name, seed), job in plan.eval_jobs.items():
+        ev = read_eval(store, job)
+        checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
+        if ev["attack_seconds"]:
+            seconds[f"{name}:seed{seed}"] = ev["attack_seconds"]
+        if name in suite.teachers:
+            t = suite.teachers[name]
+            # a trained teacher names its method (a T=100 teacher is not a plain one); others their source
+            role, method, arch = (
+                "teacher",
+                t.method_spec.name if t.source == "recipe" else t.source,
+                t.arch or t.robustbench,
+            )
+        else:
+            s = suite.students[name]
+            role, method, arch = s.role, s.method.name, s.arch
+        describe[name] = (role, method, arch)
+        keys = [
+            (corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv))
+            for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])
+        ]
+        logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
+        if "saliency" in ev:
+            grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
+        # transfer cells: (this model right, the source right), per example
+        for j, r in enumerate(ev.get("source_rows", [])):
+            transfer_by.setdefault((name, seed), {})[keys[r]] = (
+                transfer_source(suite, name, seed)[0],
+                torch.from_numpy(ev["correct"][r]),
+                torch.from_numpy(ev["source_correct"][j]),
+            )
+        for c, (cond, group, level) in zip(ev["correct"], keys):
+            rows.append(
+                dict(
+                    model=name,
+                    role=role,
+                    method=method,
+                    arch=arch,
+                    seed=seed,
+                    condition=cond,
+                    group=group,
+                    level=level,
+                    n=len(c),
+                    correct=int(c.sum()),
+                    accuracy=float(c.mean()),
+                )
+            )
+            correct_rows.append(c)
+    clean = ("clean", "clean", "")
+    agreement = []
+    for name, s in suite.students.items():
+        if not s.teachers:
+            continue
+        t_logits = torch.stack([logits_by[(t, suite.teachers[t].seed)][clean] for t in s.teachers])
+        t_pred = teacher_log_probs(t_logits, 1.0, s.ensemble or "mean_probs").argmax(1)
+        for seed in s.seeds:
+            agree = int((logits_by[(name, seed)][clean].argmax(1) == t_pred).sum())
+            agreement.append(
+                dict(
+                    model=name,
+                    seed=seed,
+                    teachers="+".join(s.teachers),
+                    n=len(t_pred),
+                    agree=agree,
+                    agreement=agree / len(t_pred),
+                )
+            )
+    metrics = pd.DataFrame(rows)
+    correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
+    diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
+    model_metrics = model_metric_rows(
+        suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by
+    )
+    return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
+
+
+def corruption_summary(suite: Suite, metrics: pd.DataFrame):
+    """Mean corruption accuracy, CE and mCE (against the suite's reference model), when corruptions ran."""
+    spec = getattr(suite.evaluate, "corruptions", None)
+    if spec is None or not (metrics["group"] == "corruption").any():
+        return None
+    from kdbench.evaluation.conditions.corruptions.metrics import corruption_summary as summarise
+
+    return summarise(metrics, spec.reference_model)
+
+
+def _version(package: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(package)
+    except Exception:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        sha = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -1,0 +1,194 @@
+"""What a training method is: it owns the training step's forward pass.
+
+As in mdistiller, `forward_train(student, teachers, batch)` returns the student's logits that
+training accuracy is counted on (the clean batch's, or the adversarial batch's for a method that
+trains on adversarial examples only) and a dict of named, already weighted losses; the training
+loop minimises their sum and logs each. A method that needs more than the student's clean logits
+(an attack on the student, the teachers on other inputs, intermediate features) overrides
+`forward_train`; the rest only say their loss, `losses(student logits, teacher logits (K, B, C) or
+None, labels, progress)`, and the default forward pass feeds it. `progress` runs from 0 at the
+first epoch to 1 at the last."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kdbench.training.methods.temperature import Temperature, temperature_at
+from kdbench.util.lazy import lazy
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
+
+EnsembleMode = Literal["mean_probs", "mean_logits"]
+
+
+class MethodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+
+
+class DistillParams(MethodParams):
+    """What the soft-target methods share: the hard-label weight and the temperature."""
+
+    alpha: float = Field(
+        0.1, ge=0, le=1, description="weight of the hard-label cross-entropy; 1 - alpha weighs the soft term"
+    )
+    temperature: Temperature = Field(4.0, description="T, or a schedule {schedule, start, end}")
+
+
+@dataclass
+class Batch:
+    """One training step's data: float images in [0, 1] on the device (augmented when the recipe
+    says so), labels, the images' positions in the training set, the epoch's progress, and the
+    training seed and step, which seed the step's own random draws (an inner attack's start), so
+    that twins draw the same ones; and the epoch, counted from 1 (DKD's warm-up is in epochs)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    index: torch.Tensor
+    progress: float
+    seed: int = 0
+    step: int = 0
+    epoch: int = 1
+
+
+class Teachers:
+    """The teachers of a student: their modules (eval mode, on the device) and, for training
+    without augmentation, their outputs on the training set computed once (K, N, C)."""
+
+    def __init__(self, models: Sequence = (), cached: torch.Tensor | None = None):
+        self.models, self.cached = list(models), cached
+
+    def __bool__(self) -> bool:
+        return bool(self.models) or self.cached is not None
+
+    def logits(self, batch: Batch) -> torch.Tensor:
+        """(K, B, C) teacher logits on the batch's clean images: from the cache when there is one."""
+        if self.cached is not None:
+            return self.cached[:, batch.index.to(self.cached.device)].to(batch.x.device)
+        with torch.no_grad():
+            return torch.stack([t(batch.x) for t in self.models])
+
+    def on(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, B, C) teacher logits on other inputs (an adversarial batch, say): never cached."""
+        with torch.no_grad():
+            return torch.stack([t(x) for t in self.models])
+
+    def features(self, x: torch.Tensor) -> list:
+        """Each teacher's `Features` on `x` (logits, stage outputs, embedding): never cached."""
+        from kdbench.models.features import features
+
+        with torch.no_grad():
+            return [features(t, x) for t in self.models]
+
+
+class Method:
+    name: ClassVar[str]
+    needs_teacher: ClassVar[bool] = False
+    # What a student trained this way is in a comparison: "distilled" (it learns from a teacher),
+    # "baseline" (hard labels only: the twin), or "control" (no teacher, but not the twin either:
+    # label smoothing asks how much of KD's effect soft targets without a teacher already give).
+    role: ClassVar[str] = "control"
+    # The method of the student this one is compared with by default (same architecture): the
+    # hard-label baseline for clean-data methods, adversarial training for robust ones. A method
+    # whose role is "baseline" is itself a twin and has none.
+    twin: ClassVar[str] = "baseline"
+    # A method that reads the teachers' intermediate features runs them on every batch (their
+    # logits on the training set are not cached for it) and learns from exactly one teacher.
+    uses_features: ClassVar[bool] = False
+    Params: ClassVar[type[MethodParams]]
+
+    def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
+        self.params = params
+        self.ensemble = ensemble
+
+    def setup(self, student, teachers: Teachers, labels: torch.Tensor):
+        """What the method trains beside the student (connectors, embeddings), as one module, or
+        None. Called once before training with the student (on its device), its teachers and the
+        training labels (N,); its parameters join the student's in the optimiser, with the
+        recipe's learning rate and weight decay, and it is dropped when training ends."""
+        return None
+
+    def forward_train(self, student, teachers: Teachers, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The student's logits on `batch.x` and the named, weighted losses of this step."""
+        logits = student(batch.x)
+        t_logits = teachers.logits(batch) if self.needs_teacher else None
+        return logits, self.losses(logits, t_logits, batch.y, batch.progress)
+
+    def losses(self, student_logits, teacher_logits, labels, progress: float) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class CEWeightedParams(MethodParams):
+    """Methods written, as mdistiller writes them, as a weighted hard-label cross-entropy plus their own terms."""
+
+    ce_weight: float = Field(1.0, ge=0, description="weight of the hard-label cross-entropy")
+
+
+class TeacherMethod(Method):
+    """A method that learns from teachers: a distilled student, held against its baseline twin."""
+
+    needs_teacher = True
+    role = "distilled"
+
+
+class FeatureMethod(TeacherMethod):
+    """A method that learns from one teacher's intermediate features (`kdbench.models.features`).
+
+    Stages are paired from the deepest: when the two networks have different numbers of stages,
+    the student's last stage meets the teacher's last, and so on back."""
+
+    uses_features = True
+
+
+class SoftTargetMethod(TeacherMethod):
+    """alpha * CE(z_s, y) + (1 - alpha) * T^2 * soft(z_s, p_t^T, T): the frame kd and kd_mse share.
+
+    T^2 keeps the soft term's gradients on the scale of the hard term's as T grows (Hinton et al.).
+    """
+
+    soft_name: ClassVar[str]
+
+    def soft(self, student_logits: torch.Tensor, teacher_log_p: torch.Tensor, t: float) -> torch.Tensor:
+        raise NotImplementedError
+
+    def losses(self, student_logits, teacher_logits, labels, progress):
+        a = self.params.alpha
+        t = temperature_at(self.params.temperature, progress)
+        soft = self.soft(student_logits, teacher_log_probs(teacher_logits, t, self.ensemble), t)
+        return {"ce": a * F.cross_entropy(student_logits, labels), self.soft_name: (1 - a) * t * t * soft}
+
+
+class RobustDistillMethod(TeacherMethod):
+    """What ard and rslad share: a teacher, and adversarial training (pgd_at) as the twin they are
+    held against, at the same architecture, recipe, seed and attack budget."""
+
+    twin = "pgd_at"
+
+
+def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
+    """log p_teacher at temperature T for K stacked teachers (K, B, C) -> (B, C).
+
+    mean_probs:  p = (1/K) sum_k softmax(z_k / T)   (averaging the teachers' softened predictions)
+    mean_logits: p = softmax(((1/K) sum_k z_k) / T) (one teacher made of the averaged logits)
+    """
+    if teacher_logits.dim() == 2:
+        teacher_logits = teacher_logits.unsqueeze(0)
+    if mode == "mean_logits":
+        return F.log_softmax(teacher_logits.mean(0) / temperature, dim=-1)
+    k = teacher_logits.shape[0]
+    # log of a mean of probabilities, kept in log space so that confident teachers do not underflow
+    return torch.logsumexp(F.log_softmax(teacher_logits / temperature, dim=-1), dim=0) - math.log(k)
+
+
+def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:
+    """KL(p || q) = sum_c p_c (log p_c - log q_c) from log-probabilities (B, C), averaged over the
+    batch; reduction "mean" also divides by the number of classes C, as nn.KLDivLoss() does by
+    default (and as the ARD and RSLAD authors' code does)."""
+    kl = F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
+    return kl / log_q.shape[1] if reduction == "mean" else kl

@@ -1,0 +1,51 @@
+"""Level values as users write them: 0.03, 8/255 or '8/255' (YAML cannot do arithmetic), in suite
+files and in gate tolerance keys alike. Kept free of torch so that the gate stays light."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
+
+
+def parse_fraction(value):
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(Fraction(text)) if "/" in text else float(text)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"expected a number or a fraction such as '8/255', found '{value}'") from None
+    return value
+
+
+def in_pixel_units(value: float) -> float:
+    if not 0 <= value <= 1:  # NaN fails too
+        hint = f"; for {value:g} of 255 levels write {value:g}/255" if 1 < value <= 255 else ""
+        raise ValueError(f"expected a value in [0, 1] pixel units (found: {value}){hint}")
+    return value
+
+
+# A sigma, an epsilon or a step in [0, 1] pixel units (NaN and infinities refused).
+PixelValue = Annotated[float, BeforeValidator(parse_fraction), AfterValidator(in_pixel_units)]
+
+
+def level_str(level) -> str:
+    """A level as metrics.csv writes it: '' for none, an integer as such, else 6 significant digits."""
+    if level is None or (isinstance(level, float) and math.isnan(level)) or level == "":
+        return ""
+    if isinstance(level, numbers.Integral) and not isinstance(level, bool):
+        return str(int(level))
+    return format(float(level), ".6g")
+
+
+def level_value(level: str) -> float:
+    """Numeric sort key of a stored level ('' sorts first)."""
+    if level in ("", None):
+        return -math.inf
+    try:
+        return float(level)
+    except ValueError:
+        return math.inf

@@ -1,0 +1,59 @@
+"""The strings that name things across the pipeline, defined once: the pattern of suite and model
+names (checked when a suite is read and again when a run directory is, so a hand-edited or foreign
+metrics.csv cannot carry markup into a report), condition groups and their order, the worst-case
+row, the data splits and the CIFAR-10-C corruption names."""
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+# Results format 2: a CIFAR-10-C corruption's rows in metrics.csv are named "c:<corruption>", so
+# that `condition == "gaussian_noise"` means the noise sweep alone, never the corruption of the
+# same name. Suites still list corruptions by their plain names; summary.csv's `corruption`
+# column holds plain names too (it names corruptions only).
+RESULTS_FORMAT = 2
+CORRUPTION_PREFIX = "c:"
+
+
+def corruption_condition(name: str) -> str:
+    """metrics.csv's condition for corruption `name`: "fog" -> "c:fog"."""
+    return name if name.startswith(CORRUPTION_PREFIX) else CORRUPTION_PREFIX + name
+
+
+def corruption_name(condition: str) -> str:
+    """The corruption a condition names: "c:fog" -> "fog" (a plain name is returned as it is)."""
+    return condition.removeprefix(CORRUPTION_PREFIX)
+
+
+SPLITS = ("train", "test")
+
+# metrics.csv's condition groups in reading order (reports, the gate, compare)
+GROUP_ORDER = ("clean", "noise", "attack", "corruption")
+# the per-example worst case over a suite's attacks: the robust accuracy a report headlines
+WORST_CASE = "worst_case"
+
+# CIFAR-10-C (Hendrycks & Dietterich, 2019): the benchmark's 15 (the mean corruption accuracy and
+# mCE average these) and the 4 extras, in the order of the reference generator
+BENCHMARK_CORRUPTIONS = (
+    "gaussian_noise",
+    "shot_noise",
+    "impulse_noise",
+    "defocus_blur",
+    "glass_blur",
+    "motion_blur",
+    "zoom_blur",
+    "snow",
+    "frost",
+    "fog",
+    "brightness",
+    "contrast",
+    "elastic_transform",
+    "pixelate",
+    "jpeg_compression",
+)
+EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
+
+
+def metric_rank(group: str, condition: str, level: float, first_seen: dict[str, int]) -> tuple:
+    """Where a metric sorts: by group (GROUP_ORDER, others after), the worst case first within its
+    group, other conditions as first seen, then by level."""
+    g = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
+    return g, -1 if condition == WORST_CASE else first_seen[condition], level
