@@ -1,7 +1,9 @@
 """kdbench: does knowledge distillation make students more robust than their hard-label twins?
 
 The public Python API (kdbench.api): load a suite, run it, read, report and export the run,
-compare two runs, gate one against a baseline.
+compare two runs, gate one against a baseline. And what a plugin needs: the decorators that
+register an architecture, a method, a condition, a dataset or a model metric (the same ones
+kdbench's own use), and the base classes of methods and conditions.
 """
 
 from kdbench.api import (
@@ -16,6 +18,13 @@ from kdbench.api import (
     run,
     verdicts,
 )
+from kdbench.data import register_dataset
+from kdbench.evaluation.conditions import Condition, register_condition
+from kdbench.evaluation.conditions.base import Params as ConditionParams
+from kdbench.evaluation.model_metrics import register_metric
+from kdbench.models import register_model
+from kdbench.training.methods import Method, MethodParams, register_method, teacher_log_probs
+from kdbench.training.methods.base import Batch, TeacherMethod, Teachers
 from kdbench.version import __version__
 
 __all__ = [
@@ -30,4 +39,18 @@ __all__ = [
     "report",
     "export",
     "gate",
+    # plugins
+    "register_model",
+    "register_method",
+    "register_condition",
+    "register_dataset",
+    "register_metric",
+    "Method",
+    "TeacherMethod",
+    "MethodParams",
+    "Batch",
+    "Teachers",
+    "Condition",
+    "ConditionParams",
+    "teacher_log_probs",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import contextvars
 import difflib
 import functools
 import importlib
@@ -12,6 +14,21 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+BUILT_IN = "kdbench"
+# Who is registering right now: a plugin file or package being imported (see config/plugins.py);
+# None while kdbench's own modules register.
+_ORIGIN: contextvars.ContextVar[str | None] = contextvars.ContextVar("kdbench_registering", default=None)
+
+
+@contextlib.contextmanager
+def registering_from(origin: str):
+    """Everything registered inside this block is attributed to `origin` ("plugin file x.py")."""
+    token = _ORIGIN.set(origin)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
 
 
 def did_you_mean(name: str, choices) -> str:
@@ -54,9 +71,12 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._declared: dict[str, tuple[str, str]] = {}  # name -> (module, docstring), not yet imported
+        self._origins: dict[str, str] = {}  # name -> BUILT_IN, or the plugin that registered it
+        self._modules: dict[str, str] = {}  # name -> the module that defines it
+        self.generation = 0  # bumped by every registration, so that schemas built from it know to rebuild
 
     def declare_from_sources(
-        self, package: str, path: Iterable[str], decorator: str, first: Iterable[str] = ()
+        self, package: str, path: Iterable[str], decorator: str, first: Iterable[str] = (), keywords: bool = True
     ) -> None:
         """Learn the names that `@decorator("name")` registers in the package's modules (and its
         subpackages') by reading their source, without importing them (model families import
@@ -64,7 +84,8 @@ class Registry(Generic[T]):
         order (`kdbench list` and the schema show names in declaration order), the rest
         alphabetically. Only literal names are seen: register with a decorator and a string
         (stacked on one object for variants, with their fixed arguments as keywords), never with a
-        computed name."""
+        computed name. With `keywords`, a name's summary ends with the decorator's keyword
+        arguments (a variant's fixed arguments: `(depth=20)`)."""
         root = Path(next(iter(path)))
         files = sorted(f for f in root.rglob("*.py") if "__pycache__" not in f.parts)
         modules = {
@@ -74,7 +95,7 @@ class Registry(Generic[T]):
         rank = {m: i for i, m in enumerate(first)}
         for module in sorted(modules, key=lambda m: (rank.get(m, len(rank)), m)):
             qualified = f"{package}.{module}" if module else package
-            for name, doc in _decorated(modules[module], decorator):
+            for name, doc in _decorated(modules[module], decorator, keywords):
                 self._declared.setdefault(name, (qualified, doc))
 
     def _import_declared(self, names) -> None:
@@ -93,11 +114,29 @@ class Registry(Generic[T]):
             if fixed:
                 entry = functools.partial(obj, **fixed)
                 entry.__doc__ = obj.__doc__
-            if key in self._items and obj not in (self._items[key], getattr(self._items[key], "func", None)):
+            module = module_of(obj)
+            origin = _ORIGIN.get() or (BUILT_IN if module.split(".")[0] == BUILT_IN else module)
+            if key in self._items:
+                if obj in (self._items[key], getattr(self._items[key], "func", None)):
+                    return obj
+                if origin != BUILT_IN and self._origins.get(key) == origin:
+                    # the same plugin imported again after an edit: its new definition wins
+                    self._items[key], self._modules[key] = entry, module
+                    self.generation += 1
+                    return obj
                 raise ValueError(
-                    f"{self.kind} '{key}' registered twice: by {_origin(self._items[key])} and by {_origin(obj)}"
+                    f"{self.kind} '{key}' registered twice: by {self._describe(key)} and by {origin} ({module})"
                 )
+            if key in self._declared and self._declared[key][0] != module:
+                raise ValueError(
+                    f"{self.kind} '{key}' registered twice: by {BUILT_IN} ({self._declared[key][0]}) "
+                    f"and by {origin} ({module})"
+                )
+            if isinstance(obj, type) and not isinstance(getattr(obj, "name", None), str):
+                obj.name = key  # a class knows the name it was registered under (methods, conditions)
             self._items[key] = entry
+            self._origins[key], self._modules[key] = origin, module
+            self.generation += 1
             return obj
 
         return deco
@@ -124,6 +163,29 @@ class Registry(Generic[T]):
             return self._declared[name][1]
         return summary(getattr(self.get(name), "__doc__", None))
 
+    def forget(self, origin: str) -> None:
+        """Drop what `origin` registered (a plugin unloaded: tests, notebooks that switch suites)."""
+        for name in [n for n, o in self._origins.items() if o == origin]:
+            del self._items[name], self._origins[name], self._modules[name]
+            self.generation += 1
+
+    def origin(self, name: str) -> str:
+        """Who registered `name`: BUILT_IN, or the plugin ("plugin file x.py", "package p")."""
+        if name in self._origins:
+            return self._origins[name]
+        self.check(name)
+        return BUILT_IN
+
+    def module(self, name: str) -> str:
+        """The module that defines `name` (imports nothing)."""
+        if name in self._modules:
+            return self._modules[name]
+        self.check(name)
+        return self._declared[name][0]
+
+    def _describe(self, name: str) -> str:
+        return f"{self.origin(name)} ({self.module(name)})"
+
     def check(self, name: str) -> str:
         """`name` if registered (imports nothing), else UnknownName with the choices."""
         if name not in self:
@@ -140,7 +202,7 @@ def summary(doc: str | None) -> str:
     return " ".join(line.strip() for line in first.splitlines())
 
 
-def _decorated(file: Path, decorator: str) -> Iterator[tuple[str, str]]:
+def _decorated(file: Path, decorator: str, keywords: bool = True) -> Iterator[tuple[str, str]]:
     """(name, first docstring line with any fixed arguments) for each `@decorator("name", ...)` in a file."""
     for node in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
         if not isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -156,9 +218,11 @@ def _decorated(file: Path, decorator: str) -> Iterator[tuple[str, str]]:
             ):
                 doc = summary(ast.get_docstring(node))
                 fixed = ", ".join(f"{kw.arg}={ast.unparse(kw.value)}" for kw in dec.keywords)
-                yield dec.args[0].value, f"{doc} ({fixed})" if fixed else doc
+                yield dec.args[0].value, f"{doc} ({fixed})" if fixed and keywords else doc
 
 
-def _origin(obj) -> str:
-    obj = getattr(obj, "func", obj)
-    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', type(obj).__name__)}"
+def module_of(obj) -> str:
+    """The module that defines a registered object: a partial's function, or what an object that
+    wraps a function names as `__wrapped__` (functools' convention)."""
+    inner = getattr(obj, "func", None) or getattr(obj, "__wrapped__", None) or obj
+    return getattr(inner, "__module__", None) or type(inner).__module__

@@ -39,6 +39,19 @@ def test_the_api_is_small_and_documented():
         "report",
         "export",
         "gate",
+        "register_model",
+        "register_method",
+        "register_condition",
+        "register_dataset",
+        "register_metric",
+        "Method",
+        "TeacherMethod",
+        "MethodParams",
+        "Batch",
+        "Teachers",
+        "Condition",
+        "ConditionParams",
+        "teacher_log_probs",
     ]
     for name in kdbench.__all__[1:]:
         assert getattr(kdbench, name).__doc__, name

@@ -115,17 +115,31 @@ def test_every_registry_is_declared_from_the_sources_and_complete():
 
 
 def test_a_name_registered_twice_names_both_origins(tmp_path):
+    from kdbench.registry import registering_from
+
     reg = Registry("thing")
 
-    @reg.register("x")
     def first():
         pass
 
     def second():
         pass
 
-    with pytest.raises(ValueError, match=r"thing 'x' registered twice: by .*first and by .*second"):
+    with registering_from("plugin file a.py"):
+        reg.register("x")(first)
+        reg.register("x")(first)  # the same object again is no conflict
+    with (
+        registering_from("plugin file b.py"),
+        pytest.raises(
+            ValueError, match=r"thing 'x' registered twice: by plugin file a.py \(test_layout\) and by plugin file b.py"
+        ),
+    ):
         reg.register("x")(second)
+    with registering_from("plugin file a.py"):  # the same plugin again, edited: its new definition wins
+        reg.register("x")(second)
+    assert reg.get("x") is second and reg.origin("x") == "plugin file a.py"
+    reg.forget("plugin file a.py")
+    assert "x" not in reg
 
 
 def test_the_docs_reference_lists_every_registered_name():

@@ -271,3 +271,21 @@ def test_the_local_executor_never_imports_ray(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_suite_with_a_plugin_runs_on_ray_as_locally(cluster, tmp_path):
+    """The workers import the suite's plugin from the source the task carries, not from the path."""
+    from kdbench.config import plugins
+
+    plugins.unload_all()
+    source = Path(__file__).parent / "plugins" / "loss_only.py"
+    (tmp_path / "loss.py").write_text(source.read_text())
+    suite = tmp_path / "suite.yaml"
+    text = textwrap.dedent(SUITE).replace("EPOCHS", "1").replace("name: tiny_ray", "name: tiny_ray\nplugins: [loss.py]")
+    suite.write_text(text.replace("kd: {arch: cnn_tiny, method: kd,", "kd: {arch: cnn_tiny, method: kd_top1,"))
+    try:
+        assert run(suite, tmp_path / "local") == 0
+        assert run(suite, tmp_path / "ray", "--executor", "ray") == 0
+        same_results(tmp_path / "local" / "tiny_ray" / "latest", tmp_path / "ray" / "tiny_ray" / "latest")
+    finally:
+        plugins.unload_all()

@@ -49,6 +49,9 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad flags already; keep its code
         return int(exc.code or 0)
     try:
+        from kdbench.config.plugins import load_entry_points
+
+        load_entry_points()  # installed packages' plugins, for every command
         return int(args.func(args) or 0)
     except CliError as exc:
         print(f"kdbench: error: {exc}", file=sys.stderr)

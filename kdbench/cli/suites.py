@@ -18,7 +18,8 @@ def add_commands(sub) -> None:
     p.add_argument("-o", "--output", help="write to a file instead of stdout")
     p.set_defaults(func=cmd_schema)
 
-    p = sub.add_parser("list", help="list architectures, methods, conditions and datasets")
+    p = sub.add_parser("list", help="list architectures, methods, conditions, datasets and model metrics")
+    p.add_argument("suite", nargs="?", help="also the names this suite's plugins register")
     p.set_defaults(func=cmd_list)
 
 
@@ -63,16 +64,22 @@ def cmd_schema(args) -> int:
 def cmd_list(args) -> int:
     from kdbench.data import DATASETS
     from kdbench.evaluation.conditions import CONDITIONS
+    from kdbench.evaluation.model_metrics import MODEL_METRICS
     from kdbench.models import MODELS
+    from kdbench.registry import BUILT_IN
     from kdbench.training.methods import METHODS
 
+    if args.suite:
+        load_or_fail(args.suite, [])  # imports its plugins
     for title, reg in (
         ("architectures", MODELS),
         ("methods", METHODS),
         ("conditions", CONDITIONS),
         ("datasets", DATASETS),
+        ("model metrics", MODEL_METRICS),
     ):
         print(f"{title}:")
         for name in reg.names():
-            print(f"  {name:<18} {reg.doc(name)}".rstrip())
+            origin = reg.origin(name)
+            print(f"  {name:<18} {reg.doc(name)}".rstrip() + ("" if origin == BUILT_IN else f"  [from {origin}]"))
     return ExitCode.OK

@@ -94,7 +94,7 @@ def _unwrap(tp):
             return tp
 
 
-def describe_error(err: dict) -> str:
+def describe_error(err: dict, model: type[BaseModel] = Suite) -> str:
     raw_loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
     loc: list = []
     for part in err["loc"]:
@@ -106,7 +106,7 @@ def describe_error(err: dict) -> str:
         loc.append(part)
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _fields_at(Suite, raw_loc[:-1]) or []
+        allowed = _fields_at(model, raw_loc[:-1]) or []
         key = loc[-1]
         return f"{_loc(loc)}: unknown key '{key}'{did_you_mean(key, allowed)}; expected one of: {', '.join(allowed)}"
     if kind == "missing":

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field, create_model
 from kdbench.config.fields import Seed, Strict
 from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.evaluation.diagnostics import DiagnosticsParams
+from kdbench.registry import summary
 
 
-def _evaluate_model():
+def evaluate_model():
     """One optional key per registered condition, so a new condition needs no change here."""
     fields: dict[str, Any] = {
         "n": (
@@ -38,12 +39,12 @@ def _evaluate_model():
         default = cls.Params() if name == "clean" else None  # clean always runs: agreement needs it
         fields[name] = (
             Optional[cls.Params],
-            Field(default, description=(cls.__doc__ or "").strip().split("\n")[0] or None),
+            Field(default, description=summary(cls.__doc__) or None),
         )
     return create_model("EvaluateSpec", __base__=Strict, **fields)
 
 
-EvaluateSpec = _evaluate_model()
+EvaluateSpec = evaluate_model()
 
 
 def conditions_of(evaluate: BaseModel) -> list:

@@ -2,18 +2,58 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from kdbench.config.fields import Seed, Strict, architectures, registered_in
 from kdbench.config.recipe import TrainOverride
 from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.models.external import check_external, is_external
 from kdbench.training.methods import METHODS, method_spec_type
 from kdbench.training.methods.base import EnsembleMode
 
 
-class TeacherSpec(Strict):
+class Architecture(Strict):
+    """What builds a model: a registered architecture or `torchvision:NAME` / `timm:NAME`, the
+    arguments of its factory, and, for feature-based methods, the stages to read."""
+
+    arch_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments of the architecture's factory (num_classes is the dataset's)",
+    )
+    feature_stages: Optional[list[str]] = Field(
+        None,
+        description="the modules whose outputs feature-based methods read, shallow to deep; default: the family's, "
+        "or the last layer at each resolution",
+    )
+
+    @field_validator("arch", check_fields=False)
+    @classmethod
+    def _known_arch(cls, v):
+        if v is None or is_external(v):
+            return v  # checked with its arguments, below
+        return registered_in(architectures)(v)
+
+    @model_validator(mode="after")
+    def _external_args(self):
+        arch = getattr(self, "arch", None)
+        if arch is not None and is_external(arch):
+            check_external(arch, self.arch_args)
+        return self
+
+    @property
+    def build_args(self) -> dict:
+        """What the model is built with besides its name: part of its jobs' hashes when given."""
+        out = {}
+        if self.arch_args:
+            out["arch_args"] = self.arch_args
+        if self.feature_stages:
+            out["feature_stages"] = list(self.feature_stages)
+        return out
+
+
+class TeacherSpec(Architecture):
     """A teacher trained from a recipe (arch), loaded from a checkpoint (checkpoint + arch), or
     taken from RobustBench's zoo (robustbench)."""
 
@@ -49,11 +89,6 @@ class TeacherSpec(Strict):
                 )
         return v
 
-    @field_validator("arch")
-    @classmethod
-    def _arch(cls, v):
-        return None if v is None else registered_in(architectures)(v)
-
     @model_validator(mode="after")
     def _one_source(self):
         if self.robustbench is not None:
@@ -81,9 +116,18 @@ class TeacherSpec(Strict):
         return "robustbench" if self.robustbench else "checkpoint" if self.checkpoint else "recipe"
 
 
-class StudentSpec(Strict):
+class StudentSpec(Architecture):
+    """A student trained by the suite (arch, method, teachers, seeds), or already trained elsewhere
+    and loaded (`checkpoints`, one state_dict per seed, for its arch): loaded students are scored,
+    paired, reported and gated as trained ones; their `method` says how they were trained (their
+    role and label) and their `teachers`, if named, are only the references of the fidelity metrics."""
+
     arch: str
     method: method_spec_type() = Field(description="a method name, or {name: ..., parameters}")  # type: ignore[valid-type]
+    checkpoints: Optional[dict[Seed, str]] = Field(
+        None,
+        description="already-trained weights instead of training: {seed: state_dict file}, relative to the suite file",
+    )
     teachers: list[str] = Field(default_factory=list)
     ensemble: Optional[EnsembleMode] = Field(
         None, description="required with several teachers: mean_probs or mean_logits"
@@ -92,16 +136,52 @@ class StudentSpec(Strict):
     normalize: str = "cifar10"
     train: Optional[TrainOverride] = None  # type: ignore[valid-type]
 
-    _arch = field_validator("arch")(registered_in(architectures))
-
     @field_validator("teachers", mode="before")
     @classmethod
     def _one_teacher(cls, v):
         return [v] if isinstance(v, str) else v
 
+    @field_validator("checkpoints", mode="before")
+    @classmethod
+    def _seeds_once(cls, v):
+        if isinstance(v, dict):
+            seen = {}
+            for key in v:
+                try:
+                    seed = int(key)
+                except (TypeError, ValueError):
+                    continue  # pydantic says what is wrong with it
+                if seed in seen:
+                    raise ValueError(f"seed {seed} is listed twice ({seen[seed]!r} and {key!r})")
+                seen[seed] = key
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seeds_of_checkpoints(cls, data):
+        """A loaded student's seeds are its checkpoints' keys."""
+        if isinstance(data, dict) and isinstance(data.get("checkpoints"), dict) and data["checkpoints"]:
+            keys = list(data["checkpoints"])
+            if "seeds" in data and [str(s) for s in data["seeds"]] != [str(k) for k in keys]:
+                raise ValueError("a loaded student's seeds are its checkpoints' keys: drop 'seeds'")
+            if data.get("train") is not None:
+                raise ValueError("a loaded student is not trained: drop 'train'")
+            data = {**data, "seeds": keys}
+        return data
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.checkpoints)
+
     @model_validator(mode="after")
     def _teachers_fit_method(self):
         needs = METHODS.get(self.method.name).needs_teacher
+        if self.checkpoints is not None and not self.checkpoints:
+            raise ValueError("checkpoints: give at least one {seed: file}")
+        if self.loaded:  # teachers, if any, are the fidelity metrics' references only
+            if len(self.teachers) > 1 and self.ensemble is None:
+                raise ValueError("several teachers need an explicit 'ensemble': mean_probs or mean_logits")
+            return self
         if needs and not self.teachers:
             raise ValueError(f"method '{self.method.name}' learns from a teacher: give 'teachers'")
         if not needs and self.teachers:

@@ -29,6 +29,11 @@ class Suite(Strict):
 
     name: str = Field(pattern=NAME, description="names the results directory")
     description: str = ""
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python files (relative to the suite file) or importable modules that register architectures, "
+        "methods, conditions, datasets or metrics; imported before the suite is validated",
+    )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     train: TrainRecipe = Field(default_factory=TrainRecipe)
     teachers: dict[Annotated[str, Field(pattern=NAME)], TeacherSpec] = Field(default_factory=dict)
@@ -133,7 +138,8 @@ class Suite(Strict):
             if d.arch != b.arch:
                 out.append(f"compare {p.distilled} vs {p.baseline}: architectures differ ({d.arch} vs {b.arch})")
             rd, rb = self.recipe_of(p.distilled), self.recipe_of(p.baseline)
-            diff = [k for k in TrainRecipe.model_fields if getattr(rd, k) != getattr(rb, k)]
+            trained_here = not d.loaded and not b.loaded  # a loaded student's recipe is its team's, unknown here
+            diff = [k for k in TrainRecipe.model_fields if getattr(rd, k) != getattr(rb, k)] if trained_here else []
             if diff:
                 out.append(
                     f"compare {p.distilled} vs {p.baseline}: training recipes differ in {', '.join(diff)}; the "

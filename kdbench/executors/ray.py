@@ -39,17 +39,25 @@ def _runner(ctx: WorkerContext):
     key = ctx.key
     if key not in _RUNNERS:
         from kdbench.config import conditions_of
+        from kdbench.config.plugins import PluginError, load_entry_points, load_shipped
+        from kdbench.config.schema import suite_model
         from kdbench.pipeline.jobs import JobRunner
         from kdbench.pipeline.prepare import make_deterministic, prepare, resolve_device
 
+        try:  # the same plugins as the driver, or a message saying which could not be imported here
+            load_entry_points()
+            load_shipped(ctx.plugins)
+        except PluginError as exc:
+            raise RayError(f"a worker on {socket.gethostname()} cannot import the suite's plugins: {exc}") from None
+        suite = suite_model().model_validate(ctx.suite)
         make_deterministic(ctx.deterministic)
         store = Store(Path(ctx.store_root))
-        splits, test_eval, plan = prepare(ctx.suite, ctx.data_root, store.root / "robustbench", fetch=False)
+        splits, test_eval, plan = prepare(suite, ctx.data_root, store.root / "robustbench", fetch=False)
         runner = JobRunner(
             plan,
             splits,
             test_eval,
-            conditions_of(ctx.suite.evaluate),
+            conditions_of(suite.evaluate),
             store,
             resolve_device(ctx.device),
             log=lambda m: print(m, flush=True),

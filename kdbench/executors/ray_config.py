@@ -119,12 +119,13 @@ class RayOptions:
 class WorkerContext:
     """What a task needs to rebuild the run's plan and handlers in its own process."""
 
-    suite: object  # kdbench.config.suite.Suite (pickled by Ray)
+    suite: dict  # the suite as data (model_dump): a plugin's schema is rebuilt on the worker
     data_root: str | None
     store_root: str
     device: str
     deterministic: bool
     threads: dict[str, int]  # per job kind
+    plugins: tuple = ()  # (spec, source or None) per plugin of the suite: see config.plugins.shippable
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
 
     @property
@@ -137,5 +138,5 @@ class WorkerContext:
 
         # what the worker's cached runner is built from (threads are set per task)
         return content_hash(
-            [self.suite.model_dump(mode="json"), self.data_root, self.store_root, self.device, self.deterministic]
+            [self.suite, self.plugins, self.data_root, self.store_root, self.device, self.deterministic]
         )

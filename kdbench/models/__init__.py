@@ -19,9 +19,19 @@ register_model = MODELS.register
 MODELS.declare_from_sources(__name__, __path__, "register_model")
 
 
-def create_model(name: str, num_classes: int = 10) -> nn.Module:
-    """The bare, randomly initialised architecture `name` (no normalisation: see `wrap`)."""
-    net = MODELS.get(name)(num_classes=num_classes)
+def create_model(name: str, num_classes: int = 10, arch_args: dict | None = None, feature_stages=None) -> nn.Module:
+    """The bare, randomly initialised architecture `name` (no normalisation: see `wrap`): a
+    registered one, or `torchvision:NAME` / `timm:NAME` (kdbench.models.external), built with
+    `arch_args`. `feature_stages` names the modules whose outputs feature-based methods read,
+    where the family does not (else they are inferred from the resolutions)."""
+    from kdbench.models.external import create_external, is_external
+
+    if is_external(name):
+        net = create_external(name, num_classes, arch_args or {})
+    else:
+        net = MODELS.get(name)(num_classes=num_classes, **(arch_args or {}))
+    if feature_stages:
+        net.feature_stages = tuple(feature_stages)
     # Kept on the instance so checkpoint errors can say which architecture was tried.
     net.arch_name = name
     return net

@@ -46,19 +46,26 @@ def checkpoint_identity(spec) -> str:
     return file_sha256(path)
 
 
-def build_architecture(arch: str, normalize: str, num_classes: int = 10) -> nn.Module:
+def build_architecture(
+    arch: str, normalize: str, num_classes: int = 10, arch_args=None, feature_stages=None
+) -> nn.Module:
     from kdbench.models import create_model, wrap
 
-    return wrap(create_model(arch, num_classes), normalize)
+    return wrap(create_model(arch, num_classes, arch_args, feature_stages), normalize)
+
+
+def load_checkpoint(file: str, arch: str, normalize: str, num_classes: int = 10, **build) -> nn.Module:
+    """A state_dict file (weights only) in the bare architecture, wrapped, in eval mode."""
+    from kdbench.models.checkpoint import load_into, load_state_dict_file
+
+    path = resolve_checkpoint(file)
+    model = build_architecture(arch, normalize, num_classes, **build)
+    load_into(model.net, load_state_dict_file(path), source=str(path))
+    return model.eval()
 
 
 def load_checkpoint_teacher(spec, num_classes: int = 10) -> nn.Module:
-    from kdbench.models.checkpoint import load_into, load_state_dict_file
-
-    path = resolve_checkpoint(spec.checkpoint)
-    model = build_architecture(spec.arch, spec.normalize, num_classes)
-    load_into(model.net, load_state_dict_file(path), source=str(path))
-    return model.eval()
+    return load_checkpoint(spec.checkpoint, spec.arch, spec.normalize, num_classes, **spec.build_args)
 
 
 def zoo_dataset(dataset: str) -> str:

@@ -36,15 +36,15 @@ class Prices:
         self.device, self.num_classes = device, num_classes
         self._cache: dict = {}
 
-    def _model(self, arch: str, normalize: str):
+    def _model(self, arch: str, normalize: str, spec):
         from kdbench.models.teachers import build_architecture
 
-        return build_architecture(arch, normalize).to(self.device)
+        return build_architecture(arch, normalize, self.num_classes, **spec.build_args).to(self.device)
 
-    def of(self, arch: str, normalize: str, batch: int) -> dict[str, float]:
-        key = (arch, normalize, batch)
+    def of(self, arch: str, normalize: str, spec, batch: int) -> dict[str, float]:
+        key = (arch, normalize, repr(sorted(spec.build_args.items())), batch)
         if key not in self._cache:
-            model = self._model(arch, normalize)
+            model = self._model(arch, normalize, spec)
             x = torch.rand(batch, 3, 32, 32, device=self.device)
             y = torch.randint(0, self.num_classes, (batch,), device=self.device)
             opt = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -69,9 +69,10 @@ class Prices:
         return self._cache[key]
 
 
-def _arch(suite, name: str) -> tuple[str, str] | None:
+def _arch(suite, name: str) -> tuple | None:
+    """(arch, normalize, the model's spec), or None for a model kdbench does not build (RobustBench)."""
     spec = suite.teachers.get(name) or suite.students.get(name)
-    return (spec.arch, spec.normalize) if spec is not None and getattr(spec, "arch", None) else None
+    return (spec.arch, spec.normalize, spec) if spec is not None and getattr(spec, "arch", None) else None
 
 
 def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, float]:

@@ -20,7 +20,12 @@ from kdbench.evaluation.diagnostics import diagnose
 from kdbench.evaluation.evaluate import evaluate
 from kdbench.executors.base import Handlers
 from kdbench.executors.store import Store
-from kdbench.models.teachers import build_architecture, load_checkpoint_teacher, load_robustbench_teacher
+from kdbench.models.teachers import (
+    build_architecture,
+    load_checkpoint,
+    load_checkpoint_teacher,
+    load_robustbench_teacher,
+)
 from kdbench.pipeline.plan import Job, Plan
 from kdbench.results.contract import level_str
 from kdbench.training.loop import predict_logits, train
@@ -60,12 +65,17 @@ class JobRunner:
         spec = job.spec
         if job.kind == "teacher" and spec["source"] == "checkpoint":
             model = load_checkpoint_teacher(self.suite.teachers[job.model], self.num_classes)
+        elif job.kind == "student" and spec.get("source") == "checkpoint":
+            student = self.suite.students[job.model]
+            model = load_checkpoint(
+                student.checkpoints[job.seed], spec["arch"], spec["normalize"], self.num_classes, **build_args(spec)
+            )
         elif job.kind == "teacher" and spec["source"] == "robustbench":
             model = load_robustbench_teacher(
                 self.suite.teachers[job.model], self.store.root / "robustbench", self.suite.dataset.name
             )
         else:
-            model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
+            model = build_architecture(spec["arch"], spec["normalize"], self.num_classes, **build_args(spec))
             state = torch.load(self.store.path(job) / WEIGHTS, map_location="cpu", weights_only=True)
             model.net.load_state_dict(state)
         model = model.to(self.device).eval()
@@ -83,7 +93,7 @@ class JobRunner:
         recipe = TrainRecipe.model_validate(spec["recipe"])
         # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
         torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
-        model = build_architecture(spec["arch"], spec["normalize"], self.num_classes)
+        model = build_architecture(spec["arch"], spec["normalize"], self.num_classes, **build_args(spec))
         history = []
         train(
             model,
@@ -116,6 +126,11 @@ class JobRunner:
 
     def run_student(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]
+        if (
+            job.spec.get("source") == "checkpoint"
+        ):  # trained elsewhere: check that it loads, so a bad file fails here, named
+            self.load_model(job, keep=False)
+            return
         student = self.suite.students[job.model]
         method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
         teachers = [self.load_model(d) for d in job.deps]
@@ -206,6 +221,11 @@ class JobRunner:
                         axis=1,
                     ),
                 )
+
+
+def build_args(spec: dict) -> dict:
+    """The model-building arguments a job's spec records (arch_args, feature_stages), if any."""
+    return {k: spec[k] for k in ("arch_args", "feature_stages") if k in spec}
 
 
 def input_gradients(model, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:

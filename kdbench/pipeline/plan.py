@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kdbench.config import Suite, conditions_of, transfer_source
+from kdbench.config.plugins import plugin_hashes
 from kdbench.util.hashing import content_hash
 
 # Bumped when a change to training code changes results, to invalidate caches (every job's hash).
@@ -69,6 +70,8 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
         }
         for c in built
     ]
+    from kdbench.evaluation.conditions import CONDITIONS
+
     spec = {
         "version": EVALUATION_VERSION,
         "seed": ev.seed,
@@ -77,45 +80,80 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
         "saliency": ev.saliency,
         "example_ids_sha256": example_ids_sha256,
     }
+    used = plugin_hashes(*((CONDITIONS, n) for n, _ in CONDITIONS.items() if getattr(ev, n, None) is not None))
+    if used:  # the source of the plugin conditions it runs (absent for built-ins: their hashes stay)
+        spec["plugins"] = used
     if not all(getattr(c, "batch_independent", True) for c in built):
         spec["batch_size"] = ev.batch_size
     return spec
 
 
-def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, teacher_identities: dict[str, str]) -> Plan:
+def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identities: dict) -> Plan:
+    """The jobs of `suite`. `identities` holds the SHA-256 of what is loaded rather than trained:
+    a checkpoint or zoo teacher's by name, a loaded student's by (name, seed)."""
     jobs: list[Job] = []
     model_jobs: dict[tuple[str, int], Job] = {}  # (model, seed) -> the job that makes its weights
+    from kdbench.data import DATASETS
+    from kdbench.models import MODELS
+    from kdbench.training.methods import METHODS
+
     data = {"identity": data_identity, **suite.dataset.model_dump(mode="json", exclude={"root", "download"})}
+    if plugin_hashes((DATASETS, suite.dataset.name)):
+        data["plugins"] = plugin_hashes((DATASETS, suite.dataset.name))
+
+    def with_plugins(spec: dict, arch, method) -> dict:
+        """The source hashes of the plugins that define the model's architecture and method: editing
+        one reruns exactly the jobs that use it (none for built-ins, whose hashes stay)."""
+        used = plugin_hashes((MODELS, arch), (METHODS, method))
+        return spec | {"plugins": used} if used else spec
+
     for name, t in suite.teachers.items():
-        spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize}
+        spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize, **t.build_args}
         if t.source == "recipe":
             spec |= {"recipe": suite.recipe_of(name).hash_spec(), "seed": t.seed, "data": data}
             if t.method is not None:  # absent for the default, so that existing teachers keep their hashes
                 spec["method"] = t.method.model_dump(mode="json")
         elif t.source == "checkpoint":
-            spec |= {"checkpoint_sha256": teacher_identities[name]}
+            spec |= {"checkpoint_sha256": identities[name]}
         else:
             spec |= {
                 "robustbench": t.robustbench,
                 "threat_model": t.threat_model,
-                "weights_sha256": teacher_identities[name],
+                "weights_sha256": identities[name],
             }
-        job = Job("teacher", name, t.seed, spec)
+        job = Job(
+            "teacher", name, t.seed, with_plugins(spec, t.arch, t.method_spec.name if t.source == "recipe" else None)
+        )
         jobs.append(job)
         model_jobs[(name, t.seed)] = job
     for name, s in suite.students.items():
         teacher_jobs = [model_jobs[(t, suite.teachers[t].seed)] for t in s.teachers]
         for seed in s.seeds:
+            if s.loaded:  # trained elsewhere: the job loads the file (its bytes in the hash) and trains nothing
+                spec = {
+                    "source": "checkpoint",
+                    "arch": s.arch,
+                    "normalize": s.normalize,
+                    **s.build_args,
+                    "method": s.method.model_dump(mode="json"),
+                    "checkpoint_sha256": identities[(name, seed)],
+                    "seed": seed,
+                }
+                job = Job("student", name, seed, with_plugins(spec, s.arch, None))
+                jobs.append(job)
+                model_jobs[(name, seed)] = job
+                continue
             spec = {
                 "arch": s.arch,
                 "normalize": s.normalize,
+                **s.build_args,  # absent when empty: built-in students keep their hashes
                 "method": s.method.model_dump(mode="json"),
                 "ensemble": s.ensemble if len(s.teachers) > 1 else None,
                 "recipe": suite.recipe_of(name).hash_spec(),
                 "seed": seed,
                 "data": data,
             }
-            job = Job("student", name, seed, spec, deps=teacher_jobs)
+            job = Job("student", name, seed, with_plugins(spec, s.arch, s.method.name), deps=teacher_jobs)
             jobs.append(job)
             model_jobs[(name, seed)] = job
     eval_spec = eval_spec_of(suite, example_ids_sha256)

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 
 from kdbench.config import Suite
-from kdbench.models.teachers import checkpoint_identity, robustbench_identity
+from kdbench.models.teachers import checkpoint_identity, resolve_checkpoint, robustbench_identity
 from kdbench.pipeline.plan import make_plan
 from kdbench.util.errors import UserError
+from kdbench.util.hashing import file_sha256
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -81,6 +82,11 @@ def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: 
         n: robustbench_identity(t, model_dir, fetch, suite.dataset.name)
         for n, t in suite.teachers.items()
         if t.source == "robustbench"
+    }
+    identities |= {  # a loaded student's weights file, per seed
+        (n, seed): file_sha256(resolve_checkpoint(file))
+        for n, s in suite.students.items()
+        for seed, file in (s.checkpoints or {}).items()
     }
     plan = make_plan(suite, splits.identity, ids_sha, identities)
     return splits, test_eval, plan

@@ -76,6 +76,7 @@ def run_suite(
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     if executor == "ray":
+        from kdbench.config.plugins import shippable
         from kdbench.executors.ray import RayExecutor
         from kdbench.executors.ray_config import RayOptions, WorkerContext
 
@@ -83,8 +84,11 @@ def run_suite(
         root = data_root_of(suite, data_root)
         root = str(root.resolve()) if root is not None else None
         # the workers read the data where the driver resolved it (dataset.root is not in any hash)
-        shipped = suite.model_copy(update={"dataset": suite.dataset.model_copy(update={"root": None})})
-        context = WorkerContext(shipped, root, str(store.root.resolve()), device, deterministic, options.threads)
+        shipped = suite.model_dump(mode="json")
+        shipped["dataset"]["root"] = None
+        context = WorkerContext(
+            shipped, root, str(store.root.resolve()), device, deterministic, options.threads, shippable(suite.plugins)
+        )
         records = RayExecutor(store, context, options, log=log).run(plan.jobs, force=force)
         executor_info = {"name": "ray", **dataclasses.asdict(options)}
     else:

@@ -19,6 +19,8 @@ from torch import nn
 
 from kdbench.training.methods import Method
 from kdbench.training.methods.base import Batch, Teachers
+from kdbench.util.errors import UserError
+from kdbench.util.exit_codes import ExitCode
 from kdbench.util.progress import bar
 from kdbench.util.seeding import generator
 
@@ -206,8 +208,18 @@ def train(
     return history
 
 
+class TrainingDiverged(UserError, FloatingPointError):
+    """A loss that became NaN or infinite: the run stops (exit 1), naming the job and the terms."""
+
+    exit_code = ExitCode.FAIL
+
+
 def _check_finite(sums: dict[str, torch.Tensor], desc: str, epoch: int) -> None:
-    if not bool(torch.isfinite(torch.stack(list(sums.values()))).all()):
-        raise FloatingPointError(
-            f"{desc}: the loss is not finite (nan or inf) in epoch {epoch + 1}; lower the learning rate"
+    values = torch.stack(list(sums.values()))
+    if not bool(torch.isfinite(values).all()):
+        bad = [k for k, v in zip(sums, values.tolist()) if not math.isfinite(v)]
+        raise TrainingDiverged(
+            f"{desc}: the loss is not finite (nan or inf) in epoch {epoch + 1}, in the term(s) {', '.join(bad)}; "
+            "likely causes: the method's weights or temperature (a term that overflows), a method's own loss that "
+            "can produce NaN (log of 0, inf - inf), or a learning rate too high for this recipe"
         )

@@ -20,10 +20,16 @@ torch = lazy("torch")
 
 
 class Params(BaseModel):
+    """A condition's parameters, as a suite writes them under `evaluate:`; unknown keys refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class Condition:
+    """An evaluation condition: `perturb` (model-independent: made once per batch, scored on every
+    model) or `attack` (per model), at each of its `levels()`. Register a subclass with
+    `@register_condition("name")`; its `group` (clean, noise, attack or corruption) is the report's."""
+
     name: ClassVar[str]
     group: ClassVar[str]  # clean | noise | attack | corruption: the gate's condition groups
     model_dependent: ClassVar[bool] = False

@@ -35,6 +35,10 @@ class ModelMetric:
     tempered: bool = False  # also reported at the distillation temperature (KL)
     per_example: bool = False  # fn returns (N,) values whose mean is the metric
 
+    @property
+    def __wrapped__(self):  # where it was defined, for the registry
+        return self.fn
+
     def values(self, *args, **kw):
         """(the metric, its per-example values (N,) float32 numpy or None)."""
         out = self.fn(*args, **kw)
@@ -54,6 +58,11 @@ MODEL_METRICS: Registry[ModelMetric] = Registry("model metric")
 def register_metric(
     name: str, kind: str, lower_is_better: bool | None, tempered: bool = False, per_example: bool = False
 ):
+    """Register `fn` as model metric `name`: kind "calibration" takes (logits (N, C), labels (N,)),
+    "fidelity" (logits, labels, the teacher's log-probabilities (N, C), temperature); it returns
+    per-example values (N,) with `per_example`, else one float. `lower_is_better` is None for a
+    descriptive metric; `tempered` also reports it at the distillation temperature."""
+
     def deco(fn):
         MODEL_METRICS.register(name)(ModelMetric(name, kind, lower_is_better, fn, tempered, per_example))
         return fn
@@ -62,7 +71,7 @@ def register_metric(
 
 
 MODEL_METRICS.declare_from_sources(
-    __name__, __path__, "register_metric", first=["calibration", "fidelity", "saliency", "transfer"]
+    __name__, __path__, "register_metric", first=["calibration", "fidelity", "saliency", "transfer"], keywords=False
 )
 
 __all__ = ["MODEL_METRICS", "ModelMetric", "register_metric"]

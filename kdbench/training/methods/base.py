@@ -28,6 +28,9 @@ EnsembleMode = Literal["mean_probs", "mean_logits"]
 
 
 class MethodParams(BaseModel):
+    """A method's parameters, as a suite writes them: a pydantic model with a `name` literal (the
+    registered name) and the method's own fields, unknown keys refused."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
 
@@ -88,6 +91,10 @@ class Teachers:
 
 
 class Method:
+    """A training method: its `Params`, its role in comparisons and its twin, and the training
+    step's forward pass (`forward_train`), or only its losses (`losses`) on the student's clean
+    logits and the teachers'. Register a subclass with `@register_method("name")`."""
+
     name: ClassVar[str]
     needs_teacher: ClassVar[bool] = False
     # What a student trained this way is in a comparison: "distilled" (it learns from a teacher),

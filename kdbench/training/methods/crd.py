@@ -40,7 +40,7 @@ def crd_modules(s_dim: int, t_dim: int, p: CRDParams, labels):
     labels = labels.cpu()
     counts = torch.bincount(labels)
     if int((counts > 0).sum()) < 2:
-        raise ValueError(
+        raise feats.FeatureError(
             "crd draws its negatives from the other classes: the training set needs images of two classes or more"
         )
     m.register_buffer("by_class", torch.argsort(labels, stable=True), persistent=False)

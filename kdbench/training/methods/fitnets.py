@@ -63,7 +63,7 @@ def conv_regressor(s_shape: tuple[int, int, int], t_shape: tuple[int, int, int])
     elif s_h >= t_h and s_w >= t_w:
         conv = nn.Conv2d(s_c, t_c, kernel_size=(1 + s_h - t_h, 1 + s_w - t_w))
     else:
-        raise ValueError(
+        raise feats.FeatureError(
             f"fitnets: no connector from a {s_h}x{s_w} student feature to a {t_h}x{t_w} teacher feature; "
             f"choose another hint_stage"
         )

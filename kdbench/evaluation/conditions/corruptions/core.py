@@ -58,6 +58,10 @@ class Corruption:
     draws: Callable[[Any], tuple[Draw, ...]] = field(default=lambda c: ())
     doc: str = ""
 
+    @property
+    def __wrapped__(self):  # where it was defined, for the registry
+        return self.apply
+
     def params_of(self, severity: int):
         check_severity(severity)
         return self.params[int(severity) - 1]
