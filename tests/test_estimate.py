@@ -15,7 +15,7 @@ PRICE = {"train": 0.01, "forward": 0.001, "gradient": 0.002}
 
 
 def test_passes_are_counted_as_the_suite_asks(monkeypatch):
-    monkeypatch.setattr(est.Prices, "of", lambda self, arch, normalize, batch: PRICE)
+    monkeypatch.setattr(est.Prices, "of", lambda self, arch, normalize, spec, batch: PRICE)
     suite = load_suite(SUITE)
     plan = make_plan(suite, "data", "ids", {})
     seconds = est.estimate(plan, n_train=800, n_eval=120, device="cpu", todo=plan.jobs)
@@ -32,7 +32,7 @@ def test_passes_are_counted_as_the_suite_asks(monkeypatch):
 
 
 def test_adversarial_training_adds_its_inner_attack(monkeypatch):
-    monkeypatch.setattr(est.Prices, "of", lambda self, arch, normalize, batch: PRICE)
+    monkeypatch.setattr(est.Prices, "of", lambda self, arch, normalize, spec, batch: PRICE)
     suite = load_suite(SUITE, overrides=["students.base.method={name: pgd_at, attack: {steps: 7}}"])
     plan = make_plan(suite, "data", "ids", {})
     seconds = est.estimate(plan, n_train=800, n_eval=120, device="cpu", todo=plan.jobs)

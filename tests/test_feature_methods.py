@@ -52,7 +52,7 @@ def test_the_extractor_shares_weights_and_follows_the_mode():
     assert torch.allclose(features(a, x).logits, b(x) + 1.0)  # a later change to the weights is seen
     shapes = feature_shapes(a)
     assert [tuple(s.shape[1:]) for s in shapes.stages] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
-    with pytest.raises(FeatureError, match="names no feature stages"):
+    with pytest.raises(FeatureError, match="no 4-D feature maps before its head; give feature_stages"):
         stage_names(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3072, 10)))
 
 

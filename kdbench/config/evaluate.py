@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field, create_model
 
@@ -10,17 +10,18 @@ from kdbench.config.fields import Seed, Strict
 from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.evaluation.diagnostics import DiagnosticsParams
 from kdbench.registry import summary
+from kdbench.util.budgets import BATCH, EXAMPLES
 
 
 def evaluate_model():
     """One optional key per registered condition, so a new condition needs no change here."""
     fields: dict[str, Any] = {
         "n": (
-            Optional[int],
+            Annotated[Optional[int], EXAMPLES],
             Field(None, ge=1, description="test examples (seeded, class-stratified); all when absent"),
         ),
         "seed": (Seed, 0),
-        "batch_size": (int, Field(256, ge=1)),
+        "batch_size": (Annotated[int, BATCH], Field(256, ge=1)),
         "diagnostics": (
             DiagnosticsParams,
             Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model"),

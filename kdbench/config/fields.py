@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kdbench.registry import UnknownName
+from kdbench.util.strict import STRICT
 
 # Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
 Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
 
 def registered_in(registry_getter):

@@ -176,6 +176,10 @@ class StudentSpec(Architecture):
     @model_validator(mode="after")
     def _teachers_fit_method(self):
         needs = METHODS.get(self.method.name).needs_teacher
+        if len(set(self.teachers)) != len(self.teachers):
+            raise ValueError(
+                f"teachers: {self.teachers} lists a teacher twice; an ensemble averages different teachers"
+            )
         if self.checkpoints is not None and not self.checkpoints:
             raise ValueError("checkpoints: give at least one {seed: file}")
         if self.loaded:  # teachers, if any, are the fidelity metrics' references only

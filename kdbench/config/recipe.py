@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, Discriminator, Field, Tag, create_model, field_validator, model_validator
 
 from kdbench.config.fields import Strict
+from kdbench.util.budgets import BATCH, EPOCHS
 
 # torch.optim.lr_scheduler classes a recipe may name: those that need only numbers (LambdaLR wants a
 # function, SequentialLR other schedulers, ReduceLROnPlateau a metric). Stepped once per
@@ -55,6 +57,9 @@ class TorchSchedule(Strict):
 
         if "optimizer" in self.args:
             raise ValueError("args: the optimizer is the recipe's; leave 'optimizer' out")
+        bad = [k for k, v in self.args.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            raise ValueError(f"args: {', '.join(bad)} must be a finite number")
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
         try:
             self.build(opt, 10, 10)
@@ -66,8 +71,8 @@ class TorchSchedule(Strict):
 
 
 class TrainRecipe(Strict):
-    epochs: int = Field(200, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: Annotated[int, EPOCHS] = Field(200, ge=1)
+    batch_size: Annotated[int, BATCH] = Field(128, ge=1)
     optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(0.1, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -103,6 +108,8 @@ class TrainRecipe(Strict):
         bad = [m for m in v if not 0 <= m <= 1]
         if bad:
             raise ValueError(f"milestones are fractions of the epochs, in [0, 1] (found: {bad})")
+        if any(b <= a for a, b in zip(v, v[1:])):
+            raise ValueError(f"milestones must increase, each a later fraction of the epochs (found: {v})")
         return v
 
     @model_validator(mode="after")

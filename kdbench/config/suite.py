@@ -105,11 +105,41 @@ class Suite(Strict):
         if ref is not None and ref not in self.teachers and ref not in self.students:
             models = [*self.teachers, *self.students]
             problems.append(f"evaluate.corruptions.reference_model: unknown model '{ref}'{did_you_mean(ref, models)}")
+        from kdbench.data import num_classes, train_size
+
+        n_train = train_size(self.dataset.name, self.dataset.params, self.dataset.train_subset)
+        classes = num_classes(self.dataset.name, self.dataset.params)
+        targeted = getattr(self.evaluate, "apgd_t", None)
+        asked = targeted is not None and "target_classes" in targeted.model_fields_set  # the default adapts
+        if classes is not None and asked and targeted.target_classes > classes - 1:
+            problems.append(
+                f"evaluate.apgd_t.target_classes: {targeted.target_classes} target classes, but "
+                f"{self.dataset.name} has {classes} classes, so at most {classes - 1} others to target"
+            )
+        for name, s in self.students.items():
+            if not s.loaded:
+                recipe = self.recipe_of(name) if s.train is None else None
+                batch = (
+                    (recipe or self.train).batch_size
+                    if s.train is None
+                    else (s.train.batch_size or self.train.batch_size)
+                )
+                for problem in METHODS.get(s.method.name).budget_problems(s.method, n_train, batch):
+                    problems.append(f"students.{name}.method: {problem}")
+        seen_pairs: dict[frozenset, int] = {}
         for i, pair in enumerate(self.compare or []):
             for slot in ("distilled", "baseline"):
                 n = getattr(pair, slot)
                 if n not in self.students:
                     problems.append(f"compare.{i}.{slot}: unknown student '{n}'{did_you_mean(n, self.students)}")
+            key = frozenset((pair.distilled, pair.baseline))
+            if pair.distilled == pair.baseline:
+                problems.append(
+                    f"compare.{i}: '{pair.distilled}' compared with itself; a pair is two different students"
+                )
+            elif key in seen_pairs:
+                problems.append(f"compare.{i}: the same two students as compare.{seen_pairs[key]}; list a pair once")
+            seen_pairs.setdefault(key, i)
         if problems:
             raise ValueError("; ".join(problems))
         return self

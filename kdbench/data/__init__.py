@@ -52,6 +52,22 @@ def check_params(name: str, params: dict, train_subset=None, test_subset=None) -
         raise DataError(f"{name} dataset: unknown parameter(s) {unknown}; expected: {', '.join(allowed) or 'none'}")
 
 
+def train_size(name: str, params: dict, train_subset: int | None = None) -> int | None:
+    """How many training images dataset `name` gives with these parameters, when known without
+    reading it (a loader's optional `train_size(params)`); None otherwise."""
+    if train_subset is not None:
+        return train_subset
+    size = getattr(DATASETS.get(name), "train_size", None)
+    return int(size(params)) if callable(size) else None
+
+
+def num_classes(name: str, params: dict) -> int | None:
+    """How many classes dataset `name` has with these parameters, when known without reading it
+    (a loader's optional `num_classes(params)`); None otherwise."""
+    count = getattr(DATASETS.get(name), "num_classes", None)
+    return int(count(params)) if callable(count) else None
+
+
 def dataset_params(name: str) -> list[str]:
     """The keyword parameters dataset `name` takes (beyond root, splits and download)."""
     sig = inspect.signature(DATASETS.get(name))

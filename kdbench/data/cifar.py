@@ -132,6 +132,10 @@ def cifar100(root: Path, splits, *, download: bool = False, format: str = "auto"
 
 cifar10.check_params = functools.partial(check_params, release=CIFAR10)
 cifar100.check_params = functools.partial(check_params, release=CIFAR100)
+cifar10.train_size = lambda params: CIFAR10.sizes["train"]
+cifar100.train_size = lambda params: CIFAR100.sizes["train"]
+cifar10.num_classes = lambda params: 10
+cifar100.num_classes = lambda params: 100
 
 
 def locate(

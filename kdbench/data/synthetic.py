@@ -14,6 +14,7 @@ apart (Adam: 100% at noise 0.05, 95% at 0.3).
 from __future__ import annotations
 
 import hashlib
+import inspect
 from pathlib import Path
 
 from kdbench.data import register_dataset
@@ -149,3 +150,5 @@ def write_synthetic_imagefolder(root: str | Path, ext: str = "png", **params) ->
 
 
 load.check_params = check_params
+load.train_size = lambda params: params.get("n_train", inspect.signature(load).parameters["n_train"].default)
+load.num_classes = lambda params: params.get("num_classes", inspect.signature(load).parameters["num_classes"].default)

@@ -25,12 +25,14 @@ accuracy of that model should not be trusted as it stands. Accuracies and fracti
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from kdbench.util.budgets import EXAMPLES, STEPS
 from kdbench.util.lazy import lazy
 from kdbench.util.levels import level_str
+from kdbench.util.strict import STRICT
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
@@ -51,16 +53,16 @@ TINY = 2.0**-126  # float32's smallest normal number, torch.finfo(torch.float32)
 
 
 class DiagnosticsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     enabled: bool = Field(True, description="run the gradient-masking checks on every attacked model")
-    subset: int = Field(
+    subset: Annotated[int, EXAMPLES] = Field(
         200,
         ge=1,
         description="examples (the first of the evaluated ones) for the probes: unbounded, gradients, more steps",
     )
     unbounded_eps: float = Field(0.5, gt=0, le=1, description="the 'unbounded' PGD radius")
-    unbounded_steps: int = Field(20, ge=1)
-    steps_factor: int = Field(10, ge=2, description="more_steps_help: PGD with this many times the steps")
+    unbounded_steps: Annotated[int, STEPS] = Field(20, ge=1)
+    steps_factor: int = Field(10, ge=2, le=100, description="more_steps_help: PGD with this many times the steps")
 
 
 def _row(check, eps, value, threshold=None) -> dict:

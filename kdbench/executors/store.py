@@ -15,6 +15,15 @@ from typing import Sequence
 
 from kdbench.pipeline.plan import Job
 from kdbench.util.atomic import atomic_dir, remove_stale_parts
+from kdbench.util.errors import UserError
+from kdbench.util.exit_codes import ExitCode
+
+
+class JobFailed(UserError):
+    """A job that could not finish for a cause only running it shows (out of memory): exit 1, and its
+    folder is not left behind."""
+
+    exit_code = ExitCode.FAIL
 
 
 @dataclass
@@ -74,7 +83,16 @@ def run_group(
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(atomic_dir(store.path(j), replace=force)) for j in group]
-        handler(group, outs)
+        try:
+            handler(group, outs)
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is translated; the rest propagates
+            if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's, without torch
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise JobFailed(
+                    f"{', '.join(j.id for j in group)}: out of memory ({text}); lower the recipe's batch_size, "
+                    "evaluate.batch_size or --eval-group, or run on a larger device"
+                ) from None
+            raise
         wall = (time.perf_counter() - start) / len(group)
         for j, out in zip(group, outs):
             meta = {

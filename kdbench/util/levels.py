@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import math
 import numbers
-from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
 
 def parse_fraction(value):
+    """'8/255', '0.5/255', '2e-3' or 0.03 as a float; numerator and denominator are any numbers
+    float() reads (decimals, scientific notation), the result must be finite."""
     if isinstance(value, str):
         text = value.strip()
         try:
-            return float(Fraction(text)) if "/" in text else float(text)
+            if "/" in text:
+                num, _, den = text.partition("/")
+                out = float(num) / float(den)
+            else:
+                out = float(text)
         except (ValueError, ZeroDivisionError):
             raise ValueError(f"expected a number or a fraction such as '8/255', found '{value}'") from None
+        if not math.isfinite(out):
+            raise ValueError(f"expected a finite number, found '{value}'")
+        return out
     return value
 
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.attack import Attack, AttackParams, first_success
+from kdbench.util.budgets import RESTARTS, STEPS
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
@@ -15,8 +16,8 @@ class APGDParams(AttackParams):
     loss: Literal["ce", "dlr"] = Field(
         "ce", description="cross-entropy, or the difference of logits ratio (shift- and scale-invariant)"
     )
-    steps: int = Field(100, ge=1)
-    restarts: int = Field(1, ge=1)
+    steps: Annotated[int, STEPS] = Field(100, ge=1)
+    restarts: Annotated[int, RESTARTS] = Field(1, ge=1)
 
 
 def apgd_run(atk, x, y, start: torch.Tensor) -> torch.Tensor:

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.apgd import apgd_run
 from kdbench.evaluation.conditions.attack import Attack, AttackParams, first_success
+from kdbench.util.budgets import RESTARTS, STEPS
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
 
 
 class APGDTParams(AttackParams):
-    steps: int = Field(100, ge=1)
-    restarts: int = Field(1, ge=1)
+    steps: Annotated[int, STEPS] = Field(100, ge=1)
+    restarts: Annotated[int, RESTARTS] = Field(1, ge=1)
     target_classes: int = Field(
         9, ge=1, description="attack towards each of the k most likely wrong classes (at most classes - 1)"
     )

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.attack import Attack, AttackParams
+from kdbench.util.budgets import BATCH
 
 AutoAttackName = Literal["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
 
@@ -17,7 +18,7 @@ class AutoAttackParams(AttackParams):
     attacks: Optional[list[AutoAttackName]] = Field(
         None, description="version custom only: which of AutoAttack's attacks to run, in order"
     )
-    batch_size: Optional[int] = Field(
+    batch_size: Annotated[Optional[int], BATCH] = Field(
         None, ge=1, description="AutoAttack's own batch size (default: evaluate.batch_size)"
     )
 

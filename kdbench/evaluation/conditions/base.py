@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from kdbench.util.lazy import lazy
+from kdbench.util.strict import STRICT
 
 torch = lazy("torch")
 
@@ -22,7 +23,7 @@ torch = lazy("torch")
 class Params(BaseModel):
     """A condition's parameters, as a suite writes them under `evaluate:`; unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
 
 class Condition:

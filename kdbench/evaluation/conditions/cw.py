@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.pgd import PGD, PGDParams
+from kdbench.util.budgets import STEPS
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
@@ -16,7 +21,7 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class CWParams(PGDParams):
-    steps: int = 30
+    steps: Annotated[int, STEPS] = Field(30, ge=1)
 
 
 @register_condition("cw")

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.attack import Attack, AttackParams, pgd_steps
+from kdbench.util.budgets import RESTARTS, STEPS
 from kdbench.util.lazy import lazy
 from kdbench.util.levels import PixelValue
 
@@ -11,12 +14,14 @@ F = lazy("torch.nn.functional")
 
 
 class PGDParams(AttackParams):
-    steps: int = Field(10, ge=1)
+    steps: Annotated[int, STEPS] = Field(10, ge=1)
     step_size: PixelValue | None = Field(
         None, gt=0, description="absolute step in [0, 1] pixel units; default 2.5 * eps / steps (Madry et al.)"
     )
     random_start: bool = True
-    restarts: int = Field(1, ge=1, description="an example counts as robust only if it survives every restart")
+    restarts: Annotated[int, RESTARTS] = Field(
+        1, ge=1, description="an example counts as robust only if it survives every restart"
+    )
 
     @model_validator(mode="after")
     def _restarts_need_random_start(self):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from kdbench.evaluation.conditions import register_condition
@@ -8,12 +10,13 @@ from kdbench.evaluation.conditions.autoattack import AutoAttackCondition, AutoAt
 from kdbench.evaluation.conditions.cw import CW, CWParams
 from kdbench.evaluation.conditions.fgsm import FGSM
 from kdbench.evaluation.conditions.pgd import PGD, PGDParams
+from kdbench.util.budgets import STEPS
 
 EXPANDS_TO = ("autoattack", "fgsm", "pgd", "cw")  # what `build` returns, in order; the suite's error names them
 
 
 class RobustParams(AttackParams):
-    steps: int = Field(
+    steps: Annotated[int, STEPS] = Field(
         20, ge=1, description="iterations of the PGD-CE and CW attacks (AutoAttack keeps its own budget)"
     )
 

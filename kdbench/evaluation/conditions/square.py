@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.attack import Attack, AttackParams
+from kdbench.util.budgets import QUERIES
 
 
 class SquareParams(AttackParams):
-    queries: int = Field(5000, ge=1, description="model queries per example")
+    queries: Annotated[int, QUERIES] = Field(5000, ge=1, description="model queries per example")
     p_init: float = Field(0.8, gt=0, le=1, description="initial fraction of pixels in a square (AutoAttack's 0.8)")
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -8,6 +8,7 @@ from kdbench.evaluation.conditions import register_condition
 from kdbench.evaluation.conditions.apgd import APGD, APGDParams
 from kdbench.evaluation.conditions.attack import Attack, AttackParams
 from kdbench.evaluation.conditions.pgd import PGD, PGDParams
+from kdbench.util.budgets import STEPS
 
 
 class TransferParams(AttackParams):
@@ -15,7 +16,7 @@ class TransferParams(AttackParams):
         "teacher", description="teacher | baseline_twin | a model of the suite: where the examples are crafted"
     )
     attack: Literal["pgd", "apgd"] = Field("pgd", description="the white-box attack run on the source")
-    steps: int = Field(20, ge=1)
+    steps: Annotated[int, STEPS] = Field(20, ge=1)
 
 
 @register_condition("transfer")

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kdbench.training.methods.temperature import Temperature, temperature_at
 from kdbench.util.lazy import lazy
+from kdbench.util.strict import STRICT
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
@@ -31,7 +32,7 @@ class MethodParams(BaseModel):
     """A method's parameters, as a suite writes them: a pydantic model with a `name` literal (the
     registered name) and the method's own fields, unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     name: str
 
 
@@ -113,6 +114,12 @@ class Method:
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
         self.params = params
         self.ensemble = ensemble
+
+    @classmethod
+    def budget_problems(cls, params: MethodParams, n_train: int | None, batch_size: int) -> list[str]:
+        """What training with these parameters would need that no machine has (memory known in
+        advance from the data's size and the batch), said when the suite is validated."""
+        return []
 
     def setup(self, student, teachers: Teachers, labels: torch.Tensor):
         """What the method trains beside the student (connectors, embeddings), as one module, or

@@ -19,10 +19,22 @@ feats = lazy("kdbench.models.features")
 class CRDParams(CEWeightedParams):
     name: Literal["crd"] = "crd"
     feat_weight: float = Field(0.8, ge=0, description="weight of the contrastive loss")
-    feat_dim: int = Field(128, ge=1, description="width of the two embedding heads")
-    nce_k: int = Field(16384, ge=1, description="negatives per example, drawn from the other classes")
+    feat_dim: int = Field(128, ge=1, le=65_536, description="width of the two embedding heads")
+    nce_k: int = Field(16384, ge=1, le=1_048_576, description="negatives per example, drawn from the other classes")
     nce_t: float = Field(0.07, gt=0, description="temperature of the critic")
     momentum: float = Field(0.5, ge=0, lt=1, description="of the memory bank's update")
+
+
+MEMORY_LIMIT = 128 * 2**30  # bytes: more than one H200's memory, far more than a CPU run can hold
+
+
+def crd_memory(p: CRDParams, n_train: int, batch_size: int) -> dict[str, int]:
+    """Bytes of float32 CRD holds: its two memory banks (N x feat_dim each) and one step's
+    gathered negatives (batch x (nce_k + 1) x feat_dim, for each network)."""
+    return {
+        "memory banks": 2 * n_train * p.feat_dim * 4,
+        "negatives per step": 2 * batch_size * (p.nce_k + 1) * p.feat_dim * 4,
+    }
 
 
 def crd_modules(s_dim: int, t_dim: int, p: CRDParams, labels):
@@ -66,6 +78,16 @@ class CRD(FeatureMethod):
 
     name = "crd"
     Params = CRDParams
+
+    @classmethod
+    def budget_problems(cls, params, n_train, batch_size):
+        need = crd_memory(params, n_train or 0, batch_size)
+        return [
+            f"{what} would take {size / 2**30:.1f} GiB (feat_dim {params.feat_dim}, nce_k {params.nce_k}, "
+            f"{n_train} training images, batch {batch_size}); the limit is {MEMORY_LIMIT / 2**30:.0f} GiB"
+            for what, size in need.items()
+            if size > MEMORY_LIMIT
+        ]
 
     def setup(self, student, teachers, labels):
         s = feats.feature_shapes(student).embedding.shape[1]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from kdbench.training.methods import register_method
 from kdbench.training.methods.base import CEWeightedParams, TeacherMethod, teacher_log_probs
+from kdbench.util.budgets import EPOCHS
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
@@ -17,7 +18,7 @@ class DKDParams(CEWeightedParams):
     alpha: float = Field(1.0, ge=0, description="weight of TCKD (target class)")
     beta: float = Field(8.0, ge=0, description="weight of NCKD (non-target classes)")
     temperature: float = Field(4.0, gt=0)
-    warmup: int = Field(20, ge=1, description="epochs over which the DKD term ramps up linearly")
+    warmup: Annotated[int, EPOCHS] = Field(20, ge=1, description="epochs over which the DKD term ramps up linearly")
 
 
 @register_method("dkd")

@@ -18,6 +18,8 @@ class FitNetsParams(CEWeightedParams):
     feat_weight: float = Field(100.0, ge=0, description="weight of the hint loss")
     hint_stage: int = Field(
         -2,
+        ge=-16,
+        le=-1,
         description="the stage giving the hint, counted on each network from its deepest (-1); "
         "-2 is mdistiller's hint layer 2 on the CIFAR ResNets",
     )
@@ -37,8 +39,14 @@ class FitNets(FeatureMethod):
     Params = FitNetsParams
 
     def setup(self, student, teachers, labels):
-        s = feats.feature_shapes(student).stages[self.params.hint_stage]
-        t = feats.feature_shapes(teachers.models[0]).stages[self.params.hint_stage]
+        s_stages, t_stages = feats.feature_shapes(student).stages, feats.feature_shapes(teachers.models[0]).stages
+        k = self.params.hint_stage
+        if -k > min(len(s_stages), len(t_stages)):
+            raise feats.FeatureError(
+                f"fitnets: hint_stage {k} counts back past the first stage: the student has {len(s_stages)} stages, "
+                f"the teacher {len(t_stages)}; give -1 to -{min(len(s_stages), len(t_stages))}"
+            )
+        s, t = s_stages[k], t_stages[k]
         self.connector = conv_regressor(tuple(s.shape[1:]), tuple(t.shape[1:]))
         return self.connector
 

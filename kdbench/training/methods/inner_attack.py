@@ -16,14 +16,16 @@ gives the same draws on any device, and twins (same seed) draw the same starts a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from kdbench.evaluation.conditions.attack import pgd_steps
+from kdbench.util.budgets import STEPS
 from kdbench.util.lazy import lazy
 from kdbench.util.levels import PixelValue
 from kdbench.util.seeding import generator
+from kdbench.util.strict import STRICT
 
 torch = lazy("torch")
 
@@ -33,10 +35,10 @@ NORMAL_START = 0.001  # TRADES' and RSLAD's start: x + 0.001 * N(0, 1)
 class InnerAttack(BaseModel):
     """Madry et al.'s PGD: uniform start in the ball, the student in training mode."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     eps: PixelValue = Field(8 / 255, gt=0, description="Linf radius in [0, 1] pixel units (8/255)")
     step_size: PixelValue = Field(2 / 255, gt=0, description="signed-gradient step (2/255)")
-    steps: int = Field(10, ge=1)
+    steps: Annotated[int, STEPS] = Field(10, ge=1)
     start: Literal["uniform", "normal", "none"] = Field(
         "uniform", description="uniform in the ball (Madry), x + 0.001 N(0, 1) (TRADES), or x itself"
     )

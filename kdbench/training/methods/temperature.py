@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
+
+from kdbench.util.strict import STRICT
 
 
 class TemperatureSchedule(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     schedule: Literal["constant", "linear", "cosine"]
     start: float = Field(gt=0, description="T at the first epoch")
     end: float = Field(gt=0, description="T at the last epoch")
