@@ -140,7 +140,7 @@ def test_a_file_name_with_a_space_gives_a_valid_name(tmp_path, capsys):
         ),
         ({"evaluate": {"gaussian_noise": {"sigmas": [2]}}}, "expected a value in [0, 1] pixel units (found: 2.0)"),
         ({"evaluate": {"gaussian_noise": {"sigmas": [-0.1]}}}, "pixel units (found: -0.1)"),
-        ({"evaluate": {"gaussian_noise": {"sigmas": [".nan"]}}}, "pixel units (found: nan)"),
+        ({"evaluate": {"gaussian_noise": {"sigmas": [".nan"]}}}, "expected a finite number (found: nan)"),
         (
             {"evaluate": {"pgd": {"eps": ["8/255"], "step_size": -0.01}}},
             "evaluate.pgd.step_size: expected a value in [0, 1]",

@@ -72,6 +72,14 @@ CASES = {
         {"student": "kd: {arch: cnn_tiny, method: kd, teachers: [t, t], ensemble: mean_probs}"},
         "lists a teacher twice",
     ),
+    "a scheduler that fails only when stepped": (
+        {"train": ", schedule: {name: StepLR, args: {step_size: 0}}"},
+        r"train: torch.optim.lr_scheduler.StepLR\(step_size=0\) with sgd: ZeroDivisionError",
+    ),
+    "a OneCycleLR shorter than the training": (
+        {"train": ", schedule: {name: OneCycleLR, args: {max_lr: 0.1, total_steps: 2}}"},
+        r"OneCycleLR lasts 2 steps, but training takes 3 \(1 epochs of 60 images\)",
+    ),
     "milestones going back": ({"train": ", schedule: multistep, milestones: [0.75, 0.5]"}, "milestones must increase"),
     "more target classes than the data has": (
         {"evaluate": ", apgd_t: {eps: [8/255], target_classes: 12}"},

@@ -123,6 +123,31 @@ class TrainRecipe(Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _schedule_runs(self):
+        """A torch scheduler is stepped through the recipe once (with the recipe's optimizer, two
+        steps an epoch), so that what fails only when stepped (StepLR's step_size 0, CyclicLR's
+        momentum under Adam, a learning rate that turns NaN) fails here, not hours into a run."""
+        if not isinstance(self.schedule, TorchSchedule):
+            return self
+        import torch
+
+        from kdbench.training.loop import make_optimizer
+
+        opt = make_optimizer([torch.zeros(1, requires_grad=True)], self)
+        s = self.schedule
+        call = f"torch.optim.lr_scheduler.{s.name}({', '.join(f'{k}={v!r}' for k, v in s.args.items())})"
+        try:
+            sched = s.build(opt, self.epochs, 2)
+            for _ in range(min(2000, self.epochs * (2 if s.every == "step" else 1))):
+                opt.step()
+                sched.step()
+                if not all(math.isfinite(lr) and lr >= 0 for lr in sched.get_last_lr()):
+                    raise ValueError(f"the learning rate became {sched.get_last_lr()[0]}")
+        except Exception as exc:  # noqa: BLE001 - whatever torch raises, said with the call that raised it
+            raise ValueError(f"{call} with {self.optimizer}: {type(exc).__name__}: {exc}") from None
+        return self
+
 
 # Per-model overrides: the same keys with the same limits, all optional; the merged recipe is
 # checked again as a whole (suite validation), so cross-field rules hold for overrides too.

@@ -3,6 +3,7 @@ span sections, and the pairs and partners every later stage reads."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Optional
 
 from pydantic import Field, ValidationError, model_validator
@@ -11,7 +12,7 @@ from kdbench.config.dataset import DatasetSpec
 from kdbench.config.evaluate import EvaluateSpec, GateSpec, conditions_of
 from kdbench.config.fields import Strict
 from kdbench.config.models import StudentSpec, TeacherSpec
-from kdbench.config.recipe import TrainRecipe, resolve_recipe
+from kdbench.config.recipe import TorchSchedule, TrainRecipe, resolve_recipe
 from kdbench.evaluation.conditions.robust import EXPANDS_TO
 from kdbench.registry import did_you_mean
 from kdbench.training.methods import METHODS, twin_pairs
@@ -116,14 +117,15 @@ class Suite(Strict):
                 f"evaluate.apgd_t.target_classes: {targeted.target_classes} target classes, but "
                 f"{self.dataset.name} has {classes} classes, so at most {classes - 1} others to target"
             )
+        for kind, models in (("teachers", self.teachers), ("students", self.students)):
+            for name, spec in models.items():
+                trained = not getattr(spec, "loaded", False) and getattr(spec, "source", "recipe") == "recipe"
+                problem = _schedule_too_short(spec, self.train, n_train) if trained else None
+                if problem:
+                    problems.append(f"{kind}.{name}: {problem}")
         for name, s in self.students.items():
             if not s.loaded:
-                recipe = self.recipe_of(name) if s.train is None else None
-                batch = (
-                    (recipe or self.train).batch_size
-                    if s.train is None
-                    else (s.train.batch_size or self.train.batch_size)
-                )
+                batch = (s.train.batch_size if s.train is not None else None) or self.train.batch_size
                 for problem in METHODS.get(s.method.name).budget_problems(s.method, n_train, batch):
                     problems.append(f"students.{name}.method: {problem}")
         seen_pairs: dict[frozenset, int] = {}
@@ -218,3 +220,24 @@ def transfer_source(suite: Suite, name: str, seed: int) -> tuple[str, int] | Non
         return spec.source, suite.teachers[spec.source].seed
     seeds = suite.students[spec.source].seeds
     return spec.source, seed if seed in seeds else seeds[0]
+
+
+def _schedule_too_short(spec, base: TrainRecipe, n_train: int | None) -> str | None:
+    """OneCycleLR with its own length (total_steps, or epochs x steps_per_epoch) must last the
+    whole training, or torch stops the run when it steps past the end."""
+    try:
+        recipe = resolve_recipe(base, spec.train)
+    except ValidationError:
+        return None  # said elsewhere
+    s = recipe.schedule
+    if not isinstance(s, TorchSchedule) or s.name != "OneCycleLR" or n_train is None:
+        return None
+    given = s.args.get("total_steps")
+    if given is None and {"epochs", "steps_per_epoch"} <= set(s.args):
+        given = s.args["epochs"] * s.args["steps_per_epoch"]
+    steps = recipe.epochs * (math.ceil(n_train / recipe.batch_size) if s.every == "step" else 1)
+    if given is not None and given < steps:
+        return (
+            f"OneCycleLR lasts {given} steps, but training takes {steps} ({recipe.epochs} epochs of {n_train} images)"
+        )
+    return None
