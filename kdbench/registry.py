@@ -58,6 +58,10 @@ class UnknownName(KeyError):
         return self.args[0]
 
 
+class DuplicateName(ValueError):
+    """A name registered twice by different code: the message names both."""
+
+
 class Registry(Generic[T]):
     """Names the suite uses -> what they name, filled by a decorator (`@register_method("kd")`).
 
@@ -124,11 +128,11 @@ class Registry(Generic[T]):
                     self._items[key], self._modules[key] = entry, module
                     self.generation += 1
                     return obj
-                raise ValueError(
+                raise DuplicateName(
                     f"{self.kind} '{key}' registered twice: by {self._describe(key)} and by {origin} ({module})"
                 )
             if key in self._declared and self._declared[key][0] != module:
-                raise ValueError(
+                raise DuplicateName(
                     f"{self.kind} '{key}' registered twice: by {BUILT_IN} ({self._declared[key][0]}) "
                     f"and by {origin} ({module})"
                 )

@@ -11,7 +11,6 @@ import argparse
 import sys
 
 from kdbench.cli import corruptions, results, run, suites
-from kdbench.cli.errors import CliError
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
 
@@ -53,10 +52,7 @@ def main(argv=None) -> int:
 
         load_entry_points()  # installed packages' plugins, for every command
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"kdbench: error: {exc}", file=sys.stderr)
-        return exc.code
-    except UserError as exc:
+    except UserError as exc:  # CliError among them
         print(f"kdbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ registered has that hash in its own, so editing the plugin reruns exactly those 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -20,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdbench.registry import BUILT_IN, registering_from
+from kdbench.registry import BUILT_IN, DuplicateName, registering_from
 from kdbench.util.errors import UserError
 
 ENTRY_POINT_GROUP = "kdbench.plugins"
@@ -40,7 +41,7 @@ class Plugin:
 
     @property
     def is_file(self) -> bool:
-        return self.spec.endswith(".py")
+        return is_file_spec(self.spec)
 
 
 _LOADED: dict[str, Plugin] = {}  # spec -> plugin, once per process
@@ -88,15 +89,10 @@ def load_entry_points() -> list[Plugin]:
         origin = f"package {dist} (entry point {ep.name})"
         module = ep.value.split(":")[0].strip()
         before = set(sys.modules)
-        with registering_from(origin):
-            try:
-                obj = ep.load()
-                if callable(obj) and not isinstance(obj, type(sys)):
-                    obj()  # `module:function`: the function registers
-            except ValueError as exc:
-                raise PluginError(f"{origin}: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - whatever a plugin raises is the plugin's to fix
-                raise PluginError(_import_failure(origin, exc, _module_files(module))) from None
+        with importing(origin, _module_files(module)):
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type(sys)):
+                obj()  # `module:function`: the function registers
         plugin = Plugin(origin, module, _module_files(module), {m for m in set(sys.modules) - before} | {module})
         plugin.sha256 = _sha256(plugin.files)
         _LOADED[module] = plugin
@@ -148,13 +144,12 @@ def _load_file(path: str, raw: str, where: str) -> Plugin:
     origin = f"plugin file {file}"
     name = _module_name(file)
     try:
-        source = file.read_bytes().decode("utf-8")
+        data = file.read_bytes()
+        source = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PluginError(f"{where}: plugin file '{raw}' cannot be read ({exc})") from None
     import_source(name, file, source, origin)
-    plugin = Plugin(origin, path, [file], {name})
-    plugin.sha256 = _sha256(plugin.files)
-    return plugin
+    return Plugin(origin, path, [file], {name}, _sha256_sources([(file.name, data)]))
 
 
 def import_source(name: str, file: Path, source: str, origin: str):
@@ -169,23 +164,12 @@ def import_source(name: str, file: Path, source: str, origin: str):
     module = importlib.util.module_from_spec(spec)
     module.__file__ = str(file)
     sys.modules[name] = module
-    with registering_from(origin):
-        try:
+    try:
+        with importing(origin, [file]):
             exec(compile(source, str(file), "exec"), module.__dict__)  # noqa: S102 - a plugin is code the user named
-        except SyntaxError as exc:
-            del sys.modules[name]
-            text = (exc.text or "").strip()
-            raise PluginError(
-                f"{origin}, line {exc.lineno}: SyntaxError: {exc.msg}" + (f"\n    {text}" if text else "")
-            ) from None
-        except ValueError as exc:
-            del sys.modules[name]
-            if "registered twice" in str(exc):
-                raise PluginError(f"{origin}: {exc}") from None
-            raise PluginError(_import_failure(origin, exc, [file])) from None
-        except Exception as exc:  # noqa: BLE001
-            del sys.modules[name]
-            raise PluginError(_import_failure(origin, exc, [file])) from None
+    except PluginError:
+        del sys.modules[name]
+        raise
     return module
 
 
@@ -194,18 +178,30 @@ def _load_module(name: str, where: str) -> Plugin:
     before = set(sys.modules)
     if importlib.util.find_spec(name.split(".")[0]) is None:
         raise PluginError(f"{where}: plugin module '{name}' is not importable (not installed, and not a .py file path)")
-    with registering_from(origin):
-        try:
-            importlib.import_module(name)
-        except ValueError as exc:
-            if "registered twice" in str(exc):
-                raise PluginError(f"{origin}: {exc}") from None
-            raise PluginError(_import_failure(origin, exc, _module_files(name))) from None
-        except Exception as exc:  # noqa: BLE001
-            raise PluginError(_import_failure(origin, exc, _module_files(name))) from None
+    with importing(origin, _module_files(name)):
+        importlib.import_module(name)
     plugin = Plugin(origin, name, _module_files(name), (set(sys.modules) - before) | {name})
     plugin.sha256 = _sha256(plugin.files)
     return plugin
+
+
+@contextlib.contextmanager
+def importing(origin: str, files: list[Path]):
+    """Attribute what the block registers to `origin`, and turn whatever the plugin raises into a
+    PluginError: a syntax error with its line, a name registered twice with both origins, anything
+    else with the plugin's own frames."""
+    with registering_from(origin):
+        try:
+            yield
+        except SyntaxError as exc:
+            text = (exc.text or "").strip()
+            raise PluginError(
+                f"{origin}, line {exc.lineno}: SyntaxError: {exc.msg}" + (f"\n    {text}" if text else "")
+            ) from None
+        except DuplicateName as exc:
+            raise PluginError(f"{origin}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises is the plugin's to fix
+            raise PluginError(_import_failure(origin, exc, files)) from None
 
 
 def _module_files(name: str) -> list[Path]:
@@ -269,10 +265,6 @@ def plugin_hashes(*registered) -> list[str]:
         if plugin is not None:
             out.add(plugin.sha256)
     return sorted(out)
-
-
-def loaded() -> list[Plugin]:
-    return list(_LOADED.values())
 
 
 def unload_all() -> None:
