@@ -35,19 +35,17 @@ def run(
     cache_dir=None,
     device: str = "auto",
     threads: int | None = None,
+    jobs: int = 1,
     force: bool = False,
     log=None,
 ) -> Path:
-    """Train what is missing, evaluate, and write the run directory; returns its path.
-    `log` receives progress lines (default: none)."""
+    """Train what is missing, evaluate, and write the run directory; returns its path. `jobs` > 1
+    runs that many jobs at once in worker processes (`threads` each); `log` receives progress lines
+    (default: none)."""
     from kdbench.pipeline.run import run_suite
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(int(threads))
     return run_suite(
         suite,
         data_root=data_root,
@@ -55,6 +53,8 @@ def run(
         cache_dir=cache_dir,
         device=device,
         force=force,
+        jobs=int(jobs),
+        threads=None if threads is None else int(threads),
         log=log or (lambda _: None),
     )
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# kdbench's speed on a GPU in one go (about 8 minutes on one H200): training against a bare loop
-# (fp32 and bf16), clean scoring and AutoAttack against pyautoattack called directly, adversarial
-# training's cost, and the 15 corruptions x 5 severities x 10k test images.
+# kdbench's speed on a GPU in one go (about 8 minutes on one H200 before the steps of speed at
+# scale, which add up to 20 more: ONLY=compile, say, runs just the steps whose title has that word):
+# training against a bare loop (fp32 and bf16), clean scoring and AutoAttack against pyautoattack
+# called directly, adversarial training's cost, the 15 corruptions x 5 severities x 10k test
+# images; several students at once (--jobs, Ray), compile off against on, and the flagship's
+# estimate and a slice of it extrapolated.
 #
 #   scripts/bench_gpu.sh prepare DATA_ROOT [DIR]   # here: a compact copy of the data (+ model), ~55 MB
 #   scripts/bench_gpu.sh run [DIR] [LOG]           # there: unpack, run everything, log to LOG
@@ -63,6 +66,15 @@ step() {  # a title, a time limit in seconds, then the command; one failing step
         --n "${AA_N:-2000}" --batch-size 500 --attack autoattack --repeats 1
     step "corruptions: 15 x 5 severities" 120 python scripts/bench_corruptions.py --data-root "$data" \
         --device "$device" --n "${CORR_N:-10000}" --target 30
+    step "several students at once: --jobs N and Ray's fractional GPUs" 400 python scripts/bench_scale.py jobs \
+        --data-root "$data" --device "$device" --counts 1 2 4 8 --n "${N_TRAIN:-4000}" --epochs "${EPOCHS:-2}"
+    step "compile off against on: the training step" 300 python scripts/bench_scale.py compile --device "$device" \
+        --arch resnet20 wrn_40_2 --batch-size 64 128 --n "${N_TRAIN:-4000}" --epochs "${EPOCHS:-2}"
+    step "compile off against on: AutoAttack on a student" 200 python scripts/bench_scale.py autoattack \
+        --device "$device" --arch resnet20 --n "${AA_N:-2000}" --batch-size 500
+    step "the flagship: dry-run estimate, and a 1-seed 10-epoch slice extrapolated" 420 python scripts/bench_scale.py \
+        flagship --data-root "$data" --device "$device" --epochs "${FLAGSHIP_EPOCHS:-10}" \
+        --train-images "${N_TRAIN:-4000}" -- --set dataset.download=false
     # the whole pipeline on the device, twice from scratch: the same numbers both times?
     for i in 1 2; do
         step "smoke suite end to end, run $i" 240 python -m kdbench run suites/smoke.yaml --data-root "$data" --device "$device" \

@@ -153,3 +153,23 @@ def test_conditions_never_write_into_the_shared_clean_batch(model, name, params,
         out = cond.attack(model, x, y, idx, level) if cond.model_dependent else cond.perturb(x, y, idx, level)
         assert torch.equal(x, before), cond.name
         assert not torch.equal(out, x), cond.name
+
+
+@pytest.mark.parametrize("arch", ["cnn_tiny", "resnet20"])
+def test_saliency_comes_from_the_clean_pass_with_the_logits_of_a_pass_without_gradients(arch):
+    torch.manual_seed(0)
+    net = wrap(create_model(arch), "cifar10").eval()
+    images = (torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    labels = torch.randint(0, 10, (40,), generator=torch.Generator().manual_seed(4))
+    # 23 examples keep gradients: two whole batches of 10, then 3 of the third
+    out = evaluate({"m": net}, [build("clean")], images, labels, torch.arange(40), batch_size=10, saliency=23)["m"]
+    x = images.float() / 255
+    with torch.inference_mode():
+        assert torch.equal(out.clean_logits, torch.cat([net(x[i : i + 10]) for i in range(0, 40, 10)]))
+    expected = []
+    for i in range(0, 23, 10):  # the input gradient of the true-class logit, batch by batch, as a separate pass
+        xb = x[i : min(i + 10, 23)].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(xb).gather(1, labels[i : i + len(xb), None]).sum(), xb)
+        expected.append(g)
+    assert torch.equal(out.saliency, torch.cat(expected))
+    assert out.saliency.shape == (23, 3, 32, 32)

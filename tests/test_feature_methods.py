@@ -318,3 +318,64 @@ def test_suites_refuse_feature_methods_without_one_known_teacher(tmp_path):
     ):
         Suite.model_validate({**base, "students": {"s": {"arch": "cnn_tiny", "method": "rkd", "teachers": "zoo"}}})
     Suite.model_validate({**base, "students": {"s": {"arch": "cnn_tiny", "method": "crd", "teachers": "t1"}}})
+
+
+def test_a_teacher_gives_each_example_the_same_features_in_any_batch():
+    # what caching the teachers' features rests on: eval mode, so an example's outputs do not
+    # depend on the other examples of its batch, its position, or the batch's size
+    torch.manual_seed(0)
+    teacher = wrap(create_model("resnet20"), "cifar10").eval()
+    x = torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b, c = features(teacher, x[:24]), features(teacher, torch.cat([x[24:], x[:8]])), features(teacher, x[:5])
+    for fa, fb, fc in zip(
+        (a.logits, a.embedding, *a.stages), (b.logits, b.embedding, *b.stages), (c.logits, c.embedding, *c.stages)
+    ):
+        assert torch.equal(fa[:8], fb[16:]) and torch.equal(fa[:5], fc)
+
+
+@pytest.mark.parametrize("method", ["fitnets", "at", "rkd", "crd"])
+def test_cached_teacher_features_train_the_same_student(method, monkeypatch):
+    from kdbench.config import TrainRecipe
+    from kdbench.training import loop
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    teacher = None
+    recipe = TrainRecipe(epochs=3, batch_size=24, lr=0.05, augment=False)
+    params = METHODS.get(method).Params(**({"nce_k": 16} if method == "crd" else {}))
+    calls = []
+    import kdbench.models.features as feats
+
+    real = feats.features
+    monkeypatch.setattr(
+        feats, "features", lambda model, x: (calls.append(len(x)) if model is teacher else None, real(model, x))[1]
+    )
+
+    def trained(budget=None):
+        nonlocal teacher
+        torch.manual_seed(0)
+        student = wrap(create_model("cnn_tiny"), "cifar10")
+        torch.manual_seed(1)
+        teacher = wrap(create_model("resnet20"), "cifar10").eval()
+        if budget is not None:
+            monkeypatch.setattr(loop, "free_memory", lambda device: budget)
+        lines = []
+        history = loop.train(
+            student, images, labels, recipe, build_method(params), 0, teachers=[teacher], say=lines.append
+        )
+        return student.state_dict(), history, lines
+
+    cached, history, lines = trained()
+    # the teacher met each example once, in the first epoch (before it: the method's shape probe, if any)
+    cached_calls, calls[:] = list(calls), []
+    assert lines == [] and cached_calls[-3:] == [24, 24, 16]
+    fresh, fresh_history, lines = trained(budget=0)
+    assert calls[-9:] == [24, 24, 16] * 3 and len(calls) == len(cached_calls) + 6  # every batch of every epoch
+    assert (
+        len(lines) == 1 and "teacher features not cached" in lines[0] and "the teacher runs on every batch" in lines[0]
+    )
+    assert history == fresh_history
+    for k in cached:
+        assert torch.equal(cached[k], fresh[k]), k

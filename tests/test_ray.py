@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_suite import run, same_results, suite_text
 
 from kdbench.cli import main
 from kdbench.pipeline import jobs
@@ -24,23 +25,6 @@ if os.environ.get("CI") == "true":
     import ray  # CI installs the ray extra: a missing Ray is a failure there
 else:
     ray = pytest.importorskip("ray")
-
-SUITE = """
-name: tiny_ray
-dataset: {name: synthetic, params: {n_train: 240, n_test: 120}}
-train: {epochs: EPOCHS, batch_size: 40, lr: 0.05}
-teachers:
-  t: {arch: cnn_tiny, evaluate: clean}
-students:
-  base: {arch: cnn_tiny, method: baseline, seeds: [0, 1]}
-  kd: {arch: cnn_tiny, method: kd, teachers: [t], seeds: [0, 1]}
-evaluate:
-  n: 100
-  batch_size: 50
-  gaussian_noise: {sigmas: [0.05]}
-  fgsm: {eps: [4/255]}
-  pgd: {eps: [4/255], steps: 3}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +40,8 @@ def cluster():
 
 def suite_file(tmp_path: Path, epochs: int = 2) -> Path:
     path = tmp_path / "suite.yaml"
-    path.write_text(textwrap.dedent(SUITE).replace("EPOCHS", str(epochs)))
+    path.write_text(suite_text("tiny_ray", epochs))
     return path
-
-
-def run(suite: Path, out: Path, *extra) -> int:
-    # one torch thread on both sides: a Ray task uses --cpus-per-job threads (1 here)
-    return main(["run", str(suite), "--out", str(out), "--device", "cpu", "--threads", "1", *map(str, extra)])
-
-
-def same_results(a: Path, b: Path) -> None:
-    for name in ("metrics.csv", "per_example.npz", "agreement.csv", "model_metrics.csv"):
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
 @pytest.fixture(scope="module")
@@ -281,8 +255,7 @@ def test_a_suite_with_a_plugin_runs_on_ray_as_locally(cluster, tmp_path):
     source = Path(__file__).parent / "plugins" / "loss_only.py"
     (tmp_path / "loss.py").write_text(source.read_text())
     suite = tmp_path / "suite.yaml"
-    text = textwrap.dedent(SUITE).replace("EPOCHS", "1").replace("name: tiny_ray", "name: tiny_ray\nplugins: [loss.py]")
-    suite.write_text(text.replace("kd: {arch: cnn_tiny, method: kd,", "kd: {arch: cnn_tiny, method: kd_top1,"))
+    suite.write_text(suite_text("tiny_ray", 1, "kd_top1", ("loss.py",)))
     try:
         assert run(suite, tmp_path / "local") == 0
         assert run(suite, tmp_path / "ray", "--executor", "ray") == 0

@@ -157,7 +157,7 @@ def test_evaluation_groups_change_no_number(first_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "3 of 6 jobs already done (cached); 3 to run" in err
     assert err.count("running evaluate:") == 3 and ", evaluate:" not in err  # one model per group
-    assert read_run(again).manifest["executor"] == {"name": "local", "eval_group": 1}
+    assert read_run(again).manifest["executor"] == {"name": "local", "eval_group": 1, "jobs": 1}
     for name in ("metrics.csv", "per_example.npz", "model_metrics.csv", "agreement.csv"):
         assert (run_dir / name).read_bytes() == (again / name).read_bytes(), name
     assert main(["run", str(SUITE), "--out", str(tmp_path), "--eval-group", "0"]) == 2

@@ -86,12 +86,13 @@ def test_bf16_trains_under_autocast_and_keeps_fp32_weights():
     assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
 
 
-def test_precision_enters_the_hash_only_when_it_is_not_the_default():
-    assert "precision" not in TrainRecipe().hash_spec()
+def test_precision_and_compile_enter_the_hash_only_when_they_are_not_the_default():
+    assert "precision" not in TrainRecipe().hash_spec() and "compile" not in TrainRecipe().hash_spec()
     assert TrainRecipe().hash_spec() == {
-        k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k != "precision"
+        k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k not in ("precision", "compile")
     }
     assert TrainRecipe(precision="bf16").hash_spec()["precision"] == "bf16"
+    assert TrainRecipe(compile="reduce-overhead").hash_spec()["compile"] == "reduce-overhead"
 
 
 def _lrs(recipe, n=96):

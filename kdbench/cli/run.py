@@ -39,7 +39,8 @@ def add_commands(sub) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="CPU threads for torch (default: torch's choice, all cores); on a shared machine 1 is often faster",
+        help="CPU threads for torch, per job (default: torch's choice, all cores, shared among --jobs); on a shared "
+        "machine 1 is often faster. CPU results depend on it, and the job store records it",
     )
     p.add_argument(
         "--nondeterministic",
@@ -56,6 +57,15 @@ def add_commands(sub) -> None:
         choices=("local", "ray"),
         default="local",
         help="local: this process (default); ray: a Ray cluster",
+    )
+    g.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="local: up to N ready jobs at once, each in its own worker process, sharing the GPU or "
+        "splitting the CPU threads (--threads per job); the numbers are those of --jobs 1 at the same threads "
+        "(default 1; the evaluations are then split into N groups, --eval-group)",
     )
     g.add_argument(
         "--ray-address",
@@ -98,12 +108,12 @@ def cmd_run(args) -> int:
     for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         _check_directory(flag, value)
     suite = load_or_fail(args.suite, args.overrides)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CliError(f"--threads {args.threads}: expected a whole number of threads, 1 or more")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads {args.threads}: expected a whole number of threads, 1 or more")
+    if args.jobs < 1:
+        raise CliError(f"--jobs {args.jobs}: expected a whole number of jobs, 1 or more")
+    if args.jobs > 1 and args.executor == "ray":
+        raise CliError("--jobs: only with --executor local; on Ray, --cpus-per-job and --gpus-per-job pack the jobs")
     ray_flags = {
         "address": args.ray_address,
         "cpus_per_job": args.cpus_per_job,
@@ -140,6 +150,8 @@ def cmd_run(args) -> int:
             executor=args.executor,
             ray_options=ray_options,
             eval_group=args.eval_group,
+            jobs=args.jobs,
+            threads=args.threads,
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except UserError as exc:  # bad data, checkpoints, Ray unreachable or a path the nodes do not share

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, Field, create_model
 
-from kdbench.config.fields import Seed, Strict
+from kdbench.config.fields import Compile, Seed, Strict
 from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.evaluation.diagnostics import DiagnosticsParams
 from kdbench.registry import summary
@@ -22,6 +22,7 @@ def evaluate_model():
         ),
         "seed": (Seed, 0),
         "batch_size": (Annotated[int, BATCH], Field(256, ge=1)),
+        "compile": (Compile, False),
         "diagnostics": (
             DiagnosticsParams,
             Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model"),

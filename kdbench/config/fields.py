@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,15 @@ from kdbench.util.strict import STRICT
 
 # Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
 Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
+
+# torch.compile of the training step (recipe) or the attack steps (evaluate); false: eager
+Compile = Annotated[
+    Literal[False, "default", "reduce-overhead"],
+    Field(
+        description="torch.compile on a GPU: default, or reduce-overhead (CUDA graphs); eager on the CPU or where "
+        "compiling fails (one line says so). In a job's hash unless false: compiled kernels round differently"
+    ),
+]
 
 
 class Strict(BaseModel):

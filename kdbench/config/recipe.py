@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, Discriminator, Field, Tag, create_model, field_validator, model_validator
 
-from kdbench.config.fields import Strict
+from kdbench.config.fields import Compile, Strict
 from kdbench.util.budgets import BATCH, EPOCHS
 
 # torch.optim.lr_scheduler classes a recipe may name: those that need only numbers (LambdaLR wants a
@@ -92,10 +92,11 @@ class TrainRecipe(Strict):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: the forward pass and losses under bf16 autocast (weights and updates stay fp32)"
     )
+    compile: Compile = False
 
     # fields added after results existed: left out of a job's hash at their defaults, so that
     # existing jobs keep their hashes
-    LATER_FIELDS: ClassVar[dict] = {"precision": "fp32"}
+    LATER_FIELDS: ClassVar[dict] = {"precision": "fp32", "compile": False}
 
     def hash_spec(self) -> dict:
         """The recipe as it enters a job's hash."""

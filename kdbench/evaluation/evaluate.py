@@ -45,6 +45,8 @@ class ModelEval:
     # cell row -> (N,) bool: for an attack crafted on another model (transfer), whether that source
     # model classified its own adversarial example correctly (transferability needs where it did not)
     source_correct: dict[int, torch.Tensor] = field(default_factory=dict)
+    # (n, 3, H, W) on the CPU: d z_y / d x on the first `saliency` clean examples (saliency agreement)
+    saliency: torch.Tensor | None = None
 
     @property
     def clean_logits(self) -> torch.Tensor:
@@ -90,14 +92,17 @@ def evaluate(
     only: dict[str, set[str]] | None = None,
     sources: dict[str, dict[str, nn.Module]] | None = None,
     names: dict[str, str] | None = None,
+    saliency: int = 0,
     log=None,
 ) -> dict[str, ModelEval]:
     """Score every model under every condition on the uint8 `images` (N, 3, H, W).
 
     `only` limits a model to some condition names (clean is always scored); `sources[model][condition]`
     is the model a transfer attack crafts on (a model without one is not scored under it);
-    `names` labels models in progress bars; `log` gets a line per batch and per whole-set attack
-    where there are no progress bars (a CI log stays alive)."""
+    `names` labels models in progress bars; `saliency`: the first this many examples keep each model's
+    input gradient of the true-class logit (from the clean forward pass, which it then makes with
+    gradients: the logits are the same); `log` gets a line per batch and per whole-set attack where
+    there are no progress bars (a CI log stays alive)."""
     log = log if log is not None and not progress_enabled() else (lambda _: None)
     began = time.perf_counter()
     wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
@@ -138,6 +143,21 @@ def evaluate(
         logits[k].setdefault(row, []).append(z.float())  # calibration under attack; no sync per batch
         return z.argmax(1) == y
 
+    grads: dict[str, list[torch.Tensor]] = {k: [] for k in models}
+
+    def clean_with_saliency(k: str, x, y, keep: int) -> torch.Tensor:
+        """The clean logits, and the input gradients of the first `keep` examples, from one forward
+        pass where the whole batch is kept (a pass with gradients gives the logits of one without)."""
+        x_req = x[:keep].clone().requires_grad_(True)
+        with torch.enable_grad():
+            z = models[k](x_req)
+            (g,) = torch.autograd.grad(z.gather(1, y[:keep, None]).sum(), x_req)
+        grads[k].append(g.detach())
+        if keep >= len(x):
+            return z.detach()
+        with torch.inference_mode():
+            return models[k](x)
+
     per_batch = [c for c in conditions if not getattr(c, "whole_set", False)]
     progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
     batches = -(-n // batch_size)
@@ -162,11 +182,15 @@ def evaluate(
                     else:
                         with torch.inference_mode():
                             xp = cond.perturb(x, y, idx, level)
-                            for k in scored:
-                                z = models[k](xp)
-                                correct[k][row[k], sl] = z.argmax(1) == y
-                                # stays on the device: no sync per batch
-                                logits[k].setdefault(row[k], []).append(z.float())
+                        for k in scored:
+                            if type(cond).name == "clean" and start < saliency:
+                                z = clean_with_saliency(k, x, y, saliency - start)
+                            else:
+                                with torch.inference_mode():
+                                    z = models[k](xp)
+                            correct[k][row[k], sl] = z.argmax(1) == y
+                            # stays on the device: no sync per batch
+                            logits[k].setdefault(row[k], []).append(z.float())
                     for k in scored:
                         row[k] += 1
             else:
@@ -196,5 +220,8 @@ def evaluate(
         rows = sorted(logits[k])
         stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
         src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
-        out[k] = ModelEval(all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src)
+        sal = torch.cat(grads[k]).cpu() if grads[k] else floats.new_zeros((0, *floats.shape[1:])).cpu()
+        out[k] = ModelEval(
+            all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src, sal
+        )
     return out

@@ -1,6 +1,7 @@
 """What an executor is: something that runs a plan's jobs into the job store (store.py) and
 returns their records; and how jobs are grouped, the same on every executor. The local executor
-(local.py) runs them in this process, the Ray executor (ray.py) on a cluster."""
+(local.py) runs them on this machine (in this process, or with --jobs N in worker processes),
+the Ray executor (ray.py) on a cluster."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kdbench.pipeline.plan import Job
 # kind -> handler(jobs, output_dirs); a batched kind receives all its ready jobs at once
 Handlers = dict[str, Callable[[Sequence[Job], Sequence[Path]], None]]
 
+KINDS = ("teacher", "student", "evaluate")  # the plan's job kinds; each may get its own threads or resources
 EVAL_GROUP = 8  # evaluation jobs scored together by default: a perturbed batch is made once per group of models
 
 

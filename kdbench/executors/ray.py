@@ -25,78 +25,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kdbench.executors.base import job_groups
-from kdbench.executors.ray_config import RayError, RayOptions, WorkerContext
-from kdbench.executors.store import Store, plan_todo, run_group
+from kdbench.executors.ray_config import RayError, RayOptions
+from kdbench.executors.store import Store, plan_todo
+from kdbench.executors.worker import WorkerContext, run_jobs
 from kdbench.pipeline.plan import Job
 from kdbench.util.atomic import remove_stale_parts
 from kdbench.util.progress import elapsed
 
+
 # ------------------------------------------------------------------------------------------ worker side
-_RUNNERS: dict[str, tuple] = {}  # per worker process: context key -> (jobs by hash, JobRunner)
-
-
-def _runner(ctx: WorkerContext):
-    key = ctx.key
-    if key not in _RUNNERS:
-        from kdbench.config import conditions_of
-        from kdbench.config.plugins import PluginError, load_entry_points, load_shipped
-        from kdbench.config.schema import suite_model
-        from kdbench.pipeline.jobs import JobRunner
-        from kdbench.pipeline.prepare import make_deterministic, prepare, resolve_device
-
-        try:  # the same plugins as the driver, or a message saying which could not be imported here
-            load_entry_points()
-            load_shipped(ctx.plugins)
-        except PluginError as exc:
-            raise RayError(f"a worker on {socket.gethostname()} cannot import the suite's plugins: {exc}") from None
-        suite = suite_model().model_validate(ctx.suite)
-        make_deterministic(ctx.deterministic)
-        store = Store(Path(ctx.store_root))
-        splits, test_eval, plan = prepare(suite, ctx.data_root, store.root / "robustbench", fetch=False)
-        runner = JobRunner(
-            plan,
-            splits,
-            test_eval,
-            conditions_of(suite.evaluate),
-            store,
-            resolve_device(ctx.device),
-            log=lambda m: print(m, flush=True),
-        )
-        _RUNNERS.clear()  # one run's data at a time per worker
-        _RUNNERS[key] = ({j.hash: j for j in plan.jobs}, runner)
-    return _RUNNERS[key]
-
-
 def run_task(ctx: WorkerContext, kind: str, hashes: Sequence[str], force: bool, *parents) -> list[str]:
     """The body of every Ray task: run the jobs `hashes` (all of `kind`) unless already done. `parents`
     are the parent tasks' results, passed only so that Ray orders the tasks."""
-    import torch
+    import ray
 
-    torch.set_num_threads(ctx.threads[kind])  # a worker may run tasks of every kind
-    store = Store(Path(ctx.store_root))
     ctx.attempts_dir.mkdir(parents=True, exist_ok=True)
     attempt = 1
     for h in hashes:
         with open(ctx.attempts_dir / h, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()} {socket.gethostname()}\n")
         attempt = max(attempt, len(_attempt_lines(ctx.attempts_dir, h)))
-    by_hash, runner = _runner(ctx)
-    missing = [h for h in hashes if h not in by_hash]
-    if missing:
-        raise RayError(
-            f"job {missing[0]} is not in the plan this worker made from the suite and {ctx.data_root}: "
-            "does every node see the same data and checkpoints at the same paths?"
-        )
-    group = [by_hash[h] for h in hashes if force or not store.done(by_hash[h])]
-    try:
-        if group:
-            import ray
-
-            reserved = {k: round(v, 6) for k, v in sorted(ray.get_runtime_context().get_assigned_resources().items())}
-            run_group(store, group, runner.handlers()[group[0].kind], force=force, attempts=attempt, resources=reserved)
-    finally:
-        runner.release_models()  # a worker runs many tasks: it keeps the data, not every model it met
-    return list(hashes)
+    reserved = {k: round(v, 6) for k, v in sorted(ray.get_runtime_context().get_assigned_resources().items())}
+    return run_jobs(ctx, kind, hashes, force, resources=reserved, attempt=attempt)
 
 
 def _check_shared(ray, paths: dict[str, Path]) -> None:
@@ -175,7 +125,7 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray, jobs, force, cancel_on_error: bool):
-        todo, records = plan_todo(self.store, jobs, force, self.log)
+        todo, records = plan_todo(self.store, jobs, force, self.log, self.context.threads)
         opts = self.options
         task = ray.remote(run_task)
         refs: dict[str, object] = {}  # job hash -> the ref of the task that makes it

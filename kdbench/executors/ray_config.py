@@ -1,25 +1,17 @@
 """What a Ray run is configured with: the resources each job kind reserves, retries and grouping
-(`RayOptions`, from flags or $KDBENCH_RAY_*), and what a task needs to rebuild the run in its own
-process (`WorkerContext`). Nothing here imports Ray."""
+(`RayOptions`, from flags or $KDBENCH_RAY_*). Nothing here imports Ray."""
 
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from kdbench.executors.base import EVAL_GROUP
+from kdbench.executors.base import EVAL_GROUP, KINDS
 from kdbench.util.errors import UserError
-
-ATTEMPTS = "attempts"
 
 
 class RayError(UserError, RuntimeError):
     """Ray is missing, unreachable, or the cluster cannot run this suite as configured."""
-
-
-KINDS = ("teacher", "student", "evaluate")  # the plan's job kinds, each of which may reserve its own resources
 
 
 def per_kind(value, what: str, default: float) -> dict[str, float]:
@@ -113,30 +105,3 @@ class RayOptions:
 
     def resources(self, kind: str) -> dict[str, float]:
         return {"num_cpus": self.cpus_per_job[kind], "num_gpus": self.gpus_per_job[kind]}
-
-
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a task needs to rebuild the run's plan and handlers in its own process."""
-
-    suite: dict  # the suite as data (model_dump): a plugin's schema is rebuilt on the worker
-    data_root: str | None
-    store_root: str
-    device: str
-    deterministic: bool
-    threads: dict[str, int]  # per job kind
-    plugins: tuple = ()  # (spec, source or None) per plugin of the suite: see config.plugins.shippable
-    run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
-
-    @property
-    def attempts_dir(self) -> Path:
-        return Path(self.store_root) / ATTEMPTS / self.run_token
-
-    @property
-    def key(self) -> str:
-        from kdbench.util.hashing import content_hash
-
-        # what the worker's cached runner is built from (threads are set per task)
-        return content_hash(
-            [self.suite, self.plugins, self.data_root, self.store_root, self.device, self.deterministic]
-        )

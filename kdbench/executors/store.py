@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,11 @@ class JobFailed(UserError):
     exit_code = ExitCode.FAIL
 
 
+class OutOfMemory(JobFailed):
+    """A job that ran out of memory: beside other jobs it waits and runs again alone (--jobs N);
+    alone, the run stops."""
+
+
 @dataclass
 class JobRecord:
     id: str
@@ -39,6 +45,9 @@ class JobRecord:
     attempts: int = 1  # more than 1: a worker was lost and the job ran again (Ray)
     # what its task reserved on a cluster ({"CPU": 1.0, "GPU": 0.25}; Ray)
     resources: dict = field(default_factory=dict)
+    # what its numbers depend on beyond its hash: on a CPU the torch threads (reductions split by thread)
+    device: str = ""
+    threads: int | None = None
 
 
 class Store:
@@ -64,6 +73,8 @@ class Store:
             meta.get("node", ""),
             meta.get("attempts", 1),
             meta.get("resources", {}),
+            meta.get("device", ""),
+            meta.get("threads"),
         )
 
 
@@ -78,7 +89,8 @@ def run_group(
 ) -> None:
     """Run `group` (jobs of one kind) through its handler into atomic job folders, each with its
     job.json: the spec, the parents' hashes, the wall time (shared evenly in a batch), the host
-    and the attempt that made it (on a cluster, also the resources its task reserved). Without
+    and the attempt that made it, the device and torch threads it ran with (on a cluster, also the
+    resources its task reserved). Without
     `force` a job finished meanwhile by another run or task is kept, and this copy discarded."""
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -88,7 +100,7 @@ def run_group(
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is translated; the rest propagates
             if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's, without torch
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-                raise JobFailed(
+                raise OutOfMemory(
                     f"{', '.join(j.id for j in group)}: out of memory ({text}); lower the recipe's batch_size, "
                     "evaluate.batch_size or --eval-group, or run on a larger device"
                 ) from None
@@ -102,14 +114,25 @@ def run_group(
                 "wall_s": wall,
                 "node": socket.gethostname(),
                 "attempts": attempts,
+                **_device_and_threads(handler),
             }
             if resources is not None:
                 meta["resources"] = resources
             (out / "job.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
-def plan_todo(store: Store, jobs: Sequence[Job], force: bool, log) -> tuple[list[Job], dict[str, JobRecord]]:
-    """The distinct jobs still to run, in plan order, and the records of those already done."""
+def _device_and_threads(handler) -> dict:
+    torch = sys.modules.get("torch")  # the store itself needs no torch
+    runner = getattr(handler, "__self__", None)
+    device = str(getattr(runner, "device", "")) or None
+    return {"device": device, "threads": torch.get_num_threads() if torch else None}
+
+
+def plan_todo(
+    store: Store, jobs: Sequence[Job], force: bool, log, threads: dict[str, int] | None = None
+) -> tuple[list[Job], dict[str, JobRecord]]:
+    """The distinct jobs still to run, in plan order, and the records of those already done; with
+    `threads` (this run's torch threads per job kind), a line for cached CPU jobs made at others."""
     stale = remove_stale_parts(store.root / "jobs")
     if stale:
         log(f"removed {len(stale)} unfinished job folder(s) left by runs that were killed")
@@ -125,4 +148,20 @@ def plan_todo(store: Store, jobs: Sequence[Job], force: bool, log) -> tuple[list
             records[j.hash] = store.record(j, cached=True)
     if records:
         log(f"{len(records)} of {len(seen)} jobs already done (cached); {len(todo)} to run")
+        if threads is not None and (line := other_threads(records.values(), threads)):
+            log(line)
     return todo, records
+
+
+def other_threads(records, threads: dict[str, int]) -> str | None:
+    """A sentence when cached CPU jobs ran at thread counts other than `threads` (per kind): a CPU
+    result depends on the thread count (reductions are split by thread), which no hash covers."""
+    other = [r for r in records if r.device == "cpu" and r.threads is not None and r.threads != threads[r.kind]]
+    if not other:
+        return None
+    counts = sorted({r.threads for r in other})
+    return (
+        f"{len(other)} cached CPU job(s) ran at {', '.join(map(str, counts))} torch thread(s), this run at "
+        f"{', '.join(f'{k} {v}' for k, v in sorted(threads.items()))}: CPU results depend on the thread count, so "
+        "these may differ from a fresh run's by an example here and there (--force recomputes them)"
+    )

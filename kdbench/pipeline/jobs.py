@@ -6,6 +6,7 @@ their inputs only from the outputs of the jobs they depend on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from kdbench.evaluation.diagnostics import diagnose
 from kdbench.evaluation.evaluate import evaluate
 from kdbench.executors.base import Handlers
 from kdbench.executors.store import Store
+from kdbench.models.compiled import compiled
 from kdbench.models.teachers import (
     build_architecture,
     load_checkpoint,
@@ -110,6 +112,7 @@ class JobRunner:
                 history.append(row),
                 self.log(f"  {job.id} " + " ".join(f"{k}={v:.4g}" for k, v in row.items())),
             ),
+            say=self.log,
         )
         torch.save(model.net.state_dict(), out / WEIGHTS)
         (out / "history.json").write_text(json.dumps(history, indent=1))
@@ -123,6 +126,15 @@ class JobRunner:
             self._fit(job, out, build_method(self.suite.teachers[job.model].method_spec))
         else:  # nothing to train: check that it loads, so a bad checkpoint fails here, named
             self.load_model(job)
+        # the outputs its students will read, made once here: they then start with them, and students
+        # run side by side (--jobs N, Ray) do not each compute them
+        wanted = [
+            s.spec["data"]
+            for s in self.plan.jobs
+            if [d.hash for d in s.deps] == [job.hash] and not self.store.done(s) and self._reads_cached_logits(s)
+        ]
+        for data in {content_hash(d): d for d in wanted}.values():
+            self._teacher_logits([job], data)
 
     def run_student(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]
@@ -134,25 +146,30 @@ class JobRunner:
         student = self.suite.students[job.model]
         method = build_method(student.method, ensemble=student.ensemble or "mean_probs")
         teachers = [self.load_model(d) for d in job.deps]
-        cached = None
-        if (
-            method.needs_teacher
-            and not method.uses_features
-            and not TrainRecipe.model_validate(job.spec["recipe"]).augment
-        ):
-            cached = self._teacher_logits(job.deps, job.spec["data"])
+        cached = self._teacher_logits(job.deps, job.spec["data"]) if self._reads_cached_logits(job) else None
         self._fit(job, out, method, teachers=teachers, teacher_logits=cached)
 
+    def _reads_cached_logits(self, job: Job) -> bool:
+        """Whether a student job trains on its teachers' cached outputs (un-augmented logit methods)."""
+        if job.kind != "student" or job.spec.get("source") == "checkpoint":
+            return False
+        method = build_method(self.suite.students[job.model].method)
+        recipe = TrainRecipe.model_validate(job.spec["recipe"])
+        return method.needs_teacher and not method.uses_features and not recipe.augment
+
     def _teacher_logits(self, teacher_jobs: Sequence[Job], data: dict) -> torch.Tensor:
-        """Teacher outputs on the un-augmented training set, cached by content."""
+        """Teacher outputs on the un-augmented training set, cached by content; made by one process
+        at a time (a lock beside the file), so jobs running at once wait for it rather than repeat it."""
         path = self.store.root / "teacher_logits" / f"{content_hash([[t.hash for t in teacher_jobs], data])}.pt"
-        if path.is_file():
-            return torch.load(path, map_location="cpu", weights_only=True)
-        logits = predict_logits(
-            [self.load_model(t) for t in teacher_jobs], self.splits.train.images, 512, self.device
-        ).cpu()
-        with atomic_path(path) as tmp:
-            torch.save(logits, tmp)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path.with_suffix(".lock")):
+            if path.is_file():
+                return torch.load(path, map_location="cpu", weights_only=True)
+            logits = predict_logits(
+                [self.load_model(t) for t in teacher_jobs], self.splits.train.images, 512, self.device
+            ).cpu()
+            with atomic_path(path) as tmp:
+                torch.save(logits, tmp)
         return logits
 
     # ------------------------------------------------------------------ evaluation
@@ -165,9 +182,9 @@ class JobRunner:
                 held[job.hash] = self.load_model(job, keep=False)
             return held[job.hash]
 
-        models = {j.hash: model(j.deps[0]) for j in jobs}
         t = self.test_eval
         ev = self.suite.evaluate
+        models = {j.hash: compiled(model(j.deps[0]), ev.compile, self.device, j.id, self.log) for j in jobs}
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
         sources = {j.hash: {"transfer": model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
         results = evaluate(
@@ -181,12 +198,11 @@ class JobRunner:
             only=only,
             sources=sources,
             names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs},
+            saliency=min(ev.saliency, len(t.images)),
             log=self.log,
         )
         n = min(ev.diagnostics.subset, len(t.images))
         x_sub, y_sub = t.images[:n].to(self.device).float().div_(255), t.labels[:n].to(self.device)
-        n_sal = min(ev.saliency, len(t.images))
-        x_sal, y_sal = t.images[:n_sal].to(self.device).float().div_(255), t.labels[:n_sal].to(self.device)
         for j, out in zip(jobs, outs):
             r = results[j.hash]
             start = time.perf_counter()
@@ -208,10 +224,7 @@ class JobRunner:
                     logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
                     example_index=t.indices.numpy().astype(np.int64),
                     # the first n_sal examples' input gradients, fp16: saliency agreement (6 MB per 1,000)
-                    saliency=input_gradients(models[j.hash], x_sal, y_sal, ev.batch_size)
-                    .cpu()
-                    .numpy()
-                    .astype(np.float16),
+                    saliency=r.saliency.numpy().astype(np.float16),
                     # transfer rows: whether the source model resisted its own adversarial example
                     source_rows=np.asarray(sorted(r.source_correct), dtype=np.int64),
                     source_correct=np.packbits(
@@ -223,22 +236,25 @@ class JobRunner:
                 )
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on `path` (created if absent) for this block; none where fcntl is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: at worst two processes compute the same thing
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def build_args(spec: dict) -> dict:
     """The model-building arguments a job's spec records (arch_args, feature_stages), if any."""
     return {k: spec[k] for k in ("arch_args", "feature_stages") if k in spec}
-
-
-def input_gradients(model, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """d z_y / d x for each example: the gradient of the true-class logit with respect to the
-    input in [0, 1] (model in eval mode), the saliency map the agreement metrics compare."""
-    out = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].clone().requires_grad_(True)
-        with torch.enable_grad():
-            z = model(xb)
-            (g,) = torch.autograd.grad(z.gather(1, y[i : i + batch_size, None]).sum(), xb)
-        out.append(g.detach())
-    return torch.cat(out) if out else x.new_zeros((0, *x.shape[1:]))
 
 
 def read_eval(store: Store, job: Job) -> dict:

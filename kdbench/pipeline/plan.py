@@ -85,6 +85,8 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
         spec["plugins"] = used
     if not all(getattr(c, "batch_independent", True) for c in built):
         spec["batch_size"] = ev.batch_size
+    if ev.compile:  # absent when false, so that existing evaluations keep their hashes
+        spec["compile"] = ev.compile
     return spec
 
 

@@ -19,7 +19,7 @@ import torch
 from kdbench.config import Suite, conditions_of, transfer_source
 from kdbench.data.errors import DataError
 from kdbench.evaluation.model_metrics.rows import model_metric_rows
-from kdbench.executors.base import EVAL_GROUP
+from kdbench.executors.base import EVAL_GROUP, KINDS
 from kdbench.executors.local import LocalExecutor
 from kdbench.executors.store import Store
 from kdbench.pipeline.jobs import JobRunner, read_eval
@@ -45,10 +45,16 @@ def run_suite(
     executor="local",
     ray_options=None,
     eval_group=None,
+    jobs=1,
+    threads=None,
     log=print,
 ):
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    if threads is not None:  # per job: with --jobs N, each worker process runs its jobs at this many
+        torch.set_num_threads(threads)
+    elif jobs > 1:  # the cores shared among the jobs at once
+        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
     dev = resolve_device(device)
     make_deterministic(deterministic)
     store = Store(Path(cache_dir) if cache_dir else Path(out) / "_cache")
@@ -75,26 +81,36 @@ def run_suite(
         )
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
-    if executor == "ray":
-        from kdbench.config.plugins import shippable
-        from kdbench.executors.ray import RayExecutor
-        from kdbench.executors.ray_config import RayOptions, WorkerContext
 
-        options = ray_options or RayOptions()
+    def worker_context(per_kind: dict[str, int]):
+        from kdbench.config.plugins import shippable
+        from kdbench.executors.worker import WorkerContext
+
         root = data_root_of(suite, data_root)
         root = str(root.resolve()) if root is not None else None
         # the workers read the data where the driver resolved it (dataset.root is not in any hash)
         shipped = suite.model_dump(mode="json")
         shipped["dataset"]["root"] = None
-        context = WorkerContext(
-            shipped, root, str(store.root.resolve()), device, deterministic, options.threads, shippable(suite.plugins)
+        return WorkerContext(
+            shipped, root, str(store.root.resolve()), device, deterministic, per_kind, shippable(suite.plugins)
         )
-        records = RayExecutor(store, context, options, log=log).run(plan.jobs, force=force)
+
+    if executor == "ray":
+        from kdbench.executors.ray import RayExecutor
+        from kdbench.executors.ray_config import RayOptions
+
+        options = ray_options or RayOptions()
+        records = RayExecutor(store, worker_context(options.threads), options, log=log).run(plan.jobs, force=force)
         executor_info = {"name": "ray", **dataclasses.asdict(options)}
     else:
-        group = eval_group or EVAL_GROUP
-        records = LocalExecutor(store, group_size=group, log=log).run(plan.jobs, runner.handlers(), force=force)
-        executor_info = {"name": "local", "eval_group": group}
+        # several jobs at once: the evaluations in as many groups as jobs run at once (numbers unchanged)
+        group = eval_group or min(EVAL_GROUP, max(1, math.ceil(len(plan.eval_jobs) / jobs)))
+        per_job = dict.fromkeys(KINDS, torch.get_num_threads())
+        context = worker_context(per_job) if jobs > 1 else None
+        records = LocalExecutor(store, group_size=group, log=log, jobs=jobs, context=context, threads=per_job).run(
+            plan.jobs, runner.handlers(), force=force
+        )
+        executor_info = {"name": "local", "eval_group": group, "jobs": jobs}
     metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(
         plan, store, test_eval
     )
@@ -116,7 +132,7 @@ def run_suite(
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
         "cpu": _cpu_name(),
-        "threads": torch.get_num_threads(),
+        "threads": job_threads(records),
         "deterministic": deterministic,
         "executor": executor_info,  # where each job ran and how often: "jobs"
         "started": started.isoformat(),
@@ -158,6 +174,15 @@ def run_suite(
         tmp.symlink_to(run_id)
         os.replace(tmp, latest)
     return run_dir
+
+
+def job_threads(records) -> int | list[int]:
+    """The torch threads the run's CPU jobs were computed at: one number, or the list when its cached
+    jobs were made at several (the gate then says the numbers may not repeat exactly)."""
+    counts = sorted({r.threads for r in records if r.device == "cpu" and r.threads is not None})
+    if not counts:
+        return torch.get_num_threads()
+    return counts[0] if len(counts) == 1 else counts
 
 
 def claim_run_dir(parent: Path, run_id: str) -> tuple[str, Path]:

@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdbench.models.compiled import Compiled, eager_reason
 from kdbench.training.methods import Method
-from kdbench.training.methods.base import Batch, Teachers
+from kdbench.training.methods.base import Batch, FeatureCache, Teachers
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
 from kdbench.util.progress import bar
@@ -74,6 +75,20 @@ def place_data(images: torch.Tensor, device) -> torch.Tensor:
     return images.to(device) if images.numel() * images.element_size() < free // 4 else images
 
 
+def free_memory(device) -> int:
+    """Bytes free on the device: the GPU's, or the host's available memory (Linux), else 4 GiB."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in open("/proc/meminfo", encoding="ascii"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 * 2**30
+
+
 def augment_draws(gen: torch.Generator, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """An epoch's crop offsets (N, 2) and flips (N,), drawn batch by batch (each batch's offsets,
     then its flips), so a whole epoch travels to the device in one copy and the numbers do not
@@ -118,6 +133,7 @@ def train(
     device="cpu",
     desc: str = "train",
     log: Callable[[dict], None] = lambda row: None,
+    say: Callable[[str], None] = lambda line: None,
 ) -> list[dict]:
     """Train `net` in place; returns one row of mean losses and accuracy per epoch.
 
@@ -129,6 +145,9 @@ def train(
     augmentation draws travel once, and loss sums and accuracy are accumulated there and read at
     the epoch's end. Conv nets run channels_last there. On the CPU the arithmetic is the same as
     a plain loop's, in the same order, so results do not depend on these choices.
+
+    With the recipe's `compile`, the student (and teachers run on each batch) are called through
+    torch.compile on a GPU (models/compiled.py); `say` receives the line when that falls back.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -143,8 +162,19 @@ def train(
     if cached is not None and images.device.type == device.type:
         cached = cached.to(images.device)
     sources = Teachers(teachers, cached)
+    if method.uses_features and teachers and not recipe.augment:
+        # a quarter of what is free, as for the images: the rest is the training's
+        sources.feature_cache = FeatureCache(len(images), free_memory(device) // 4, lambda m: say(f"{desc}: {m}"))
     # the method's own trainable parts (a connector, say) learn with the student and are then dropped
     extra = method.setup(net, sources, labels)
+    step_net, mode = net, recipe.compile
+    why = f"{method.name} reads the networks' stages through hooks" if method.uses_features else eager_reason(device)
+    if mode and why:
+        say(f"{desc}: compile {mode!r} runs eager: {why}")
+    elif mode:
+        step_net = Compiled(net, mode, desc, say)
+        if cached is None and teachers:
+            sources = Teachers([Compiled(t, mode, f"{desc} teacher", say) for t in teachers], None)
     params = list(net.parameters())
     if extra is not None:
         extra.to(device).train()
@@ -181,7 +211,9 @@ def train(
                 for group in opt.param_groups:
                     group["lr"] = recipe.lr * lr_factor(recipe, step, steps_per_epoch)
             with autocast:
-                logits, losses = method.forward_train(net, sources, Batch(x, y, idx, progress, seed, step, epoch + 1))
+                logits, losses = method.forward_train(
+                    step_net, sources, Batch(x, y, idx, progress, seed, step, epoch + 1)
+                )
             total = functools.reduce(operator.add, losses.values())
             b = len(idx)
             for k, v in losses.items():

@@ -33,7 +33,7 @@ class AT(FeatureMethod):
 
     def forward_train(self, student, teachers, batch):
         f_s = feats.features(student, batch.x)
-        f_t = teachers.features(batch.x)[0]
+        f_t = teachers.features_of(batch)[0]
         p = self.params
         pairs = zip(reversed(f_s.stages), reversed(f_t.stages))  # zip stops at the shorter
         at = sum(attention_loss(s, t, p.p) for s, t in pairs)

@@ -63,10 +63,11 @@ class Batch:
 
 class Teachers:
     """The teachers of a student: their modules (eval mode, on the device) and, for training
-    without augmentation, their outputs on the training set computed once (K, N, C)."""
+    without augmentation, their outputs on the training set computed once (K, N, C), and their
+    features as the first epoch meets each example (a `FeatureCache`), where memory allows."""
 
-    def __init__(self, models: Sequence = (), cached: torch.Tensor | None = None):
-        self.models, self.cached = list(models), cached
+    def __init__(self, models: Sequence = (), cached: torch.Tensor | None = None, feature_cache=None):
+        self.models, self.cached, self.feature_cache = list(models), cached, feature_cache
 
     def __bool__(self) -> bool:
         return bool(self.models) or self.cached is not None
@@ -89,6 +90,58 @@ class Teachers:
 
         with torch.no_grad():
             return [features(t, x) for t in self.models]
+
+    def features_of(self, batch: Batch) -> list:
+        """Each teacher's `Features` on the batch's images: from the cache when there is one."""
+        if self.feature_cache is None:
+            return self.features(batch.x)
+        return self.feature_cache.get(batch.index, lambda: self.features(batch.x))
+
+
+class FeatureCache:
+    """Teachers' features on the un-augmented training set, kept as the first epoch meets each
+    example, so later epochs do not run the teachers again. A teacher in eval mode gives each
+    example the same outputs whatever batch it is in (checked in the tests), so cached features
+    are the ones a fresh forward pass would give. Off, after the first batch, when the whole
+    set's features would pass `budget` bytes; `say` then receives a line."""
+
+    def __init__(self, n: int, budget: int, say=lambda line: None):
+        self.n, self.budget, self.say = n, budget, say
+        self.store: list | None = None  # per teacher: Features whose tensors hold all N examples
+        self.filled = None
+        self.off = False
+
+    def get(self, index: torch.Tensor, compute) -> list:
+        from kdbench.models.features import Features
+
+        if self.store is not None and bool(self.filled[index].all()):
+            return [Features(f.logits[index], [s[index] for s in f.stages], f.embedding[index]) for f in self.store]
+        feats = compute()
+        if self.off:
+            return feats
+        if self.store is None:
+            tensors = [t for f in feats for t in (f.logits, *f.stages, f.embedding)]
+            need = sum(t[0].numel() * t.element_size() for t in tensors) * self.n
+            if need > self.budget:
+                self.off = True
+                self.say(
+                    f"teacher features not cached: {need / 2**30:.1f} GiB for {self.n} examples, over the "
+                    f"{self.budget / 2**30:.1f} GiB allowed; the teacher runs on every batch"
+                )
+                return feats
+
+            def room(t):
+                return t.new_empty((self.n, *t.shape[1:]))
+
+            self.store = [Features(room(f.logits), [room(s) for s in f.stages], room(f.embedding)) for f in feats]
+            self.filled = torch.zeros(self.n, dtype=torch.bool, device=index.device)
+        for f, into in zip(feats, self.store):
+            into.logits[index] = f.logits
+            for s, t in zip(f.stages, into.stages):
+                t[index] = s
+            into.embedding[index] = f.embedding
+        self.filled[index] = True
+        return feats
 
 
 class Method:

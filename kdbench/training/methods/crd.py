@@ -97,7 +97,7 @@ class CRD(FeatureMethod):
 
     def forward_train(self, student, teachers, batch):
         f_s = feats.features(student, batch.x)
-        t = teachers.features(batch.x)[0].embedding
+        t = teachers.features_of(batch)[0].embedding
         m, p = self.parts, self.params
         v_s, v_t = F.normalize(m.embed_s(f_s.embedding), dim=1), F.normalize(m.embed_t(t), dim=1)
         idx = contrast_indices(m, batch.index, batch.y, p.nce_k, generator(batch.seed, "crd", batch.step))

@@ -52,7 +52,7 @@ class FitNets(FeatureMethod):
 
     def forward_train(self, student, teachers, batch):
         f_s = feats.features(student, batch.x)
-        f_t = teachers.features(batch.x)[0]
+        f_t = teachers.features_of(batch)[0]
         hint = self.connector(f_s.stages[self.params.hint_stage])
         p = self.params
         return f_s.logits, {

@@ -37,7 +37,7 @@ class RKD(FeatureMethod):
 
     def forward_train(self, student, teachers, batch):
         f_s = feats.features(student, batch.x)
-        t = teachers.features(batch.x)[0].embedding
+        t = teachers.features_of(batch)[0].embedding
         s = f_s.embedding
         p = self.params
         distance = F.smooth_l1_loss(relative_distances(s, p.squared, p.eps), relative_distances(t, p.squared, p.eps))
