@@ -163,7 +163,9 @@ def test_interrupted_with_jobs_at_once_leaves_nothing_half_written_and_resumes(o
     same_results(one_at_a_time, out / "tiny_jobs" / "latest")
 
 
-def test_a_job_out_of_memory_beside_others_waits_and_runs_alone(tmp_path, monkeypatch, capsys, fresh_plugins):
+def test_a_job_out_of_memory_beside_others_waits_and_runs_alone(
+    one_at_a_time, tmp_path, monkeypatch, capsys, fresh_plugins
+):
     flag = tmp_path / "oom-once"
     flag.write_text("")
     monkeypatch.setenv("KDBENCH_TEST_OOM_FLAG", str(flag))
@@ -173,9 +175,10 @@ def test_a_job_out_of_memory_beside_others_waits_and_runs_alone(tmp_path, monkey
     assert "ran out of memory beside other jobs; it waits and runs again alone" in err
     assert " (alone, " in err
     assert not flag.exists()
-    # the same numbers as a run in which nothing ran out of memory
-    assert run(suite, tmp_path / "again", "--force") == 0
-    same_results(tmp_path / "again" / "tiny_jobs" / "latest", tmp_path / "out" / "tiny_jobs" / "latest")
+    # the numbers of a run in which nothing ran out of memory (kd_oom is kd; the method's name is in the tables)
+    got = tmp_path / "out" / "tiny_jobs" / "latest"
+    for name in ("per_example.npz", "agreement.csv"):
+        assert (one_at_a_time / name).read_bytes() == (got / name).read_bytes(), name
 
 
 def test_a_job_out_of_memory_alone_ends_the_run(tmp_path, monkeypatch, capsys, fresh_plugins):
