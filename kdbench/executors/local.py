@@ -82,13 +82,18 @@ class LocalExecutor:
         def start(pool, g: int) -> None:
             group, solo = groups[g], g in alone
             pending.remove(g)
-            fut = pool.submit(_work, self.context, group[0].kind, [j.hash for j in group], force)
+            fut = pool.submit(run_jobs, self.context, group[0].kind, [j.hash for j in group], force)
             running[fut] = (g, solo)
             self.log(
                 f"running {', '.join(j.id for j in group)} ("
                 + ("alone" if solo else f"{len(running)} at once")
                 + f", {ndone}/{total} done, elapsed {elapsed(time.perf_counter() - began)})"
             )
+
+        def requeue_alone(g: int) -> None:
+            alone.add(g)
+            pending.append(g)
+            pending.sort()
 
         pool = _pool(self.jobs)
         try:
@@ -123,9 +128,7 @@ class LocalExecutor:
                         broken |= isinstance(exc, BrokenProcessPool)
                         why = "ran out of memory" if isinstance(exc, OutOfMemory) else "lost its worker process"
                         self.log(f"{ids}: {why} beside other jobs; it waits and runs again alone")
-                        alone.add(g)
-                        pending.append(g)
-                        pending.sort()
+                        requeue_alone(g)
                         continue
                     finished.add(g)
                     ndone += len(groups[g])
@@ -136,10 +139,8 @@ class LocalExecutor:
                         f"(elapsed {elapsed(time.perf_counter() - began)})"
                     )
                 if broken:  # every job of a broken pool fails with it: each is queued again above
-                    for fut, (g, _) in running.items():
-                        alone.add(g)
-                        pending.append(g)
-                    pending.sort()
+                    for g, _ in running.values():
+                        requeue_alone(g)
                     running.clear()
                     _stop(pool)
                     pool = _pool(self.jobs)
@@ -179,7 +180,3 @@ def _init_worker() -> None:
         # a worker dies with its driver (kill -9), rather than finish jobs no one will read
         with contextlib.suppress(Exception):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _work(ctx: WorkerContext, kind: str, hashes: Sequence[str], force: bool) -> list[str]:
-    return run_jobs(ctx, kind, hashes, force)

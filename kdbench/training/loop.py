@@ -71,8 +71,7 @@ def place_data(images: torch.Tensor, device) -> torch.Tensor:
     device = torch.device(device)
     if device.type != "cuda":
         return images
-    free, _ = torch.cuda.mem_get_info(device)
-    return images.to(device) if images.numel() * images.element_size() < free // 4 else images
+    return images.to(device) if images.numel() * images.element_size() < free_memory(device) // 4 else images
 
 
 def free_memory(device) -> int:
