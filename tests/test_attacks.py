@@ -4,6 +4,7 @@ margin PGD against torchattacks' PGD where the two must agree, every attack insi
 import pytest
 import torch
 import torchattacks
+from given_start import Given
 from torch import nn
 
 from kdbench.config import TrainRecipe
@@ -73,7 +74,7 @@ def test_pgd_equals_torchattacks_from_the_same_start(trained, random_start):
     (pgd,) = build("pgd", eps=[EPS], steps=5, random_start=random_start)
     torch.manual_seed(7)
     noise = torch.empty_like(x).uniform_(-EPS, EPS)  # what torchattacks draws after the same seed
-    ours = pgd.run_once(model, x, y, EPS, lambda like, *extra, rows=None: noise / EPS)
+    ours = pgd.run_once(model, x, y, EPS, Given(noise / EPS))
     torch.manual_seed(7)
     theirs = torchattacks.PGD(model, eps=EPS, alpha=2.5 * EPS / 5, steps=5, random_start=random_start)(x, y)
     assert torch.allclose(ours, theirs, atol=1e-6)
@@ -91,7 +92,7 @@ def test_apgd_equals_pyautoattack_from_the_same_start(trained, loss):
     (apgd,) = build("apgd", eps=[EPS], steps=6, loss=loss)
     torch.manual_seed(5)
     start = 2 * torch.rand(x.shape) - 1  # what pyautoattack draws first after its seed
-    ours = apgd.run_once(model, x, y, EPS, lambda like, *extra, rows=None: start)
+    ours = apgd.run_once(model, x, y, EPS, Given(start))
     theirs = APGDAttack(
         model, n_iter=6, norm="Linf", n_restarts=1, eps=EPS, seed=5, loss=loss, eot_iter=1, rho=0.75, device="cpu"
     ).perturb(x, y)

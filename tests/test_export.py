@@ -18,9 +18,10 @@ from kdbench.exports.robustbench import MODEL_INFO_FIELDS
 from kdbench.reports.tables import build
 from kdbench.reports.verdicts import pair_verdicts
 from kdbench.results.checks import load_run
+from kdbench.util.names import attack_condition
 
 
-def with_autoattack(pieces, levels, version="standard"):
+def with_autoattack(pieces, levels, version="standard", norm="Linf"):
     """AutoAttack rows copied from the strongest PGD row (one example fewer right per level step)."""
     new_rows, new_correct = [], []
     for rows in pieces.metrics.groupby(["model", "seed"]).groups.values():
@@ -29,13 +30,14 @@ def with_autoattack(pieces, levels, version="standard"):
             ok = pieces.correct[src].copy()
             ok[np.flatnonzero(ok)[: k + 1]] = False
             row = pieces.metrics.loc[src].copy()
-            row["condition"], row["level"] = "autoattack", format(level, ".6g")
+            row["condition"], row["level"] = attack_condition("autoattack", norm), format(level, ".6g")
             new_rows.append(row)
             new_correct.append(ok)
     pieces.metrics = pd.concat([pieces.metrics, pd.DataFrame(new_rows)], ignore_index=True)
     pieces.correct = np.vstack([pieces.correct, np.array(new_correct)])
     pieces.resync()
-    pieces.manifest["suite"]["evaluate"]["autoattack"] = {"eps": [float(v) for v in levels], "version": version}
+    entry = {"eps": [float(v) for v in levels], "version": version} | ({"norm": norm} if norm != "Linf" else {})
+    pieces.manifest["suite"]["evaluate"]["autoattack" if norm == "Linf" else "robust"] = entry
     pieces.manifest["suite"]["dataset"] = {"name": "cifar10"}
     return pieces
 
@@ -148,6 +150,22 @@ def test_robustbench_files_follow_model_info(run_dir, data, tmp_path):
     cells = rows[rows.group == "corruption"]
     assert len(cells) == 75 and corr["corruptions_acc"] == str(round(cells.accuracy.mean() * 100, 2))
     assert corr["corruptions_mce"] is None and corr["autoattack_acc"] is None
+
+
+def test_robustbench_l2_files_sit_in_their_own_folder(tmp_path):
+    # Linf AutoAttack at 8/255 and L2 (the robust preset's, standard) at 0.25 and 0.5 in one run
+    pieces = with_autoattack(fake_results(seeds=(0,)), [8 / 255])
+    pieces = with_autoattack(pieces, [0.25, 0.5], norm="L2")
+    write(tmp_path / "fake" / "run", pieces)
+    written = export(tmp_path / "fake" / "run", "robustbench", tmp_path / "rb")
+    names = {p.relative_to(tmp_path / "rb").as_posix() for p in written}
+    assert names == {f"cifar10/{n}/{m[0]}_seed0.json" for n in ("Linf", "L2") for m in MODELS}
+    m = pieces.metrics
+    for norm, eps, condition in (("Linf", 8 / 255, "autoattack"), ("L2", 0.5, "autoattack_l2")):
+        info = json.loads((tmp_path / "rb" / "cifar10" / norm / "resnet20-kd_seed0.json").read_text())
+        row = m[(m.model == "resnet20-kd") & (m.condition == condition) & (m.level == format(eps, ".6g"))]
+        assert info["eps"] == eps and info["autoattack_acc"] == str(round(row.accuracy.iloc[0] * 100, 2))
+        assert f"standard, {norm}" in info["footnote"]
 
 
 def test_robustbench_fields_are_the_installed_packages():

@@ -43,7 +43,7 @@ from kdbench.results.checks import load_run
 from kdbench.results.contract import Run
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
-from kdbench.util.names import WORST_CASE
+from kdbench.util.names import is_worst_case
 
 
 class GateUsageError(UserError, ValueError):
@@ -168,7 +168,7 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
             ),
             "",
         ]
-    worst = t[(t["condition"] == WORST_CASE) & (t["status"] == "both")] if "condition" in t.columns else t.iloc[0:0]
+    worst = t[t["condition"].map(is_worst_case) & (t["status"] == "both")] if "condition" in t.columns else t.iloc[0:0]
     if len(worst):
         lines += [
             "Robust accuracy (worst case over the attacks, per example): "

@@ -2,13 +2,14 @@
 Athalye et al. 2018), computed for every attacked model from its per-example results and a few
 probes on a subset of the evaluated examples.
 
-Each check gives rows `check, eps, value, threshold, flagged`; `flagged` means the robust
+Each check gives rows `check, eps, value, threshold, flagged, norm`; `flagged` means the robust
 accuracy of that model should not be trusted as it stands. Accuracies and fractions are in
-[0, 1] (0.03 = 3 points); `eps` is empty for checks that do not depend on it.
+[0, 1] (0.03 = 3 points); `eps` and `norm` are empty for checks that do not depend on them. The
+checks that compare attacks (1, 3, 4, 6) are made per norm: an L2 attack is only set against L2 ones.
 
 1. iterative_vs_single_step: strongest iterative attack's accuracy minus FGSM's (> 0.01 flags):
    an iterative attack never does worse than one step unless its gradients mislead it.
-2. unbounded: PGD-CE accuracy at eps 0.5 on the subset (> 0.05 flags): with the whole image to
+2. unbounded: Linf PGD-CE accuracy at eps 0.5 on the subset (> 0.05 flags): with the whole image to
    change, every example should fall; if not, the attack is not finding the gradient.
 3. loss_dependence: best cross-entropy attack's accuracy minus best margin attack's (cw, apgd dlr,
    apgd_t) (> 0.05 flags): the signature of a saturated softmax (defensive distillation); CE attacks
@@ -65,7 +66,7 @@ class DiagnosticsParams(BaseModel):
     steps_factor: int = Field(10, ge=2, le=100, description="more_steps_help: PGD with this many times the steps")
 
 
-def _row(check, eps, value, threshold=None) -> dict:
+def _row(check, eps, value, threshold=None, norm: str = "") -> dict:
     flagged = threshold is not None and not math.isnan(value) and value > threshold + 1e-12  # 6/200 is not above 0.03
     return {
         "check": check,
@@ -73,61 +74,58 @@ def _row(check, eps, value, threshold=None) -> dict:
         "value": float(value),
         "threshold": math.nan if threshold is None else threshold,
         "flagged": bool(flagged),
+        "norm": norm,
     }
 
 
-def _check(check, eps, value) -> dict:
-    return _row(check, eps, value, THRESHOLDS[check])
+def _check(check, eps, value, norm: str = "") -> dict:
+    return _row(check, eps, value, THRESHOLDS[check], norm)
 
 
 def from_results(result: ModelEval, kinds: dict[str, str]) -> list[dict]:
-    """Checks 1, 3 and 4 from the per-example attack rows; `kinds` maps an attack's condition name
-    to its kind (single_step, ce, margin, black_box, composite)."""
+    """Checks 1, 3 and 4 from the per-example attack rows, per norm and epsilon; `kinds` maps an
+    attack's condition name to its kind (single_step, ce, margin, black_box, composite)."""
     rows = []
     attack = [(i, c) for i, c in enumerate(result.cells) if c.group == "attack" and c.condition in kinds]
     correct = result.correct
-    for eps_str in dict.fromkeys(level_str(c.level) for _, c in attack):
-        at = [(i, c, kinds[c.condition]) for i, c in attack if level_str(c.level) == eps_str]
+    for norm, eps_str in dict.fromkeys(evaluation.threat(c) for _, c in attack):
+        at = [(i, c, kinds[c.condition]) for i, c in attack if evaluation.threat(c) == (norm, eps_str)]
         acc = {c.condition: float(correct[i].double().mean()) for i, c, _ in at}
         by_kind = lambda *ks: [c.condition for _, c, k in at if k in ks]  # noqa: E731
         single, iterative = by_kind("single_step"), by_kind("ce", "margin", "composite")
         if single and iterative:
-            rows.append(
-                _check(
-                    "iterative_vs_single_step", eps_str, min(acc[a] for a in iterative) - min(acc[a] for a in single)
-                )
-            )
+            gap = min(acc[a] for a in iterative) - min(acc[a] for a in single)
+            rows.append(_check("iterative_vs_single_step", eps_str, gap, norm))
         ce, margin = by_kind("ce"), by_kind("margin")
         if ce and margin:
-            rows.append(_check("loss_dependence", eps_str, min(acc[a] for a in ce) - min(acc[a] for a in margin)))
+            rows.append(_check("loss_dependence", eps_str, min(acc[a] for a in ce) - min(acc[a] for a in margin), norm))
         black = [i for i, _, k in at if k == "black_box"]
         white = [i for i, _, k in at if k != "black_box"]
         if black and white:
             survive_white = correct[white].all(0)
             fall_black = ~correct[black].all(0)
-            rows.append(_check("black_box_stronger", eps_str, float((survive_white & fall_black).double().mean())))
+            rows.append(_check("black_box_stronger", eps_str, float((survive_white & fall_black).double().mean()), norm))
     return rows
 
 
-def _pgd_accuracy(model, x, y, eps, steps, step_size, seed) -> float:
-    from kdbench.evaluation.conditions.attack import pgd_steps
+def _pgd_accuracy(model, x, y, eps, steps, step_size, seed, norm: str = "Linf") -> float:
+    from kdbench.evaluation.conditions.attack import Starts, pgd_steps
 
     ce = lambda logits, t: F.cross_entropy(logits, t, reduction="none")  # noqa: E731
-    start = (
-        torch.rand(
-            x.shape, generator=torch.Generator(device=x.device).manual_seed(seed), device=x.device, dtype=x.dtype
-        )
-        * 2
-        - 1
-    )
-    x_adv = pgd_steps(model, x, y, eps, step_size, steps, ce, start)
+    if norm == "L2":  # a point of the unit L2 ball per example, as the L2 attacks start
+        start = Starts((seed,), torch.arange(len(x)), "L2").in_ball(x)
+    else:
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        start = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype) * 2 - 1
+    x_adv = pgd_steps(model, x, y, eps, step_size, steps, ce, start, norm)
     with torch.inference_mode():
         clean_ok = model(x).argmax(1) == y
         return float(((model(x_adv).argmax(1) == y) & clean_ok).double().mean())
 
 
-def probes(model, x, y, result: ModelEval, pgd, params: DiagnosticsParams, seed: int) -> list[dict]:
-    """Checks 2, 5 and 6 on the first `params.subset` examples `x`, `y` (floats in [0, 1])."""
+def probes(model, x, y, result: ModelEval, pgd: list, params: DiagnosticsParams, seed: int) -> list[dict]:
+    """Checks 2, 5 and 6 on the first `params.subset` examples `x`, `y` (floats in [0, 1]); check 6
+    for each PGD condition in `pgd` (one per norm)."""
     from kdbench.util.seeding import derive_seed
 
     rows = []
@@ -160,16 +158,16 @@ def probes(model, x, y, result: ModelEval, pgd, params: DiagnosticsParams, seed:
     top2 = logits.topk(min(2, logits.shape[1]), dim=1).values
     rows.append(_row("median_top1_probability", "", float(F.softmax(logits, 1).amax(1).median())))
     rows.append(_row("median_logit_margin", "", float((top2[:, 0] - top2[:, -1]).median())))
-    if pgd is not None:
-        p = pgd.params
-        for level in pgd.levels():
-            r = result.cells.index(evaluation.Cell(pgd.name, pgd.group, level))
+    for attack in pgd:
+        p = attack.params
+        for level in attack.levels():
+            r = result.cells.index(evaluation.Cell(attack.name, attack.group, level))
             base = float(result.correct[r, :n].double().mean())
             longer = p.model_copy(update={"steps": p.steps * params.steps_factor})
-            more = _pgd_accuracy(
-                model, x, y, level, longer.steps, longer.alpha(level), derive_seed(seed, "more_steps", float(level))
-            )
-            rows.append(_check("more_steps_help", level, base - more))
+            # the Linf key as it always was, so that existing checks keep their numbers
+            key = ("more_steps", float(level)) if p.norm == "Linf" else ("more_steps", p.norm, float(level))
+            more = _pgd_accuracy(model, x, y, level, longer.steps, longer.alpha(level), derive_seed(seed, *key), p.norm)
+            rows.append(_check("more_steps_help", level, base - more, p.norm))
     return rows
 
 
@@ -179,7 +177,7 @@ def diagnose(model, images, labels, result: ModelEval, conditions, params: Diagn
         return []
     attacked = {c.condition for c in result.cells if c.group == "attack"}
     kinds = {c.name: c.kind for c in conditions if c.name in attacked and hasattr(c, "kind")}
-    pgd = next((c for c in conditions if c.name == "pgd" and c.name in attacked), None)
+    pgd = [c for c in conditions if type(c).name == "pgd" and c.name in attacked]
     n = min(params.subset, len(images))
     return from_results(result, kinds) + probes(model, images[:n], labels[:n], result, pgd, params, seed)
 

@@ -4,8 +4,9 @@ as its reference implementation batches by itself). Correctness stays on the dev
 end, so scoring adds little to the bare forward passes.
 
 Attack rows follow RobustBench's convention: an example is robust only if it is classified
-correctly on the clean image and under the attack. Each epsilon also gets a derived
-`worst_case` row: correct only if correct under every attack run at that epsilon.
+correctly on the clean image and under the attack. Each norm and epsilon also gets a derived
+`worst_case` row (`worst_case_l2` under L2): correct only if correct under every attack run at that
+norm and epsilon.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from kdbench.evaluation.conditions import Condition
 from kdbench.results.contract import level_str
-from kdbench.util.names import WORST_CASE
+from kdbench.util.names import WORST_CASE, attack_condition, norm_of
 from kdbench.util.progress import bar
 from kdbench.util.progress import enabled as progress_enabled
 
@@ -59,24 +60,29 @@ def cells_of(conditions: list[Condition]) -> list[Cell]:
     return [Cell(c.name, c.group, level) for c in conditions for level in c.levels()]
 
 
+def threat(cell: Cell) -> tuple[str, str]:
+    """(norm, epsilon as stored): the attack cells one worst case is taken over."""
+    return norm_of(cell.condition), level_str(cell.level)
+
+
 def worst_case_cells(cells: list[Cell]) -> list[Cell]:
-    """One worst-case cell per attack epsilon, in the order the epsilons first appear."""
-    levels = dict.fromkeys(level_str(c.level) for c in cells if c.group == "attack")
-    by_str = {level_str(c.level): c.level for c in cells if c.group == "attack"}
-    return [Cell(WORST_CASE, "attack", by_str[s]) for s in levels]
+    """One worst-case cell per attack norm and epsilon, in the order they first appear."""
+    first: dict[tuple[str, str], object] = {}
+    for c in cells:
+        if c.group == "attack":
+            first.setdefault(threat(c), c.level)
+    return [Cell(attack_condition(WORST_CASE, norm), "attack", level) for (norm, _), level in first.items()]
 
 
 def robust_convention(cells: list[Cell], correct: torch.Tensor) -> tuple[list[Cell], torch.Tensor]:
     """Attack rows AND the clean row (in place), then the worst-case rows (the AND of every attack
-    row at an epsilon) appended: the cells and the correctness with them."""
+    row at a norm and epsilon) appended: the cells and the correctness with them."""
     clean = [i for i, c in enumerate(cells) if c.group == "clean"]
     attack = [i for i, c in enumerate(cells) if c.group == "attack"]
     if clean and attack:
         correct[attack] &= correct[clean[0]]
     worst_cells = worst_case_cells(cells)
-    worst = [
-        correct[[i for i in attack if level_str(cells[i].level) == level_str(w.level)]].all(0) for w in worst_cells
-    ]
+    worst = [correct[[i for i in attack if threat(cells[i]) == threat(w)]].all(0) for w in worst_cells]
     return cells + worst_cells, torch.cat([correct, torch.stack(worst)]) if worst else correct
 
 
@@ -110,7 +116,7 @@ def evaluate(
     names = names or {k: k for k in models}
 
     def scores(k: str, cond: Condition) -> bool:
-        if getattr(cond, "needs_source", False) and sources.get(k, {}).get(cond.name) is None:
+        if getattr(cond, "needs_source", False) and sources.get(k, {}).get(type(cond).name) is None:
             return False
         # the registered name: a corruption object is named for its corruption ("gaussian_noise"),
         # which must not let `only: [gaussian_noise]` (the noise condition) pull in corruptions
@@ -131,7 +137,7 @@ def evaluate(
 
     def run_attack(k, cond, x, y, idx, level):
         start = time.perf_counter()
-        x_adv = cond.attack(models[k], x, y, idx, level, source=sources.get(k, {}).get(cond.name))
+        x_adv = cond.attack(models[k], x, y, idx, level, source=sources.get(k, {}).get(type(cond).name))
         if x_adv.is_cuda:
             torch.cuda.synchronize(x_adv.device)
         seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
@@ -175,7 +181,7 @@ def evaluate(
                         for k in scored:
                             x_adv = run_attack(k, cond, x, y, idx, level)
                             correct[k][row[k], sl] = score(k, x_adv, y, row[k])
-                            source = sources.get(k, {}).get(cond.name) if getattr(cond, "needs_source", False) else None
+                            source = sources.get(k, {}).get(type(cond).name) if getattr(cond, "needs_source", False) else None
                             if source is not None:
                                 with torch.inference_mode():
                                     source_correct[k].setdefault(row[k], []).append(source(x_adv).argmax(1) == y)

@@ -48,7 +48,7 @@ def headline_table(data: ReportData) -> pd.DataFrame:
         t = pd.concat([rows for _, rows in headline_groups(pair.table)])
         for _, r in t.iterrows():
             masking = (
-                masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"])
+                masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"])
                 if r["group"] == "attack"
                 else ""
             )

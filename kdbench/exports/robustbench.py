@@ -6,9 +6,9 @@ of its `ModelInfo` (robustbench/utils.py), None where kdbench cannot know it, an
 `update_json` writes them: accuracies as strings of percentages rounded to 2 decimals, eps as a
 float. A network is a (model, seed) of the run, named `<model>_seed<k>`.
 
-- Linf: `clean_acc` and `autoattack_acc` where AutoAttack ran in its standard version (RobustBench's
-  protocol), at 8/255 when it ran there, else at its largest epsilon. Other versions are not the
-  leaderboard's number: no file.
+- Linf and L2: `clean_acc` and `autoattack_acc` where AutoAttack ran in its standard version in that
+  threat model (RobustBench's protocol), at RobustBench's radius (8/255; L2 0.5) when it ran there,
+  else at its largest epsilon. Other versions are not the leaderboard's number: no file.
 - corruptions: `corruptions_acc`, the mean over the 15 CIFAR-10-C corruptions at severities 1-5
   (RobustBench's definition), only when the run has all 75 cells. `corruptions_mce` stays None:
   RobustBench's is relative to AlexNet's errors, which kdbench does not have.
@@ -42,7 +42,7 @@ MODEL_INFO_FIELDS = (
     "autoattack_acc",
     "footnote",
 )
-STANDARD_EPS = 8 / 255
+STANDARD_EPS = {"Linf": 8 / 255, "L2": 0.5}  # RobustBench's CIFAR radii per threat model
 SEVERITIES = ("1", "2", "3", "4", "5")
 
 
@@ -51,23 +51,27 @@ def percent(accuracy: float) -> str:
     return str(round(float(accuracy) * 100, 2))
 
 
-def autoattack_version(suite: dict) -> str | None:
+def autoattack_versions(suite: dict) -> dict[str, str]:
+    """{norm: AutoAttack's version} for each threat model the suite ran AutoAttack in (its own
+    entry, or the robust preset's, which runs the standard version)."""
     ev = (suite or {}).get("evaluate") or {}
-    if isinstance(ev.get("autoattack"), dict):
-        return ev["autoattack"].get("version", "standard")
-    return "standard" if isinstance(ev.get("robust"), dict) else None
+    out = {}
+    for key in ("robust", "autoattack"):
+        if isinstance(ev.get(key), dict):
+            out[ev[key].get("norm", "Linf")] = ev[key].get("version", "standard")
+    return out
 
 
 def model_infos(data) -> dict[str, dict]:
     """{relative path: model info} for every network the run evaluated."""
     from kdbench.evaluation.conditions.corruptions import BENCHMARK
-    from kdbench.util.names import corruption_condition
+    from kdbench.util.names import attack_condition, corruption_condition
 
     m = data.run.metrics
     manifest = data.run.manifest
     suite = manifest.get("suite") if isinstance(manifest.get("suite"), dict) else {}
     dataset = str(((suite.get("dataset") or {}).get("name")) or "cifar10")
-    version = autoattack_version(suite)
+    versions = autoattack_versions(suite)
     run_id = manifest.get("run_id") or data.run.path.resolve().name
     cells = {(corruption_condition(c), s) for c in BENCHMARK for s in SEVERITIES}
     out = {}
@@ -91,17 +95,20 @@ def model_infos(data) -> dict[str, dict]:
             "additional_data": None if first["method"] in ("checkpoint", "robustbench") else False,
             "clean_acc": percent(clean["accuracy"].iloc[0]),
         }
-        aa = rows[rows["condition"] == "autoattack"]
-        if version == "standard" and not aa.empty:
+        for norm, version in versions.items():
+            aa = rows[rows["condition"] == attack_condition("autoattack", norm)]
+            if version != "standard" or aa.empty:
+                continue
+            standard = STANDARD_EPS[norm]
             eps = aa["level"].astype(float)
-            at = (eps - STANDARD_EPS).abs().idxmin() if ((eps - STANDARD_EPS).abs() < 1e-6).any() else eps.idxmax()
+            at = (eps - standard).abs().idxmin() if ((eps - standard).abs() < 1e-6).any() else eps.idxmax()
             row = aa.loc[at]
             value = float(row["level"])
-            value = STANDARD_EPS if abs(value - STANDARD_EPS) < 1e-6 else value  # metrics.csv keeps 6 digits
-            out[f"{dataset}/Linf/{model}_seed{seed}.json"] = base | {
+            value = standard if abs(value - standard) < 1e-6 else value  # metrics.csv keeps 6 digits
+            out[f"{dataset}/{norm}/{model}_seed{seed}.json"] = base | {
                 "eps": value,
                 "autoattack_acc": percent(row["accuracy"]),
-                "footnote": footnote + f"; AutoAttack (standard) at eps {value:.6g}",
+                "footnote": footnote + f"; AutoAttack (standard, {norm}) at eps {value:.6g}",
             }
         corr = rows[rows["group"] == "corruption"]
         if cells <= set(zip(corr["condition"], corr["level"].astype(str))):

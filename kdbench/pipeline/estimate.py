@@ -115,12 +115,8 @@ def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, f
             seconds = batches * (fwd * p["forward"] + grad * p["gradient"])
             if only is None and ev.diagnostics.enabled and any(c.group == "attack" for c in conds):
                 probe = min(ev.diagnostics.subset, n_eval) / ev.batch_size
-                pgd = next((c for c in conds if c.name == "pgd"), None)
-                more = (
-                    sum(pgd.passes(lv)[1] for lv in pgd.levels()) * ev.diagnostics.steps_factor
-                    if pgd is not None
-                    else 0
-                )
+                pgd = [c for c in conds if type(c).name == "pgd"]  # more_steps_help: one per norm
+                more = sum(c.passes(lv)[1] for c in pgd for lv in c.levels()) * ev.diagnostics.steps_factor
                 seconds += probe * (ev.diagnostics.unbounded_steps + more) * p["gradient"]
             out[job.hash] = seconds
         else:

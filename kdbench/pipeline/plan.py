@@ -61,15 +61,14 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     built = conditions_of(ev)
     # where files live or are cached does not change what is measured
     where = {"root", "cache"}
-    conds = [
-        {
-            "name": c.name,
-            "group": c.group,
-            "levels": c.levels(),
-            "params": c.params.model_dump(mode="json", exclude=where & set(type(c.params).model_fields)),
-        }
-        for c in built
-    ]
+
+    def params(c) -> dict:
+        fields = set(type(c.params).model_fields)
+        # the default norm is left out, so that the Linf attacks made before it existed keep their hashes
+        linf = {"norm"} if getattr(c.params, "norm", None) == "Linf" else set()
+        return c.params.model_dump(mode="json", exclude=(where | linf) & fields)
+
+    conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": params(c)} for c in built]
     from kdbench.evaluation.conditions import CONDITIONS
 
     spec = {

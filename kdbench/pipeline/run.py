@@ -207,7 +207,8 @@ def assemble(plan: Plan, store: Store, test_eval):
     logits_by, describe, grads_by, transfer_by = {}, {}, {}, {}
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
-        checks += [dict(model=name, seed=seed, **c) for c in ev["checks"]]
+        # an evaluation cached before the L2 threat model names no norm: its checks with an eps are Linf's
+        checks += [dict(model=name, seed=seed, norm="Linf" if c["eps"] else "") | c for c in ev["checks"]]
         if ev["attack_seconds"]:
             seconds[f"{name}:seed{seed}"] = ev["attack_seconds"]
         if name in suite.teachers:

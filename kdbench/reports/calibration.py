@@ -17,6 +17,7 @@ import numpy as np
 from kdbench.analysis import stats
 from kdbench.reports.format import level_text, pvalue
 from kdbench.util.lazy import lazy
+from kdbench.util.names import norm_of
 
 pd = lazy("pandas")
 
@@ -114,8 +115,8 @@ def calibration_rows(run, baseline: str, distilled: str) -> list[dict]:
     for r in t.itertuples(index=False):
         name = r.metric + (" (%)" if r.metric in PERCENT else "") + (f" T={r.temperature:g}" if r.metric == "kl_teacher" else "")
         where = ("clean" if r.group == "clean" else f"{r.condition} σ={level_text('noise', r.level)}" if r.group == "noise"
-                 else f"{r.condition} ε={level_text('attack', r.level)} (crafted on the source)" if r.condition == "transfer"
-                 else f"{r.condition} ε={level_text('attack', r.level)} (own adversarial inputs)" if r.group == "attack"
+                 else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (crafted on the source)" if r.condition.startswith("transfer")
+                 else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (own adversarial inputs)" if r.group == "attack"
                  else f"corruptions severity {r.level}")
 
         def cell(mean, sd, n, metric=r.metric):

@@ -1,21 +1,23 @@
 """How numbers and condition levels are shown to people; one place so the HTML, Markdown and gate agree.
 
-Epsilons are stored in [0, 1] pixel units but people think in k/255, so attack levels are
-shown that way; sigmas stay as stored; corruption levels are severities.
+Epsilons are stored in [0, 1] pixel units but people think in k/255, so Linf attack levels are
+shown that way (L2 radii as stored: 0.5); sigmas stay as stored; corruption levels are severities.
 """
 
 from __future__ import annotations
 
 import math
 
-from kdbench.util.names import corruption_name
+from kdbench.util.names import corruption_name, norm_of
 
 DASH = "—"
 
 
-def level_text(group: str, level: str) -> str:
+def level_text(group: str, level: str, norm: str = "Linf") -> str:
     if level in ("", None):
         return ""
+    if group == "attack" and norm == "L2":  # an L2 radius is not a pixel level: shown as stored
+        return str(level)
     if group == "attack":
         try:
             k = float(level) * 255
@@ -36,7 +38,7 @@ def metric_label(group: str, condition: str, level: str) -> str:
     if level in ("", None):
         return condition
     sym = level_symbol(group)
-    text = level_text(group, level)
+    text = level_text(group, level, norm_of(condition))
     return f"{condition} {sym}{text}" if sym.endswith(" ") else f"{condition} {sym}={text}" if sym else f"{condition} {text}"
 
 

@@ -21,7 +21,7 @@ from kdbench.reports.format import level_text, signed_pp
 from kdbench.reports.pairs import Pair
 from kdbench.reports.tables import ReportData
 from kdbench.util.levels import level_value
-from kdbench.util.names import WORST_CASE, corruption_name
+from kdbench.util.names import WORST_CASE, corruption_name, norm_of
 
 COLORS = {"baseline": "#1f77b4", "distilled": "#d95f02", "control": "#7570b3", "teacher": "#7f7f7f"}
 RC = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
@@ -93,11 +93,20 @@ def noise_plot(data: ReportData, pair: Pair) -> str | None:
 
 @matplotlib.rc_context(RC)
 def attack_plot(data: ReportData, pair: Pair) -> str | None:
-    return _level_plot(data, pair, "attack", lambda cond: "ε (×1/255)", scale=255, titled=True)
+    l2 = lambda cond: norm_of(cond) == "L2"  # noqa: E731
+    return _level_plot(
+        data,
+        pair,
+        "attack",
+        lambda cond: "ε (L2, pixels in [0, 1])" if l2(cond) else "ε (×1/255)",
+        scale=lambda cond: 1 if l2(cond) else 255,
+        titled=True,
+    )
 
 
-def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale: float, titled: bool) -> str | None:
-    """One panel per condition of `group`: accuracy against its level, the pair's models on the same axes."""
+def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale, titled: bool) -> str | None:
+    """One panel per condition of `group`: accuracy against its level (times `scale`, a number or
+    a function of the condition), the pair's models on the same axes."""
     conds = list(dict.fromkeys(data.keys.loc[data.keys["group"] == group, "condition"]))
     if not conds:
         return None
@@ -105,7 +114,7 @@ def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale: float, 
     axes = fig.subplots(1, len(conds), squeeze=False)[0]
     for ax, cond in zip(axes, conds):
         for model, role in _pair_models(pair):
-            _draw(ax, _series(data, model, group, cond), role, f"{model} ({role})", scale=scale)
+            _draw(ax, _series(data, model, group, cond), role, f"{model} ({role})", scale=scale(cond) if callable(scale) else scale)
         if titled:
             ax.set_title(_text(cond), fontsize=9)
         ax.set_xlabel(xlabel(cond))

@@ -102,7 +102,7 @@ def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
     for group, rows in headline_groups(pair.table):
         for _, r in rows.iterrows():
             # an attack row never shows a robust-looking model without the masking flag beside it
-            flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"]) if group == "attack" else ""
+            flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"]) if group == "attack" else ""
             out.append(_pair_row(r, pair.teachers, flag))
         if group == MEAN_CORRUPTION:
             out += mce_rows(data, pair)
@@ -111,7 +111,7 @@ def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
 
 def masking_rows(data: ReportData) -> list[dict]:
     return [
-        {"model": r.model, "seed": int(r.seed), "check": r.check, "eps": level_text("attack", r.eps) or DASH, "value": f"{r.value:.3g}", "threshold": f"{r.threshold:g}"}
+        {"model": r.model, "seed": int(r.seed), "check": r.check, "eps": level_text("attack", r.eps, r.norm) + (" (L2)" if r.norm == "L2" else "") or DASH, "value": f"{r.value:.3g}", "threshold": f"{r.threshold:g}"}
         for r in data.masking.itertuples(index=False)
     ]
 

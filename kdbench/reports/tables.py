@@ -19,7 +19,7 @@ from kdbench.reports.keys import (
 )
 from kdbench.reports.pairs import Pair, apply_holm, compare_list, pair_table
 from kdbench.results.contract import DIAGNOSTIC_COLUMNS, Run
-from kdbench.util.names import corruption_name
+from kdbench.util.names import corruption_name, norm_of
 
 
 @dataclass
@@ -174,14 +174,16 @@ def masking_table(run: Run) -> pd.DataFrame:
     return d[d["flagged"]].reset_index(drop=True)
 
 
-def masking_warning(masking: pd.DataFrame, models, eps: str | None = None) -> str:
+def masking_warning(masking: pd.DataFrame, models, eps: str | None = None, condition: str = "") -> str:
     """'model: check, check' for the models whose robust accuracy a flagged check puts in doubt
-    (checks at `eps`, and those that hold for every epsilon)."""
+    (checks at `eps` in the norm of the attack row `condition`, and those that hold for every
+    epsilon)."""
     parts = []
     for model in models:
         m = masking[masking["model"] == model]
         if eps is not None:
-            m = m[(m["eps"] == eps) | (m["eps"] == "")]
+            norm = m["norm"] if "norm" in m.columns else "Linf"
+            m = m[((m["eps"] == eps) & (norm == norm_of(condition))) | (m["eps"] == "")]
         checks = list(dict.fromkeys(m["check"]))
         if checks:
             parts.append(f"{model}: {', '.join(checks)}")

@@ -21,7 +21,7 @@ from kdbench.reports.format import interval_pp, level_text, mdd_pp, signed_pp
 from kdbench.reports.keys import MEAN_CORRUPTION
 from kdbench.reports.pairs import Pair
 from kdbench.reports.tables import ReportData, masking_warning
-from kdbench.util.names import WORST_CASE
+from kdbench.util.names import is_worst_case, norm_of
 
 SIGNIFICANT = ("higher", "lower")
 KINDS = (("distilled", "Distilled students"), ("control", "Controls (trained without a teacher)"))
@@ -109,11 +109,12 @@ def findings(data: ReportData, pair: Pair) -> list[Finding]:
     for _, r in tested[tested["group"] == "noise"].iterrows():
         out.append(_finding(f"{r['condition'].replace('_', ' ')} σ={level_text('noise', r['level'])}", r))
     attacks = tested[tested["group"] == "attack"]
-    worst = attacks[attacks["condition"] == WORST_CASE]
+    worst = attacks[attacks["condition"].map(is_worst_case)]
     for _, r in (worst if len(worst) else attacks).iterrows():
-        name = "worst-case attack" if r["condition"] == WORST_CASE else r["condition"]
-        flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"])
-        out.append(_finding(f"{name} ε={level_text('attack', r['level'])}", r, flag))
+        norm = norm_of(r["condition"])
+        name = ("worst-case attack" if norm == "Linf" else "worst-case L2 attack") if is_worst_case(r["condition"]) else r["condition"]
+        flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"])
+        out.append(_finding(f"{name} ε={level_text('attack', r['level'], norm)}", r, flag))
     return out
 
 

@@ -8,7 +8,7 @@
                             model, seed, condition, level (R,): the row keys again, for checking
     <run>/agreement.csv     teacher-student agreement on clean test data: AGREEMENT_COLUMNS
     <run>/diagnostics.csv   only when models were attacked: gradient-masking checks, DIAGNOSTIC_COLUMNS
-                            (model, seed, check, eps, value, threshold, flagged)
+                            (model, seed, check, eps, value, threshold, flagged, norm)
     <run>/summary.csv       only when corruptions ran: numbers derived from metrics.csv rows
                             (mean corruption accuracy, CE, mCE, relative CE/mCE): SUMMARY_COLUMNS
     <run>/model_metrics.csv calibration (nll, brier, confidence, ece; every scored condition, attacks
@@ -46,7 +46,7 @@ METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
 ROLES = ("teacher", "baseline", "distilled", "control")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
-DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged"]
+DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged", "norm"]
 MODEL_METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "metric", "value", "n", "reference", "temperature"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
@@ -197,7 +197,10 @@ def read_run(path) -> Run:
         summary = _read_csv(path / "summary.csv", SUMMARY_COLUMNS, {"model": str, "statistic": str, "corruption": str})
     diagnostics = None
     if (path / "diagnostics.csv").is_file():
-        diagnostics = _read_csv(path / "diagnostics.csv", DIAGNOSTIC_COLUMNS, {"model": str, "check": str, "eps": str})
+        # `norm` came with the L2 threat model: older runs' checks with an epsilon are Linf ones
+        diagnostics = _read_csv(path / "diagnostics.csv", DIAGNOSTIC_COLUMNS[:-1], {"model": str, "check": str, "eps": str, "norm": str})
+        if "norm" not in diagnostics.columns:
+            diagnostics["norm"] = np.where(diagnostics["eps"] != "", "Linf", "")
         try:
             diagnostics["flagged"] = diagnostics["flagged"].map({"True": True, "False": False, True: True, False: False}).astype(bool)
             diagnostics["threshold"] = pd.to_numeric(diagnostics["threshold"], errors="coerce")

@@ -38,6 +38,26 @@ def in_pixel_units(value: float) -> float:
 
 # A sigma, an epsilon or a step in [0, 1] pixel units (NaN and infinities refused).
 PixelValue = Annotated[float, BeforeValidator(parse_fraction), AfterValidator(in_pixel_units)]
+# A number as users write it, range checked by its owner (an attack radius: by its norm).
+Number = Annotated[float, BeforeValidator(parse_fraction)]
+
+# An L2 radius is the Euclidean norm of the whole perturbation in [0, 1] pixel units: 0.5 on
+# CIFAR-10 and 3.0 on ImageNet in RobustBench. Far above those every image falls, and a value past
+# this bound is almost surely a radius in 0-255 levels or a per-pixel one.
+L2_MAX = 20.0
+
+
+def in_radius_units(value: float, norm: str) -> float:
+    """An attack radius or step checked for its norm: Linf in [0, 1] pixel units, L2 in [0, 20]."""
+    if norm != "L2":
+        return in_pixel_units(value)
+    if not 0 <= value <= L2_MAX:
+        raise ValueError(
+            f"an L2 radius or step of {value:g} is outside [0, {L2_MAX:g}]: L2 values are the Euclidean "
+            "norm of the whole perturbation in [0, 1] pixel units (RobustBench: 0.5 on CIFAR-10, 3.0 on "
+            "ImageNet), not 0-255 levels"
+        )
+    return value
 
 
 def level_str(level) -> str:

@@ -1,7 +1,7 @@
 """The strings that name things across the pipeline, defined once: the pattern of suite and model
 names (checked when a suite is read and again when a run directory is, so a hand-edited or foreign
 metrics.csv cannot carry markup into a report), condition groups and their order, the worst-case
-row, the data splits and the CIFAR-10-C corruption names."""
+rows and the threat models' names, the data splits and the CIFAR-10-C corruption names."""
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -30,6 +30,27 @@ GROUP_ORDER = ("clean", "noise", "attack", "corruption")
 # the per-example worst case over a suite's attacks: the robust accuracy a report headlines
 WORST_CASE = "worst_case"
 
+# Threat models. An L2 attack's rows in metrics.csv are named "<attack>_l2" ("pgd_l2", and its
+# worst case "worst_case_l2"), so Linf and L2 radii are never read as one column; Linf rows keep
+# their plain names.
+NORMS = ("Linf", "L2")
+L2_SUFFIX = "_l2"
+
+
+def attack_condition(name: str, norm: str = "Linf") -> str:
+    """metrics.csv's condition for attack `name` under `norm`: ("pgd", "L2") -> "pgd_l2"."""
+    return name + L2_SUFFIX if norm == "L2" else name
+
+
+def norm_of(condition: str) -> str:
+    """The threat model an attack row belongs to: "pgd_l2" -> "L2", "pgd" -> "Linf"."""
+    return "L2" if condition.endswith(L2_SUFFIX) else "Linf"
+
+
+def is_worst_case(condition: str) -> bool:
+    """A derived worst-case row, of either norm."""
+    return condition in (WORST_CASE, WORST_CASE + L2_SUFFIX)
+
 # CIFAR-10-C (Hendrycks & Dietterich, 2019): the benchmark's 15 (the mean corruption accuracy and
 # mCE average these) and the 4 extras, in the order of the reference generator
 BENCHMARK_CORRUPTIONS = (
@@ -56,4 +77,4 @@ def metric_rank(group: str, condition: str, level: float, first_seen: dict[str, 
     """Where a metric sorts: by group (GROUP_ORDER, others after), the worst case first within its
     group, other conditions as first seen, then by level."""
     g = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
-    return g, -1 if condition == WORST_CASE else first_seen[condition], level
+    return g, -1 if is_worst_case(condition) else first_seen[condition], level

@@ -22,7 +22,8 @@ class APGDParams(AttackParams):
 
 def apgd_run(atk, x, y, start: torch.Tensor) -> torch.Tensor:
     """One run of a pyautoattack APGD object from our own start (its `perturb` draws the start for
-    the whole batch from one generator): Linf noise scaled so its largest entry is eps, as theirs.
+    the whole batch from one generator), scaled as theirs: Linf, uniform noise whose largest entry
+    is eps; L2, normal noise of L2 norm eps.
     Examples it fools get their adversarial image, the others stay clean."""
     atk.init_hyperparam(x)
     _, robust, _, adv = atk.attack_single_run(x, y, x_init=x + atk.eps * atk.normalize(start))
@@ -50,7 +51,7 @@ class APGD(Attack):
         atk = APGDAttack(
             model,
             n_iter=p.steps,
-            norm="Linf",
+            norm=p.norm,
             n_restarts=1,
             eps=eps,
             loss=p.loss,

@@ -46,7 +46,7 @@ class APGDT(Attack):
         atk = APGDAttack_targeted(
             model,
             n_iter=p.steps,
-            norm="Linf",
+            norm=p.norm,
             n_restarts=1,
             eps=eps,
             n_target_classes=k,

@@ -35,7 +35,8 @@ class AutoAttackParams(AttackParams):
 class AutoAttackCondition(Attack):
     """AutoAttack (Croce & Hein, 2020): the reference implementation, pyautoattack.AutoAttack.
 
-    Its published budget, run once on all evaluated examples per model with the evaluation seed."""
+    Its published budget, Linf or L2, run once on all evaluated examples per model with the
+    evaluation seed."""
 
     name = "autoattack"
     kind = "composite"
@@ -68,7 +69,7 @@ class AutoAttackCondition(Attack):
         p = self.params
         aa = AutoAttack(
             model,
-            norm="Linf",
+            norm=p.norm,
             eps=eps,
             version=p.version,
             attacks=p.attacks if p.version == "custom" else None,

@@ -23,7 +23,7 @@ class RobustParams(AttackParams):
 
 @register_condition("robust")
 class Robust(Attack):
-    """Preset: autoattack (standard), fgsm, pgd and cw at the same epsilons.
+    """Preset: autoattack (standard), fgsm, pgd and cw at the same epsilons and norm.
 
     The worst case over them is the headline; the single attacks feed the masking checks."""
 
@@ -32,10 +32,10 @@ class Robust(Attack):
 
     @classmethod
     def build(cls, params, seed):
-        eps, steps = params.eps, params.steps
+        common = {"norm": params.norm, "eps": params.eps}
         return [
-            AutoAttackCondition(AutoAttackParams(eps=eps), seed),
-            FGSM(AttackParams(eps=eps), seed),
-            PGD(PGDParams(eps=eps, steps=steps), seed),
-            CW(CWParams(eps=eps, steps=steps), seed),
+            AutoAttackCondition(AutoAttackParams(**common), seed),
+            FGSM(AttackParams(**common), seed),
+            PGD(PGDParams(**common, steps=params.steps), seed),
+            CW(CWParams(**common, steps=params.steps), seed),
         ]

@@ -16,7 +16,7 @@ class SquareParams(AttackParams):
 
 @register_condition("square")
 class Square(Attack):
-    """Square Attack (Andriushchenko et al., 2020), black-box, pyautoattack's SquareAttack.
+    """Square Attack (Andriushchenko et al., 2020), black-box, pyautoattack's SquareAttack, Linf or L2.
 
     Random search on the margin loss with queries only, no gradients, so gradient masking cannot
     stop it."""
@@ -38,7 +38,7 @@ class Square(Attack):
             p_init=p.p_init,
             n_queries=p.queries,
             eps=eps,
-            norm="Linf",
+            norm=p.norm,
             n_restarts=1,
             seed=start.batch_seed,
             verbose=False,

@@ -34,9 +34,9 @@ class Transfer(Attack):
         super().__init__(params, seed)
         p = params
         inner = (
-            PGD(PGDParams(eps=p.eps, steps=p.steps), seed)
+            PGD(PGDParams(norm=p.norm, eps=p.eps, steps=p.steps), seed)
             if p.attack == "pgd"
-            else APGD(APGDParams(eps=p.eps, steps=p.steps), seed)
+            else APGD(APGDParams(norm=p.norm, eps=p.eps, steps=p.steps), seed)
         )
         self.inner = inner
         self._crafted: dict = {}  # (source, level) -> examples of the current batch, shared by its targets
