@@ -189,7 +189,7 @@ def test_transfer_sources_follow_the_compare_pairs(source, expected):
                 "base": {"arch": "cnn_tiny", "method": "baseline", "seeds": [1]},
                 "kd": {"arch": "cnn_tiny", "method": "kd", "teachers": ["t"], "seeds": [1]},
             },
-            "evaluate": {"transfer": {"eps": [EPS], "source": source}},
+            "evaluate": {"transfer": {"eps": [EPS], "source": source}, "fidelity_under_attack": False},
         }
     )
     for model, want in expected.items():

@@ -248,7 +248,13 @@ def test_model_metrics_cover_every_model_independent_cell(first_run):
     assert len(calib) == 3 * len(scored)
     assert set(mm.group) == {"clean", "noise", "attack"} and (mm.n == 120).all()
     fidelity = mm[mm.metric.isin(["agreement", "kl_teacher"])]
-    assert set(fidelity.group) == {"clean", "noise"}  # the teacher never saw a student's adversarial inputs
+    # under attack, the teacher on each student's own adversarial inputs: every attack cell but worst_case
+    assert set(fidelity.group) == {"clean", "noise", "attack"}
+    attacked = m[(m.group == "attack") & (m.condition != "worst_case") & m.model.isin(["base", "kd"])]
+    under = fidelity[(fidelity.group == "attack") & (fidelity.metric == "agreement")]
+    assert sorted(zip(under.model, under.condition, under.level)) == sorted(
+        zip(attacked.model, attacked.condition, attacked.level)
+    )
     assert set(fidelity.model) == {"base", "kd"} and set(fidelity.reference) == {
         "teacher"
     }  # the twin against the kd's teacher

@@ -27,6 +27,14 @@ def evaluate_model():
             DiagnosticsParams,
             Field(default_factory=DiagnosticsParams, description="gradient-masking checks on every attacked model"),
         ),
+        "fidelity_under_attack": (
+            bool,
+            Field(
+                True,
+                description="run each student's teachers on its own adversarial examples: agreement and "
+                "KL(teacher || student) per attack cell, one teacher forward pass per attacked batch",
+            ),
+        ),
         "saliency": (
             int,
             Field(

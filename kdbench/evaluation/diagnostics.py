@@ -104,7 +104,9 @@ def from_results(result: ModelEval, kinds: dict[str, str]) -> list[dict]:
         if black and white:
             survive_white = correct[white].all(0)
             fall_black = ~correct[black].all(0)
-            rows.append(_check("black_box_stronger", eps_str, float((survive_white & fall_black).double().mean()), norm))
+            rows.append(
+                _check("black_box_stronger", eps_str, float((survive_white & fall_black).double().mean()), norm)
+            )
     return rows
 
 

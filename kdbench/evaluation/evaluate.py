@@ -48,6 +48,9 @@ class ModelEval:
     source_correct: dict[int, torch.Tensor] = field(default_factory=dict)
     # (n, 3, H, W) on the CPU: d z_y / d x on the first `saliency` clean examples (saliency agreement)
     saliency: torch.Tensor | None = None
+    # attack cell row -> (T, N, C) float32 on the CPU: the reference teachers' logits on this
+    # model's own adversarial examples (fidelity under attack)
+    reference_logits: dict[int, torch.Tensor] = field(default_factory=dict)
 
     @property
     def clean_logits(self) -> torch.Tensor:
@@ -99,6 +102,7 @@ def evaluate(
     sources: dict[str, dict[str, nn.Module]] | None = None,
     names: dict[str, str] | None = None,
     saliency: int = 0,
+    references: dict[str, list[nn.Module]] | None = None,
     log=None,
 ) -> dict[str, ModelEval]:
     """Score every model under every condition on the uint8 `images` (N, 3, H, W).
@@ -107,8 +111,10 @@ def evaluate(
     is the model a transfer attack crafts on (a model without one is not scored under it);
     `names` labels models in progress bars; `saliency`: the first this many examples keep each model's
     input gradient of the true-class logit (from the clean forward pass, which it then makes with
-    gradients: the logits are the same); `log` gets a line per batch and per whole-set attack where
-    there are no progress bars (a CI log stays alive)."""
+    gradients: the logits are the same); `references[model]`: teachers run on the model's own
+    adversarial examples (their seconds are `teacher_on_adversarial` in `attack_seconds`); `log`
+    gets a line per batch and per whole-set attack where there are no progress bars (a CI log
+    stays alive)."""
     log = log if log is not None and not progress_enabled() else (lambda _: None)
     began = time.perf_counter()
     wants = {k: None if only is None or k not in only else set(only[k]) | {"clean"} for k in models}
@@ -124,7 +130,8 @@ def evaluate(
 
     cells = {k: cells_of([c for c in conditions if scores(k, c)]) for k in models}
     n = len(images)
-    for m in models.values():
+    references = {k: v for k, v in (references or {}).items() if v}
+    for m in [*models.values(), *(t for ts in references.values() for t in ts)]:
         m.to(device).eval().requires_grad_(False)  # attacks need input gradients only
     correct = {k: torch.zeros(len(cells[k]), n, dtype=torch.bool, device=device) for k in models}
     logits: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}  # model -> cell row -> batches
@@ -143,10 +150,21 @@ def evaluate(
         seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
         return x_adv
 
+    reference_logits: dict[str, dict[int, list[torch.Tensor]]] = {k: {} for k in models}
+
     def score(k: str, x_adv, y, row: int) -> torch.Tensor:
         with torch.inference_mode():
             z = models[k](x_adv)
         logits[k].setdefault(row, []).append(z.float())  # calibration under attack; no sync per batch
+        if k in references:
+            start = time.perf_counter()
+            with torch.inference_mode():
+                z_t = torch.stack([t(x_adv).float() for t in references[k]])
+            if z_t.is_cuda:
+                torch.cuda.synchronize(z_t.device)
+            reference_logits[k].setdefault(row, []).append(z_t)
+            spent = seconds[k].get("teacher_on_adversarial", 0.0) + time.perf_counter() - start
+            seconds[k]["teacher_on_adversarial"] = spent
         return z.argmax(1) == y
 
     grads: dict[str, list[torch.Tensor]] = {k: [] for k in models}
@@ -181,7 +199,11 @@ def evaluate(
                         for k in scored:
                             x_adv = run_attack(k, cond, x, y, idx, level)
                             correct[k][row[k], sl] = score(k, x_adv, y, row[k])
-                            source = sources.get(k, {}).get(type(cond).name) if getattr(cond, "needs_source", False) else None
+                            source = (
+                                sources.get(k, {}).get(type(cond).name)
+                                if getattr(cond, "needs_source", False)
+                                else None
+                            )
                             if source is not None:
                                 with torch.inference_mode():
                                     source_correct[k].setdefault(row[k], []).append(source(x_adv).argmax(1) == y)
@@ -227,7 +249,8 @@ def evaluate(
         stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
         src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
         sal = torch.cat(grads[k]).cpu() if grads[k] else floats.new_zeros((0, *floats.shape[1:])).cpu()
+        refs = {r: torch.cat(b, dim=1).cpu() for r, b in reference_logits[k].items()}
         out[k] = ModelEval(
-            all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src, sal
+            all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src, sal, refs
         )
     return out

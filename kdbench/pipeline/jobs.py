@@ -187,6 +187,12 @@ class JobRunner:
         models = {j.hash: compiled(model(j.deps[0]), ev.compile, self.device, j.id, self.log) for j in jobs}
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
         sources = {j.hash: {"transfer": model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
+        # fidelity under attack: the reference teachers are the job's last dependencies
+        references = {
+            j.hash: [model(d) for d in j.deps[-len(j.spec["attack_reference"]) :]]
+            for j in jobs
+            if j.spec.get("attack_reference")
+        }
         results = evaluate(
             models,
             self.conditions,
@@ -199,6 +205,7 @@ class JobRunner:
             sources=sources,
             names={j.hash: f"{j.model}:seed{j.seed}" for j in jobs},
             saliency=min(ev.saliency, len(t.images)),
+            references=references,
             log=self.log,
         )
         n = min(ev.diagnostics.subset, len(t.images))
@@ -233,6 +240,11 @@ class JobRunner:
                         else np.zeros((0, len(t.images)), bool),
                         axis=1,
                     ),
+                    # attack rows: the reference teachers' logits on this model's adversarial examples
+                    reference_rows=np.asarray(sorted(r.reference_logits), dtype=np.int64),
+                    reference_logits=np.stack([r.reference_logits[i].numpy() for i in sorted(r.reference_logits)])
+                    if r.reference_logits
+                    else np.zeros((0, 0, len(t.images), 0), np.float32),
                 )
 
 

@@ -95,6 +95,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
     jobs: list[Job] = []
     model_jobs: dict[tuple[str, int], Job] = {}  # (model, seed) -> the job that makes its weights
     from kdbench.data import DATASETS
+    from kdbench.evaluation.model_metrics.rows import reference_of
     from kdbench.models import MODELS
     from kdbench.training.methods import METHODS
 
@@ -158,6 +159,8 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
             jobs.append(job)
             model_jobs[(name, seed)] = job
     eval_spec = eval_spec_of(suite, example_ids_sha256)
+    # not in the evaluation's specification: it adds model metrics, never changes metrics.csv
+    attacked = suite.evaluate.fidelity_under_attack and any(c["group"] == "attack" for c in eval_spec["conditions"])
     eval_jobs = {}
     for (name, seed), mj in model_jobs.items():
         spec = {"eval": eval_spec, "data": data}
@@ -170,6 +173,13 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
             if source is not None:  # the second dependency is the model the transfer attack crafts on
                 spec["transfer_source"] = f"{source[0]}:seed{source[1]}"
                 deps.append(model_jobs[source])
+            # fidelity under attack: the student's reference teachers, run on its own adversarial
+            # examples, are the last dependencies
+            teachers = reference_of(suite, name)[0] if attacked and name in suite.students else []
+            if teachers:
+                refs = [(t, suite.teachers[t].seed) for t in teachers]
+                spec["attack_reference"] = [f"{t}:seed{s}" for t, s in refs]
+                deps += [model_jobs[r] for r in refs]
         job = Job("evaluate", name, seed, spec, deps=deps)
         jobs.append(job)
         eval_jobs[(name, seed)] = job

@@ -204,7 +204,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     suite = plan.suite
     rows, correct_rows, checks, seconds = [], [], [], {}
     # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
-    logits_by, describe, grads_by, transfer_by = {}, {}, {}, {}
+    logits_by, describe, grads_by, transfer_by, attack_refs = {}, {}, {}, {}, {}
     for (name, seed), job in plan.eval_jobs.items():
         ev = read_eval(store, job)
         # an evaluation cached before the L2 threat model names no norm: its checks with an eps are Linf's
@@ -237,6 +237,9 @@ def assemble(plan: Plan, store: Store, test_eval):
                 torch.from_numpy(ev["correct"][r]),
                 torch.from_numpy(ev["source_correct"][j]),
             )
+        # attack cells: the reference teachers' logits on this model's adversarial examples
+        for j, r in enumerate(ev.get("reference_rows", [])):
+            attack_refs.setdefault((name, seed), {})[keys[r]] = torch.from_numpy(ev["reference_logits"][j])
         for c, (cond, group, level) in zip(ev["correct"], keys):
             rows.append(
                 dict(
@@ -277,7 +280,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
     model_metrics = model_metric_rows(
-        suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by
+        suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by, attack_refs
     )
     return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
 

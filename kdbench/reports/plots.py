@@ -243,8 +243,9 @@ def scatter(data: ReportData) -> str | None:
 
 @matplotlib.rc_context(RC)
 def agreement_plot(data: ReportData, pair: Pair) -> str | None:
-    """Top-1 agreement with the teacher against the noise sigma and the corruption severity (mean
-    over corruptions), both twins, clean at 0; None unless the teacher was scored under shift."""
+    """Top-1 agreement with the teacher against the noise sigma, the corruption severity (mean
+    over corruptions) and each attack's epsilon (the teacher on the student's own adversarial
+    examples), both twins, clean at 0; None unless the teacher was scored off clean data."""
     from kdbench.reports.calibration import summarised
 
     mm = data.run.model_metrics
@@ -265,11 +266,19 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
             t = series[model]
             rows = pd.concat([t[t["group"] == "clean"].assign(level="0"), t[(t["group"] == group) & (t["condition"] == cond)]])
             x = rows["level"].map(level_value) if group == "noise" else rows["level"].astype(float)
+            if group == "attack" and norm_of(cond) == "Linf":
+                x = x * 255
             y, sd = 100 * rows["mean"], 100 * rows["std"].fillna(0)
             color = COLORS.get(role, "#333333")
             ax.plot(x, y, "-", marker="o", ms=3, color=color, label=_text(f"{model} ({role})"))
             ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.18, lw=0)
-        ax.set_xlabel(f"{_text(cond)} σ" if group == "noise" else "severity, mean over corruptions (0 = clean)")
+        ax.set_xlabel(
+            f"{_text(cond)} σ"
+            if group == "noise"
+            else f"{_text(cond)} ε ({'L2' if norm_of(cond) == 'L2' else '×1/255'})"
+            if group == "attack"
+            else "severity, mean over corruptions (0 = clean)"
+        )
         ax.set_ylabel("agreement with the teacher (%)")
         ax.legend(fontsize=7, frameon=False)
     return to_data_uri(fig)

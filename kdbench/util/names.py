@@ -51,6 +51,7 @@ def is_worst_case(condition: str) -> bool:
     """A derived worst-case row, of either norm."""
     return condition in (WORST_CASE, WORST_CASE + L2_SUFFIX)
 
+
 # CIFAR-10-C (Hendrycks & Dietterich, 2019): the benchmark's 15 (the mean corruption accuracy and
 # mCE average these) and the 4 extras, in the order of the reference generator
 BENCHMARK_CORRUPTIONS = (

@@ -3,10 +3,11 @@ example, worst case over restarts.
 
 An attack is a model-dependent condition: `attack(model, x, y, indices, level)` returns
 adversarial images in [0, 1] within `level` of `x` in the attack's norm (Linf: per pixel; L2: the
-Euclidean norm of the whole perturbation). An L2 attack's rows are named "<attack>_l2". The evaluator scores them and applies
-RobustBench's convention (robust = correct on the clean image AND on the adversarial one), so an
-attack need not care about clean mistakes. `whole_set` attacks (AutoAttack) get every evaluated
-example at once and batch internally; `needs_source` attacks (transfer) craft on another model.
+Euclidean norm of the whole perturbation). An L2 attack's rows are named "<attack>_l2". The
+evaluator scores them and applies RobustBench's convention (robust = correct on the clean image
+AND on the adversarial one), so an attack need not care about clean mistakes. `whole_set` attacks
+(AutoAttack) get every evaluated example at once and batch internally; `needs_source` attacks
+(transfer) craft on another model.
 """
 
 from __future__ import annotations

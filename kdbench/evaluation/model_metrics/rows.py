@@ -5,7 +5,8 @@ them), else, for a twin without a teacher, the teachers of the student it is com
 that both twins of a pair are measured against the same teacher. KL is taken at T = 1 and, where
 the distilled method has a temperature, at that temperature too (a schedule: its last value).
 Fidelity exists only in the cells the teacher was scored on (a teacher with `evaluate: clean`:
-clean only).
+clean only), and under each attack, where the evaluation runs the teachers on the model's own
+adversarial examples (fidelity under attack).
 """
 
 from __future__ import annotations
@@ -58,12 +59,19 @@ def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
 
 
 def model_metric_rows(
-    suite, logits_by: dict, labels, describe, grads_by: dict | None = None, transfer_by: dict | None = None
+    suite,
+    logits_by: dict,
+    labels,
+    describe,
+    grads_by: dict | None = None,
+    transfer_by: dict | None = None,
+    attack_refs: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
     (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
     examples; `transfer_by[(model, seed)][cell]` = (source model, this model's per-example
-    correctness, the source's on its own adversarial examples). Returns the rows and, by row
+    correctness, the source's on its own adversarial examples); `attack_refs[(model, seed)][cell]`
+    = (T, N, C) logits of the model's reference teachers on its own adversarial examples. Returns the rows and, by row
     position, the per-example values (N,) of the metrics that are means over examples (NaN where a
     metric does not cover an example: past the saliency subset, or where the source resisted)."""
     rows, values = [], {}
@@ -96,11 +104,18 @@ def model_metric_rows(
             )
             for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "calibration"):
                 add(base | dict(metric=metric.name, reference="", temperature=math.nan), metric, z, labels)
-            # fidelity needs the teacher on the same inputs: not under attack, where each model
-            # was scored on its own adversarial examples
-            if group == "attack" or not teachers or not all(key in tc for tc in t_cells):
+            # fidelity needs the teacher on the same inputs: under attack, the model's own
+            # adversarial examples, which its evaluation ran the teachers on
+            if not teachers:
                 continue
-            stacked = torch.stack([tc[key] for tc in t_cells])
+            if group == "attack":
+                stacked = (attack_refs or {}).get((name, seed), {}).get(key)
+            elif all(key in tc for tc in t_cells):
+                stacked = torch.stack([tc[key] for tc in t_cells])
+            else:
+                stacked = None
+            if stacked is None:
+                continue
             ref = "+".join(teachers)
             for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "fidelity"):
                 for t in [1.0] + ([temperature] if metric.tempered and temperature is not None else []):
