@@ -260,7 +260,9 @@ def test_decoded_imagefolder_is_cached_and_reused(tmp_path, monkeypatch):
     # A changed file changes the listing: that split is decoded again, and only that split.
     calls = []
     monkeypatch.setattr(
-        imagefolder, "decode_files", lambda paths, decode=True: calls.append(len(paths)) or real(paths, decode)
+        imagefolder,
+        "decode_files",
+        lambda paths, decode=True, *size: calls.append(len(paths)) or real(paths, decode, *size),
     )
     changed = tmp_path / "if" / "test" / "class0" / "0000.png"
     Image.fromarray(np.full((32, 32, 3), 200, np.uint8)).save(changed)
@@ -283,7 +285,9 @@ def test_load_split_decodes_only_that_split_and_keeps_the_dataset_identity(tmp_p
     seen = []
     real = imagefolder.decode_files
     monkeypatch.setattr(
-        imagefolder, "decode_files", lambda paths, decode=True: seen.append((paths[0], decode)) or real(paths, decode)
+        imagefolder,
+        "decode_files",
+        lambda paths, decode=True, *size: seen.append((paths[0], decode)) or real(paths, decode, *size),
     )
 
     test, classes, identity = load_split("cifar10", tmp_path / "if", "test")

@@ -111,18 +111,18 @@ def test_autoattack_l2_equals_pyautoattack_called_directly(trained):
     from pyautoattack import AutoAttack
 
     model, test = trained
-    test = test.subset(torch.arange(32))
+    test = test.subset(torch.arange(16))
     x, y = test.images.float() / 255, test.labels
     # two of its attacks keep it affordable: the wrapper passes the version through, as in Linf
     (cond,) = build("autoattack", norm="L2", eps=[EPS], version="custom", attacks=["apgd-ce", "apgd-t"])
-    result = evaluate({"m": model}, build("clean") + [cond], test.images, test.labels, test.indices, batch_size=16)["m"]
+    result = evaluate({"m": model}, build("clean") + [cond], test.images, test.labels, test.indices, batch_size=8)["m"]
     names = [c.condition for c in result.cells]
     assert names == ["clean", "autoattack_l2", "worst_case_l2"]
     reference = AutoAttack(
         model, norm="L2", eps=EPS, version="custom", attacks=["apgd-ce", "apgd-t"], seed=0, device="cpu"
     )
     reference.verbose = False
-    x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=16)
+    x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=8)
     with torch.no_grad():
         robust_ref = (model(x_ref).argmax(1) == y) & (model(x).argmax(1) == y)
     assert torch.equal(result.correct[names.index("autoattack_l2")], robust_ref)

@@ -10,7 +10,7 @@ from kdbench.config.fields import Seed, Strict, datasets, registered_in
 
 
 class DatasetSpec(Strict):
-    name: str = Field("cifar10", description="cifar10, cifar100 or synthetic")
+    name: str = Field("cifar10", description="cifar10, cifar100, tinyimagenet, imagenet, imagefolder or synthetic")
     root: Optional[str] = Field(None, description="overrides --data-root / $KDBENCH_DATA_ROOT / the user cache")
     download: bool = Field(False, description="let torchvision download CIFAR-10 (CIFAR-100) when absent")
     train_subset: Optional[int] = Field(None, ge=1, description="seeded, class-stratified subset of train")

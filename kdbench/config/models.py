@@ -64,7 +64,9 @@ class TeacherSpec(Architecture):
     )
     robustbench: Optional[str] = Field(None, description="RobustBench model-zoo name, e.g. Carmon2019Unlabeled")
     threat_model: Literal["Linf", "L2", "corruptions"] = "Linf"
-    normalize: str = Field("cifar10", description="cifar10, cifar100, none: normalisation inside the model wrapper")
+    normalize: str = Field(
+        "cifar10", description="cifar10, cifar100, imagenet, none: normalisation inside the model wrapper"
+    )
     seed: Seed = 0
     evaluate: Union[Literal["all", "clean"], list[str]] = Field(
         "all",

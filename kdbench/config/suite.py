@@ -106,10 +106,17 @@ class Suite(Strict):
         if ref is not None and ref not in self.teachers and ref not in self.students:
             models = [*self.teachers, *self.students]
             problems.append(f"evaluate.corruptions.reference_model: unknown model '{ref}'{did_you_mean(ref, models)}")
-        from kdbench.data import num_classes, train_size
+        from kdbench.data import image_size, num_classes, train_size
 
         n_train = train_size(self.dataset.name, self.dataset.params, self.dataset.train_subset)
         classes = num_classes(self.dataset.name, self.dataset.params)
+        size = image_size(self.dataset.name, self.dataset.params)
+        if corruptions is not None and size not in (None, 32):
+            problems.append(
+                f"evaluate.corruptions: corruptions are generated with CIFAR-10-C's parameters for 32x32 images "
+                f"only, and {self.dataset.name} is {size}x{size}; the 64 and 224 pixel sets of Tiny-ImageNet-C and "
+                "ImageNet-C are not built yet: leave corruptions out"
+            )
         targeted = getattr(self.evaluate, "apgd_t", None)
         asked = targeted is not None and "target_classes" in targeted.model_fields_set  # the default adapts
         if classes is not None and asked and targeted.target_classes > classes - 1:

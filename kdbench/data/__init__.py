@@ -68,6 +68,13 @@ def num_classes(name: str, params: dict) -> int | None:
     return int(count(params)) if callable(count) else None
 
 
+def image_size(name: str, params: dict) -> int | None:
+    """The side of dataset `name`'s square images, when known without reading it (a loader's
+    optional `image_size(params)`); None otherwise."""
+    size = getattr(DATASETS.get(name), "image_size", None)
+    return int(size(params)) if callable(size) else None
+
+
 def dataset_params(name: str) -> list[str]:
     """The keyword parameters dataset `name` takes (beyond root, splits and download)."""
     sig = inspect.signature(DATASETS.get(name))

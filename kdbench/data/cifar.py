@@ -115,7 +115,7 @@ def load(root: Path, splits, *, download: bool = False, format: str = "auto", re
             raise DataError(missing_message(root, format, release))
     if found == "pickle":
         return load_pickles(where, splits, release)
-    return load_imagefolder(where, splits, release)
+    return load_imagefolder(where, splits, release.name)
 
 
 @register_dataset("cifar10")
@@ -136,6 +136,7 @@ cifar10.train_size = lambda params: CIFAR10.sizes["train"]
 cifar100.train_size = lambda params: CIFAR100.sizes["train"]
 cifar10.num_classes = lambda params: 10
 cifar100.num_classes = lambda params: 100
+cifar10.image_size = cifar100.image_size = lambda params: 32
 
 
 def locate(

@@ -1,10 +1,12 @@
-"""An ImageFolder of 32x32 images, `train/<class>/*` and `test/<class>/*`, in torchvision's order:
-sorted class folders (the label ids), then a sorted walk and sorted names.
+"""An ImageFolder of same-sized images (32x32 for CIFAR), `train/<class>/*` and `test/<class>/*`,
+in torchvision's order: sorted class folders (the label ids), then a sorted walk and sorted names.
+Other layouts (Tiny-ImageNet's) build a `Listing` themselves and share the decoding and caching.
 
 Decoding 60k JPEGs takes seconds, so decoded splits are cached as .npy under
-`decoded_cache_dir()`, keyed by the listing (names, sizes, mtimes) and the decoder version. The
-per-file hashes are taken while decoding and kept beside the cache, so a cached load reads no
-image files and still knows the dataset's identity.
+`decoded_cache_dir()`, keyed by the listing (names, sizes, mtimes) and the decoder version, and
+read back memory-mapped (copy on write), so a large split is paged in as it is used rather than
+read whole. The per-file hashes are taken while decoding and kept beside the cache, so a cached
+load reads no image files and still knows the dataset's identity.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
+from kdbench.data import register_dataset
 from kdbench.data.errors import DataError
 from kdbench.data.paths import decoded_cache_dir
 from kdbench.data.tensors import TensorData
@@ -31,16 +33,48 @@ from kdbench.util.atomic import atomic_path, write_text
 from kdbench.util.lazy import lazy
 from kdbench.util.names import SPLITS
 
-if TYPE_CHECKING:
-    from kdbench.data.cifar import Release
-
 torch = lazy("torch")
 
 # torchvision's IMG_EXTENSIONS: the same files count as images here as in ImageFolder, so
 # positions agree with it.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-IMAGE_SIZE = (32, 32)
 CACHE_VERSION = 1  # bump when the cached arrays' layout or the decoding changes
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What decoding makes of each file: a `side` x `side` RGB image, the file as it is or, with
+    `resize`, torchvision's Resize(resize) (the shorter side, bilinear, on the PIL image) then
+    CenterCrop(side), as an ImageNet evaluation transform does. `title` names the source in errors."""
+
+    side: int = 32
+    resize: int | None = None
+    title: str = ""
+
+    @property
+    def key(self) -> list:
+        """Its part of the cache key: empty for CIFAR's 32 pixels as they are, so their keys stay."""
+        return [] if (self.side, self.resize) == (32, None) else [self.side, self.resize]
+
+    def make(self, path: str, im) -> np.ndarray:
+        """HWC uint8 pixels of the opened image `im`, or a DataError naming `path`."""
+        if self.resize is None and im.size != (self.side, self.side):
+            what = f" ({self.title})" if self.title else ""
+            raise DataError(
+                f"{path}: image is {im.size[0]}x{im.size[1]} pixels, expected {self.side}x{self.side}{what}"
+            )
+        # Grey and palette images convert to RGB without loss; alpha or CMYK would not.
+        if im.mode not in ("RGB", "L", "P"):
+            raise DataError(f"{path}: image mode is {im.mode}, expected RGB (or L/P, converted to RGB)")
+        im = im if im.mode == "RGB" else im.convert("RGB")
+        if self.resize is not None:
+            from torchvision.transforms import functional as TF
+
+            im = TF.center_crop(TF.resize(im, self.resize), self.side)
+        return np.asarray(im, dtype=np.uint8)
+
+
+CIFAR = Shape(32, None, "CIFAR")
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 1024
@@ -57,9 +91,27 @@ class Listing:
     labels: list[int]
     sizes: list[int]
     mtimes: list[int]
+    shape: Shape = CIFAR  # what each file is decoded to
+
+    def add(self, path: str, name: str, label: int, missing: str = "cannot read") -> None:
+        """One more file; `missing` says why an unreadable one was expected."""
+        try:
+            st = os.stat(path)
+        except OSError as exc:  # a dangling link, say
+            raise DataError(f"{path}: {missing} ({exc.strerror})") from None
+        self.paths.append(path)
+        self.names.append(name)
+        self.labels.append(label)
+        self.sizes.append(st.st_size)
+        self.mtimes.append(st.st_mtime_ns)
+
+    def data(self, images: torch.Tensor) -> TensorData:
+        """The split: `images` decoded from these files, their labels, positions in listing order."""
+        n = len(self.paths)
+        return TensorData(images, torch.tensor(self.labels, dtype=torch.int64), torch.arange(n, dtype=torch.int64))
 
 
-def list_split(folder: Path) -> Listing:
+def list_split(folder: Path, shape: Shape = CIFAR) -> Listing:
     """torchvision's find_classes + make_dataset order, with sizes and mtimes for the cache key."""
     folder = Path(folder)
     try:
@@ -68,7 +120,7 @@ def list_split(folder: Path) -> Listing:
         raise DataError(f"{folder}: cannot list the ImageFolder split ({exc})") from None
     if not classes:
         raise DataError(f"{folder}: no class folders; expected {folder}/<class>/*.png|jpg, one folder per class")
-    listing = Listing(folder, classes, [], [], [], [], [])
+    listing = Listing(folder, classes, [], [], [], [], [], shape)
     base = str(folder)
     for label, cls in enumerate(classes):
         count = 0
@@ -77,41 +129,28 @@ def list_split(folder: Path) -> Listing:
                 if not fname.lower().endswith(IMG_EXTENSIONS):
                     continue
                 path = os.path.join(dirpath, fname)
-                try:
-                    st = os.stat(path)
-                except OSError as exc:  # a dangling link, say
-                    raise DataError(f"{path}: cannot read ({exc})") from None
-                listing.paths.append(path)
                 # dirpath starts with base + sep (os.walk joins onto it); relpath costs 10x more.
-                listing.names.append(path[len(base) + 1 :].replace(os.sep, "/"))
-                listing.labels.append(label)
-                listing.sizes.append(st.st_size)
-                listing.mtimes.append(st.st_mtime_ns)
+                listing.add(path, path[len(base) + 1 :].replace(os.sep, "/"), label)
                 count += 1
         if count == 0:
             raise DataError(f"{folder / cls}: class folder holds no images (looked for {', '.join(IMG_EXTENSIONS)})")
     return listing
 
 
-def _decode_one(path: str, raw: bytes) -> np.ndarray:
+def _decode_one(path: str, raw: bytes, shape: Shape = CIFAR) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(raw)) as im:
-            if im.size != IMAGE_SIZE:
-                raise DataError(f"{path}: image is {im.size[0]}x{im.size[1]} pixels, expected 32x32 (CIFAR)")
-            # Grey and palette images convert to RGB without loss; alpha or CMYK would not.
-            if im.mode not in ("RGB", "L", "P"):
-                raise DataError(f"{path}: image mode is {im.mode}, expected RGB (or L/P, converted to RGB)")
-            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
+            return shape.make(path, im)
     except DataError:
         raise
     except Exception as exc:  # truncated or not an image: PIL raises several types
         raise DataError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
 
-def _decode_chunk(paths: list[str], decode: bool) -> tuple[np.ndarray | None, list[str]]:
+def _decode_chunk(paths: list[str], decode: bool, shape: Shape = CIFAR) -> tuple[np.ndarray | None, list[str]]:
     """Read each file once: its sha256 for the identity and, if `decode`, its HWC pixels."""
     digests = []
-    pixels = np.empty((len(paths), *IMAGE_SIZE, 3), dtype=np.uint8) if decode else None
+    pixels = np.empty((len(paths), shape.side, shape.side, 3), dtype=np.uint8) if decode else None
     for i, path in enumerate(paths):
         try:
             with open(path, "rb") as fh:
@@ -120,7 +159,7 @@ def _decode_chunk(paths: list[str], decode: bool) -> tuple[np.ndarray | None, li
             raise DataError(f"{path}: cannot read ({exc})") from None
         digests.append(hashlib.sha256(raw).hexdigest())
         if decode:
-            pixels[i] = _decode_one(path, raw)
+            pixels[i] = _decode_one(path, raw, shape)
     return pixels, digests
 
 
@@ -132,8 +171,9 @@ def _workers() -> int:
     return max(1, min(cpus, 8))
 
 
-def decode_files(paths: list[str], decode: bool = True) -> tuple[torch.Tensor | None, list[str]]:
-    """(uint8 (N, 3, 32, 32) or None, per-file sha256) for `paths`, in parallel when it pays.
+def decode_files(paths: list[str], decode: bool = True, shape: Shape = CIFAR) -> tuple[torch.Tensor | None, list[str]]:
+    """(uint8 (N, 3, side, side) or None, per-file sha256) for `paths`, each decoded to `shape`, in
+    parallel when it pays.
 
     Processes, not threads: decoding a 32x32 JPEG is mostly Python-level overhead under the GIL,
     and threads measured slower than one core. Fork, because the workers need only PIL and
@@ -142,14 +182,14 @@ def decode_files(paths: list[str], decode: bool = True) -> tuple[torch.Tensor | 
     n = len(paths)
     workers = _workers()
     if n < PARALLEL_MIN_FILES or workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        pixels, digests = _decode_chunk(paths, decode)
+        pixels, digests = _decode_chunk(paths, decode, shape)
         chunks = [(0, pixels)]
     else:
-        size = max(256, math.ceil(n / (4 * workers)))
-        starts = list(range(0, n, size))
+        step = max(256, math.ceil(n / (4 * workers)))
+        starts = list(range(0, n, step))
         digests, chunks = [], []
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_decode_chunk, paths[s : s + size], decode) for s in starts]
+            futures = [pool.submit(_decode_chunk, paths[s : s + step], decode, shape) for s in starts]
             try:
                 for start, future in zip(starts, futures):
                     pixels, part = future.result()
@@ -161,13 +201,13 @@ def decode_files(paths: list[str], decode: bool = True) -> tuple[torch.Tensor | 
                 raise
     if not decode:
         return None, digests
-    images = torch.empty((n, 3, *IMAGE_SIZE), dtype=torch.uint8)
+    images = torch.empty((n, 3, shape.side, shape.side), dtype=torch.uint8)
     for start, pixels in chunks:
         images[start : start + len(pixels)] = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     return images, digests
 
 
-def _cache_files(listing: Listing, release: Release) -> tuple[Path, Path]:
+def _cache_files(listing: Listing, name: str) -> tuple[Path, Path]:
     import PIL
 
     # The absolute folder is in the key (the cache is per machine anyway), so two copies with
@@ -181,10 +221,11 @@ def _cache_files(listing: Listing, release: Release) -> tuple[Path, Path]:
             listing.labels,
             listing.sizes,
             listing.mtimes,
+            *listing.shape.key,
         ]
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
-    base = decoded_cache_dir() / f"{release.name}-imagefolder-{listing.folder.name}-{key}"
+    base = decoded_cache_dir() / f"{name}-imagefolder-{listing.folder.name}-{key}"
     return base.with_suffix(".npy"), base.with_suffix(".json")
 
 
@@ -203,28 +244,29 @@ def _read_cached_digest(meta_path: Path, n: int) -> str | None:
     return None
 
 
-def _read_cached_images(npy_path: Path, n: int) -> torch.Tensor | None:
+def _read_cached_images(npy_path: Path, n: int, side: int = 32) -> torch.Tensor | None:
     try:
-        arr = np.load(npy_path, allow_pickle=False)
+        arr = np.load(npy_path, allow_pickle=False, mmap_mode="c")  # paged in as used; writes stay private
     except (OSError, ValueError):
         return None
-    if arr.dtype != np.uint8 or arr.shape != (n, 3, *IMAGE_SIZE):
+    if arr.dtype != np.uint8 or arr.shape != (n, 3, side, side):
         return None
     return torch.from_numpy(arr)
 
 
-def _split_from_listing(listing: Listing, want_images: bool, release: Release) -> tuple[torch.Tensor | None, str]:
-    """(images if wanted, split digest), from the cache when it holds them, else by reading files."""
+def split_from_listing(listing: Listing, want_images: bool, name: str) -> tuple[torch.Tensor | None, str]:
+    """(images if wanted, split digest), from the cache when it holds them, else by reading files;
+    `name` (the dataset's) prefixes the cache files."""
     n = len(listing.paths)
-    npy_path, meta_path = _cache_files(listing, release)
+    npy_path, meta_path = _cache_files(listing, name)
     digest = _read_cached_digest(meta_path, n)
     if digest is not None and not want_images:
         return None, digest
     if digest is not None:
-        images = _read_cached_images(npy_path, n)
+        images = _read_cached_images(npy_path, n, listing.shape.side)
         if images is not None:
             return images, digest
-    images, file_digests = decode_files(listing.paths, decode=want_images)
+    images, file_digests = decode_files(listing.paths, want_images, listing.shape)
     digest = _split_digest(listing, file_digests)
     try:
         if images is not None:
@@ -242,13 +284,13 @@ def _split_from_listing(listing: Listing, want_images: bool, release: Release) -
     return images, digest
 
 
-def load_imagefolder(root: Path, splits, release: Release):
-    """Read `root`/train and `root`/test as ImageFolders; decode only the `splits` asked. A split
-    not asked for may be absent (exporting the test split needs no train/); the identity then
-    says it is."""
+def load_imagefolder(root: Path, splits, name: str, shape: Shape = CIFAR):
+    """Read `root`/train and `root`/test as ImageFolders of dataset `name`; decode only the
+    `splits` asked. A split not asked for may be absent (exporting the test split needs no
+    train/); the identity then says it is."""
     root = Path(root)
     present = [s for s in SPLITS if s in splits or (root / s).is_dir()]
-    listings = {s: list_split(root / s) for s in present}
+    listings = {s: list_split(root / s, shape) for s in present}
     classes = listings[present[0]].classes
     if len(listings) == 2 and listings["train"].classes != listings["test"].classes:
         train_classes, test_classes = listings["train"].classes, listings["test"].classes
@@ -260,10 +302,41 @@ def load_imagefolder(root: Path, splits, release: Release):
         )
     out, digests = {}, dict.fromkeys(SPLITS, "absent")
     for split in present:
-        images, digests[split] = _split_from_listing(listings[split], split in splits, release)
+        images, digests[split] = split_from_listing(listings[split], split in splits, name)
         if split in splits:
-            n = len(listings[split].paths)
-            labels = torch.tensor(listings[split].labels, dtype=torch.int64)
-            out[split] = TensorData(images, labels, torch.arange(n, dtype=torch.int64))
-    key = "".join(f"{s}\t{digests[s]}\n" for s in SPLITS)
-    return out, classes, f"{release.name}-imagefolder:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+            out[split] = listings[split].data(images)
+    # what decoding made of the files is part of the data: a shape enters the key (CIFAR's keeps its old one)
+    key = "".join(f"{s}\t{digests[s]}\n" for s in SPLITS) + "".join(f"{v}\n" for v in shape.key)
+    prefix = name if name == "imagefolder" else f"{name}-imagefolder"
+    return out, classes, f"{prefix}:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@register_dataset("imagefolder")
+def imagefolder(
+    root: Path, splits, *, download: bool = False, image_size: int | None = None, resize: int | None = None
+):
+    """A team's own images, `root`/train/<class>/* and `root`/test/<class>/*, at any size
+    (params: image_size, the side the models see; resize, the shorter side before a centre crop)."""
+    check_params({"image_size": image_size, "resize": resize})
+    return load_imagefolder(Path(root), splits, "imagefolder", Shape(int(image_size), resize and int(resize)))
+
+
+def check_params(params: dict, train_subset=None, test_subset=None) -> None:
+    unknown = sorted(set(params) - {"image_size", "resize"})
+    if unknown:
+        raise DataError(f"imagefolder dataset: unknown parameter(s) {unknown}; expected: image_size, resize")
+    side, resize = params.get("image_size"), params.get("resize")
+    if not isinstance(side, int) or isinstance(side, bool) or not 8 <= side <= 1024:
+        raise DataError(
+            f"imagefolder dataset: params.image_size must be a whole number of pixels from 8 to 1024 (the side of "
+            f"the square images the models see), found {side!r}"
+        )
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < side):
+        raise DataError(
+            f"imagefolder dataset: params.resize must be a whole number of pixels of at least image_size ({side}): "
+            f"the shorter side is resized to it, then the centre {side}x{side} is cropped; found {resize!r}"
+        )
+
+
+imagefolder.check_params = check_params
+imagefolder.image_size = lambda params: params.get("image_size")

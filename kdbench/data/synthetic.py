@@ -149,6 +149,22 @@ def write_synthetic_imagefolder(root: str | Path, ext: str = "png", **params) ->
     return write_imagefolder(root, make_synthetic(**params), ext=ext)
 
 
+def write_synthetic_tinyimagenet(root: str | Path, ext: str = "png", **params) -> Path:
+    """Write the synthetic set in Tiny-ImageNet's released layout under `root`, its images upsampled
+    to 64x64 (each pixel repeated 2x2) and its classes named as WordNet ids; returns the
+    tiny-imagenet-200 folder."""
+    from kdbench.data.writers import write_tinyimagenet
+
+    s = make_synthetic(**params)
+    up = [
+        TensorData(d.images.repeat_interleave(2, 2).repeat_interleave(2, 3), d.labels, d.indices)
+        for d in (s.train, s.test)
+    ]
+    wnids = [f"n{10_000_000 + 97 * i:08d}" for i in range(len(s.classes))]
+    return write_tinyimagenet(root, Splits(*up, wnids, s.identity), ext=ext)
+
+
 load.check_params = check_params
 load.train_size = lambda params: params.get("n_train", inspect.signature(load).parameters["n_train"].default)
+load.image_size = lambda params: 32
 load.num_classes = lambda params: params.get("num_classes", inspect.signature(load).parameters["num_classes"].default)

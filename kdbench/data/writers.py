@@ -59,3 +59,27 @@ def write_imagefolder(root: str | Path, splits: Splits, ext: str = "png") -> Pat
             counters[label] += 1
             Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
     return root
+
+
+def write_tinyimagenet(root: str | Path, splits: Splits, ext: str = "png") -> Path:
+    """Write `splits` in Tiny-ImageNet's released layout under `root`/tiny-imagenet-200 (classes
+    as its wnids, the test split as val/ with val_annotations.txt); returns that folder. Training
+    files are numbered per class, validation files in split order, so both load back in order."""
+    folder = Path(root) / "tiny-imagenet-200"
+    (folder / "val" / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "wnids.txt").write_text("".join(f"{c}\n" for c in splits.classes))
+    counters = [0] * len(splits.classes)
+    for img, label in zip(splits.train.images, splits.train.labels.tolist()):
+        wnid = splits.classes[label]
+        (folder / "train" / wnid / "images").mkdir(parents=True, exist_ok=True)
+        path = folder / "train" / wnid / "images" / f"{wnid}_{counters[label]}.{ext}"
+        counters[label] += 1
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(path)
+    notes = []
+    width = max(4, len(str(len(splits.test))))
+    for i, (img, label) in enumerate(zip(splits.test.images, splits.test.labels.tolist())):
+        name = f"val_{i:0{width}d}.{ext}"
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / "val" / "images" / name)
+        notes.append(f"{name}\t{splits.classes[label]}\t0\t0\t63\t63\n")
+    (folder / "val" / "val_annotations.txt").write_text("".join(notes))
+    return folder

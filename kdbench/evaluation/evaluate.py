@@ -23,6 +23,8 @@ from kdbench.util.names import WORST_CASE, attack_condition, norm_of
 from kdbench.util.progress import bar
 from kdbench.util.progress import enabled as progress_enabled
 
+FLOAT_BYTES = 2**30
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -140,7 +142,13 @@ def evaluate(
     labels_d = labels.to(device)
     # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
     # Conditions must not write into their input (the clean batch is shared by all of them).
-    floats = images.to(device).float().div_(255)
+    # A set whose floats would pass FLOAT_BYTES (ImageNet's) is converted batch by batch instead:
+    # the same values, without a second copy of the whole set.
+    whole = images.numel() * 4 <= FLOAT_BYTES
+    floats = images.to(device).float().div_(255) if whole else None
+
+    def as_floats(sl: slice) -> torch.Tensor:
+        return floats[sl] if whole else images[sl].to(device).float().div_(255)
 
     def run_attack(k, cond, x, y, idx, level):
         start = time.perf_counter()
@@ -187,7 +195,7 @@ def evaluate(
     batches = -(-n // batch_size)
     for b, start in enumerate(progress):
         sl = slice(start, start + batch_size)
-        x = floats[sl]
+        x = as_floats(sl)
         y, idx = labels_d[sl], indices[sl]
         row = dict.fromkeys(models, 0)
         for cond in conditions:
@@ -236,7 +244,7 @@ def evaluate(
             for level in cond.levels():
                 r = cells[k].index(Cell(cond.name, cond.group, level))
                 for _ in bar([0], desc=f"{cond.name} {names[k]} eps={level_str(level)}"):
-                    x_adv = run_attack(k, cond, floats, labels_d, indices, level)
+                    x_adv = run_attack(k, cond, as_floats(slice(0, n)), labels_d, indices, level)
                 log(f"  {cond.name} on {names[k]} at eps {level_str(level)} done ({time.perf_counter() - began:.0f} s)")
                 for s in range(0, n, batch_size):
                     correct[k][r, s : s + batch_size] = score(
@@ -248,7 +256,7 @@ def evaluate(
         rows = sorted(logits[k])
         stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
         src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
-        sal = torch.cat(grads[k]).cpu() if grads[k] else floats.new_zeros((0, *floats.shape[1:])).cpu()
+        sal = torch.cat(grads[k]).cpu() if grads[k] else torch.zeros((0, *images.shape[1:]))
         refs = {r: torch.cat(b, dim=1).cpu() for r, b in reference_logits[k].items()}
         out[k] = ModelEval(
             all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src, sal, refs

@@ -17,6 +17,8 @@ NORMALIZATIONS: dict[str, Stats | None] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     # RepDistiller's and mdistiller's figures, so that their published CIFAR-100 checkpoints load as trained
     "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+    # torchvision's ImageNet figures, which its pretrained networks expect; Tiny-ImageNet work uses them too
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "none": None,
 }
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from kdbench.config import TrainRecipe
+from kdbench.data import DataError
 from kdbench.evaluation.diagnostics import diagnose
 from kdbench.evaluation.evaluate import evaluate
 from kdbench.executors.base import Handlers
@@ -91,6 +92,11 @@ class JobRunner:
 
     # ------------------------------------------------------------------ training
     def _fit(self, job: Job, out: Path, method, teachers=(), teacher_logits=None) -> None:
+        if len(self.splits.train) == 0:  # ImageNet without train/: its models can only be loaded
+            raise DataError(
+                f"{job.id}: dataset {self.suite.dataset.name} has no training images here, so this model cannot "
+                "be trained; give it a checkpoint (teachers: checkpoint:, students: checkpoints:) or add train/"
+            )
         spec = job.spec
         recipe = TrainRecipe.model_validate(spec["recipe"])
         # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
