@@ -127,4 +127,5 @@ def test_corruptions_at_64_pixels_are_refused_until_built(tmp_path):
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     assert "evaluate.corruptions" in str(err.value) and "tinyimagenet is 64x64" in str(err.value)
+    assert "source: files" in str(err.value)
     assert main(["validate", str(path)]) == 2

@@ -108,7 +108,8 @@ class Listing:
     def data(self, images: torch.Tensor) -> TensorData:
         """The split: `images` decoded from these files, their labels, positions in listing order."""
         n = len(self.paths)
-        return TensorData(images, torch.tensor(self.labels, dtype=torch.int64), torch.arange(n, dtype=torch.int64))
+        labels = torch.tensor(self.labels, dtype=torch.int64)
+        return TensorData(images, labels, torch.arange(n, dtype=torch.int64), list(self.names))
 
 
 def list_split(folder: Path, shape: Shape = CIFAR) -> Listing:

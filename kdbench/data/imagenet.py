@@ -128,5 +128,6 @@ def check_params(params: dict, train_subset=None, test_subset=None) -> None:
 
 
 imagenet.check_params = check_params
+imagenet.released_c = "ImageNet-C"  # evaluate.corruptions with source: files reads it
 imagenet.num_classes = lambda params: CLASSES
 imagenet.image_size = lambda params: SHAPE.side

@@ -17,11 +17,14 @@ torch = lazy("torch")
 class TensorData:
     """One split. `images` uint8 (N, 3, H, W) (32x32 for the formats here), `labels` int64 (N,),
     `indices` int64 (N,): each example's position in the split's canonical order, kept through
-    `subset` so per-image seeds and released per-image files line up whichever subset is used."""
+    `subset` so per-image seeds and released per-image files line up whichever subset is used;
+    `names`, where the split was read from files, each image's file relative to the split's folder
+    (how a released corrupted copy of it is found)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     indices: torch.Tensor
+    names: list[str] | None = None
 
     def __post_init__(self) -> None:
         im, lb, ix = self.images, self.labels, self.indices
@@ -31,6 +34,8 @@ class TensorData:
         for name, t in (("labels", lb), ("indices", ix)):
             if t.dtype != torch.int64 or tuple(t.shape) != (n,):
                 raise ValueError(f"{name} must be int64 ({n},) to match images; got {t.dtype} {tuple(t.shape)}")
+        if self.names is not None and len(self.names) != n:
+            raise ValueError(f"names must name the {n} images; got {len(self.names)}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -38,7 +43,8 @@ class TensorData:
     def subset(self, positions) -> "TensorData":
         """The examples at `positions` (positions in this TensorData, not canonical indices)."""
         pos = torch.as_tensor(positions, dtype=torch.int64)
-        return TensorData(self.images[pos], self.labels[pos], self.indices[pos])
+        names = None if self.names is None else [self.names[i] for i in pos.tolist()]
+        return TensorData(self.images[pos], self.labels[pos], self.indices[pos], names)
 
 
 @dataclass(eq=False)

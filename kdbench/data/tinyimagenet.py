@@ -142,6 +142,7 @@ def check_params(params: dict, train_subset=None, test_subset=None) -> None:
 
 
 tinyimagenet.check_params = check_params
+tinyimagenet.released_c = "Tiny-ImageNet-C"  # evaluate.corruptions with source: files reads it
 tinyimagenet.train_size = lambda params: SIZES["train"]
 tinyimagenet.num_classes = lambda params: CLASSES
 tinyimagenet.image_size = lambda params: SHAPE.side

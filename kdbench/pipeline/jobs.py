@@ -49,6 +49,8 @@ class JobRunner:
         self.store, self.device, self.log = store, device, log
         for c in conditions:
             c.dataset = self.suite.dataset.name  # released corrupted files (CIFAR-10-C, CIFAR-100-C) follow the dataset
+            if hasattr(c, "clean"):  # released -C folders are matched to the test split's files
+                c.clean = (splits.test, splits.classes)
         self._models: dict[str, nn.Module] = {}
 
     @property

@@ -35,10 +35,14 @@ class CorruptionsParams(Params):
     severities: list[int] = Field(default_factory=lambda: list(SEVERITIES), min_length=1, description="among 1..5")
     seed: Optional[int] = Field(None, description="corruption seed; default: evaluate.seed")
     source: Literal["generate", "files"] = Field(
-        "generate", description="generate on the fly, or read the released CIFAR-10-C (CIFAR-100-C) .npy files"
+        "generate",
+        description="generate on the fly (32x32), or read the released files: CIFAR-10-C, CIFAR-100-C (.npy), "
+        "Tiny-ImageNet-C or ImageNet-C (folders)",
     )
     root: Optional[str] = Field(
-        None, description="data root holding CIFAR-10-C/ or CIFAR-100-C/ (source: files); default: the dataset's root"
+        None,
+        description="data root holding CIFAR-10-C/, CIFAR-100-C/, Tiny-ImageNet-C/ or ImageNet-C/ (source: files); "
+        "default: the dataset's root",
     )
     cache: Optional[str] = Field(None, description="directory caching generated batches, keyed by their content")
     reference_model: Optional[str] = Field(None, description="model whose errors normalise CE and mCE")
@@ -75,6 +79,8 @@ class Corruptions(Condition):
         self.name = corruption or resolve_names(params.names)[0]
         CORRUPTIONS.get(self.name)
         self._files = None
+        # (test split, classes), set by the JobRunner: released folders are matched to it by file name
+        self.clean = None
 
     @classmethod
     def build(cls, params: CorruptionsParams, seed: int) -> list["Corruptions"]:
@@ -110,9 +116,35 @@ class Corruptions(Condition):
             np.save(fh, out.cpu().numpy())
         return out
 
-    def _from_files(self, y, indices, severity):
-        from kdbench.data import cifar10c, resolve_root
+    def _from_released_folders(self, release: str, indices, severity: int):
+        """Tiny-ImageNet-C, ImageNet-C: the clean test split's images as corrupted in the release's
+        folders, found by file name (memory-mapped once decoded); rows by canonical index."""
+        from kdbench.data import resolve_root
+        from kdbench.data.imagefolder import Listing, Shape
+        from kdbench.data.released_c import load_released
 
+        test, classes = self.clean
+        if test.names is None:
+            raise ValueError(f"{self.dataset}: the test split has no file names to find its {release} copies by")
+        if self._files is None:
+            side = int(test.images.shape[-1])
+            listing = Listing(Path("."), classes, [], list(test.names), test.labels.tolist(), [], [], Shape(side))
+            row_of = {int(i): r for r, i in enumerate(test.indices.tolist())}
+            self._files = (listing, row_of, {})
+        listing, row_of, by_severity = self._files
+        if severity not in by_severity:
+            name = f"{self.dataset}-c-{self.name}-{severity}"
+            root = resolve_root(self.params.root)
+            by_severity[severity] = load_released(root, release, listing, self.name, severity, name).images
+        rows = torch.tensor([row_of[int(i)] for i in indices.tolist()], dtype=torch.int64)
+        return by_severity[severity][rows]
+
+    def _from_files(self, y, indices, severity):
+        from kdbench.data import DATASETS, cifar10c, resolve_root
+
+        folders = getattr(DATASETS.get(self.dataset), "released_c", None)
+        if folders is not None:
+            return self._from_released_folders(folders, indices, severity)
         release = cifar10c.release_of(self.dataset)
         if self._files is None:
             root = resolve_root(self.params.root)
