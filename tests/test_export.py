@@ -168,6 +168,21 @@ def test_robustbench_l2_files_sit_in_their_own_folder(tmp_path):
         assert f"standard, {norm}" in info["footnote"]
 
 
+def test_robustbench_corruptions_mce_is_the_published_tables_over_all_75_cells():
+    from kdbench.exports.robustbench import published_mce_of
+
+    summary = pd.DataFrame(
+        [
+            ("a", 0, "mce_published", "all", 61.234, 75),
+            ("b", 0, "mce_published", "all", 70.0, 70),  # a corruption short: not RobustBench's number
+            ("a", 0, "mce", "all", 99.0, 75),
+        ],
+        columns=["model", "seed", "statistic", "corruption", "value", "cells"],
+    )
+    assert published_mce_of(summary, "a", 0) == 61.234 and published_mce_of(summary, "b", 0) is None
+    assert published_mce_of(None, "a", 0) is None
+
+
 def test_robustbench_fields_are_the_installed_packages():
     import dataclasses
     import importlib.util

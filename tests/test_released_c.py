@@ -17,13 +17,15 @@ from kdbench.data.synthetic import write_synthetic_tinyimagenet
 from kdbench.evaluation.conditions import CONDITIONS
 
 PARAMS = {"n_train": 48, "n_test": 16, "num_classes": 4, "seed": 2}
+# a published model's errors per severity (made up here; ImageNet-C's is AlexNet's table)
+TABLE = {"fog": [0.5, 0.55, 0.6, 0.65, 0.7], "contrast": [0.4, 0.5, 0.6, 0.7, 0.8]}
 
 
 def darker(img: np.ndarray, severity: int) -> np.ndarray:
     return (img.astype(np.int64) * (6 - severity) // 6).astype(np.uint8)
 
 
-def write_released(data_root, folder, corruptions=("fog",), severities=(1, 2)):
+def write_released(data_root, folder, corruptions=("fog",), severities=(1, 2, 3, 4, 5)):
     """Tiny-ImageNet-C in its layout: each val image darkened by severity, under its wnid."""
     notes = (folder / "val" / "val_annotations.txt").read_text().splitlines()
     for corruption in corruptions:
@@ -114,8 +116,8 @@ def test_a_suite_scores_the_released_corruptions_with_mce(released, tmp_path, ca
         "evaluate": {
             "batch_size": 8,
             "saliency": 0,
-            "corruptions": {"names": ["fog", "contrast"], "severities": [1, 2], "source": "files",
-                            "reference_model": "base"},
+            "corruptions": {"names": ["fog", "contrast"], "source": "files", "reference_model": "base",
+                            "published_errors": TABLE},
         },
     }  # fmt: skip
     path = tmp_path / "s.yaml"
@@ -126,13 +128,34 @@ def test_a_suite_scores_the_released_corruptions_with_mce(released, tmp_path, ca
     m = pd.read_csv(run_dir / "metrics.csv", dtype={"level": str}, keep_default_na=False)
     cells = m[m.group == "corruption"]
     assert sorted(zip(cells.condition, cells.level)) == [
-        ("c:contrast", "1"), ("c:contrast", "2"), ("c:fog", "1"), ("c:fog", "2")
-    ]  # fmt: skip
-    summary = pd.read_csv(run_dir / "summary.csv", keep_default_na=False)
+        (f"c:{c}", str(s)) for c in ("contrast", "fog") for s in range(1, 6)
+    ]
+    summary = pd.read_csv(run_dir / "summary.csv")
     mce = summary[(summary.statistic == "mce") & (summary.model == "base")]
     assert float(mce.value.iloc[0]) == pytest.approx(100.0)  # the reference model against itself
+    # against the published table, by hand: 100 * sum of the model's errors / sum of the table's
+    by_hand = [
+        100 * (1 - cells[cells.condition == f"c:{c}"].accuracy).sum() / sum(TABLE[c]) for c in ("fog", "contrast")
+    ]
+    ce = summary[summary.statistic == "ce_published"].set_index("corruption").value
+    assert [ce["fog"], ce["contrast"]] == pytest.approx(by_hand, rel=1e-12)
+    published = summary[summary.statistic == "mce_published"]
+    assert published.value.iloc[0] == pytest.approx(np.mean(by_hand), rel=1e-12) and published.cells.iloc[0] == 10
     assert json.loads((run_dir / "manifest.json").read_text())["suite"]["evaluate"]["corruptions"]["source"] == "files"
     path.write_text(yaml.safe_dump(suite | {"evaluate": {"corruptions": {"names": ["fog"]}}}))
     capsys.readouterr()
     assert main(["validate", str(path)]) == 2  # generating them at 64 px is not built: said, with the way out
     assert "read the released Tiny-ImageNet-C with source: files" in capsys.readouterr().err
+
+
+def test_a_published_table_in_percent_is_refused(tmp_path, capsys):
+    suite = {
+        "name": "s",
+        "dataset": {"name": "cifar10"},
+        "students": {"b": {"arch": "cnn_tiny"}},
+        "evaluate": {"corruptions": {"names": ["fog"], "published_errors": {"fog": [88.6, 90, 91, 92, 93]}}},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    assert main(["validate", str(path)]) == 2
+    assert "published_errors.fog: expected 5 errors in (0, 1]" in capsys.readouterr().err

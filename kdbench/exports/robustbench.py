@@ -9,9 +9,10 @@ float. A network is a (model, seed) of the run, named `<model>_seed<k>`.
 - Linf and L2: `clean_acc` and `autoattack_acc` where AutoAttack ran in its standard version in that
   threat model (RobustBench's protocol), at RobustBench's radius (8/255; L2 0.5) when it ran there,
   else at its largest epsilon. Other versions are not the leaderboard's number: no file.
-- corruptions: `corruptions_acc`, the mean over the 15 CIFAR-10-C corruptions at severities 1-5
-  (RobustBench's definition), only when the run has all 75 cells. `corruptions_mce` stays None:
-  RobustBench's is relative to AlexNet's errors, which kdbench does not have.
+- corruptions: `corruptions_acc`, the mean over the 15 benchmark corruptions at severities 1-5
+  (RobustBench's definition), only when the run has all 75 cells. `corruptions_mce` is the mCE
+  against the suite's `published_errors` table (AlexNet's, for RobustBench's ImageNet-C) when one
+  was given, else None.
 """
 
 from __future__ import annotations
@@ -113,12 +114,33 @@ def model_infos(data) -> dict[str, dict]:
         corr = rows[rows["group"] == "corruption"]
         if cells <= set(zip(corr["condition"], corr["level"].astype(str))):
             keep = corr[[(c, str(lv)) in cells for c, lv in zip(corr["condition"], corr["level"])]]
+            mce = published_mce_of(data.run.summary, model, seed)
             out[f"{dataset}/corruptions/{model}_seed{seed}.json"] = base | {
                 "corruptions_acc": percent(keep["accuracy"].mean()),
-                "footnote": footnote + "; corruptions_acc over the 15 CIFAR-10-C corruptions x 5 severities; "
-                "corruptions_mce not given (RobustBench's is relative to AlexNet)",
+                "corruptions_mce": None if mce is None else str(round(mce, 2)),
+                "footnote": footnote
+                + "; corruptions_acc over the 15 corruptions x 5 severities; "
+                + (
+                    "corruptions_mce against the suite's published_errors (AlexNet's for ImageNet-C)"
+                    if mce is not None
+                    else "corruptions_mce not given (RobustBench's is relative to AlexNet's published errors: "
+                    "give them as evaluate.corruptions.published_errors)"
+                ),
             }
     return out
+
+
+def published_mce_of(summary, model: str, seed: int) -> float | None:
+    """The network's mCE (percent) against the suite's published error table, over all 75 cells."""
+    if summary is None or summary.empty:
+        return None
+    row = summary[
+        (summary["statistic"] == "mce_published")
+        & (summary["model"] == model)
+        & (summary["seed"] == int(seed))
+        & (summary["cells"] == 75)
+    ]
+    return None if row.empty else float(row["value"].iloc[0])
 
 
 @register_exporter("robustbench")

@@ -59,8 +59,9 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
     runs are comparable only when this is the same."""
     ev = suite.evaluate
     built = conditions_of(ev)
-    # where files live or are cached does not change what is measured
-    where = {"root", "cache"}
+    # where files live or are cached does not change what is measured, nor does a table that only
+    # the summary reads (published corruption errors)
+    where = {"root", "cache", "published_errors"}
 
     def params(c) -> dict:
         fields = set(type(c.params).model_fields)

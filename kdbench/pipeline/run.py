@@ -291,8 +291,12 @@ def corruption_summary(suite: Suite, metrics: pd.DataFrame):
     if spec is None or not (metrics["group"] == "corruption").any():
         return None
     from kdbench.evaluation.conditions.corruptions.metrics import corruption_summary as summarise
+    from kdbench.evaluation.conditions.corruptions.metrics import published_mce
 
-    return summarise(metrics, spec.reference_model)
+    summary = summarise(metrics, spec.reference_model)
+    if spec.published_errors:
+        summary = pd.concat([summary, published_mce(metrics, spec.published_errors)], ignore_index=True)
+    return summary
 
 
 def _version(package: str) -> str | None:

@@ -46,6 +46,23 @@ class CorruptionsParams(Params):
     )
     cache: Optional[str] = Field(None, description="directory caching generated batches, keyed by their content")
     reference_model: Optional[str] = Field(None, description="model whose errors normalise CE and mCE")
+    published_errors: Optional[dict[str, list[float]]] = Field(
+        None,
+        description="a published model's top-1 errors in [0, 1] per corruption at severities 1..5 (ImageNet-C's "
+        "AlexNet table): ce_published and mce_published against them",
+    )
+
+    @field_validator("published_errors")
+    @classmethod
+    def _errors_table(cls, v):
+        for name, errors in (v or {}).items():
+            CORRUPTIONS.get(name)  # an unknown corruption says what was meant
+            if len(errors) != len(SEVERITIES) or not all(0 < e <= 1 for e in errors):
+                raise ValueError(
+                    f"published_errors.{name}: expected 5 errors in (0, 1], one per severity 1..5 "
+                    f"(fractions: 0.886, not 88.6); found {errors}"
+                )
+        return v
 
     @field_validator("names")
     @classmethod

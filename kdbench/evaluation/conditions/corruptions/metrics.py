@@ -12,6 +12,11 @@ CE values are reported in percent, as the paper does: 100 is the reference model
 is more robust. The reference is a model of the same suite, named by the `corruptions` entry's
 `reference_model`; a model is compared with the reference run of the same seed when there is
 one, else with the mean of the reference's seeds (a teacher usually has a single seed).
+
+ImageNet-C's published mCE is relative to AlexNet, whose errors are a constant table. Given as
+the entry's `published_errors` ({corruption: [E at severities 1..5]}), they give `ce_published`
+per corruption and `mce_published` over the benchmark's corruptions the table and the model both
+have at all five severities, `cells` saying how many.
 """
 
 from __future__ import annotations
@@ -38,6 +43,13 @@ def _corruption_rows(metrics: pd.DataFrame, names) -> pd.DataFrame:
     m = m[m["severity"].isin(list(SEVERITIES))]
     m["error"] = 1.0 - m["accuracy"].astype(float)
     return m
+
+
+def _row(model, seed, statistic: str, corruption: str, value, cells) -> dict:
+    """One summary.csv row."""
+    return dict(
+        model=model, seed=int(seed), statistic=statistic, corruption=corruption, value=float(value), cells=int(cells)
+    )
 
 
 def _clean_error(metrics: pd.DataFrame) -> pd.Series:
@@ -67,13 +79,13 @@ def corruption_summary(
     out: list[dict] = []
     for (model, seed), g in rows.groupby(["model", "seed"], sort=True):
         out.append(
-            dict(
-                model=model,
-                seed=int(seed),
-                statistic="mean_corruption_accuracy",
-                corruption="all",
-                value=float(g["accuracy"].mean()),
-                cells=int(len(g)),
+            _row(
+                model,
+                seed,
+                "mean_corruption_accuracy",
+                "all",
+                float(g["accuracy"].mean()),
+                int(len(g)),
             )
         )
     if reference_model is None:
@@ -108,38 +120,48 @@ def corruption_summary(
             ce.append(ce_c)
             rel.append(rel_c)
             cells += len(e_f)
+            out.append(_row(model, seed, "ce", c, float(ce_c), len(e_f)))
             out.append(
-                dict(model=model, seed=int(seed), statistic="ce", corruption=c, value=float(ce_c), cells=len(e_f))
-            )
-            out.append(
-                dict(
-                    model=model,
-                    seed=int(seed),
-                    statistic="relative_ce",
-                    corruption=c,
-                    value=float(rel_c),
-                    cells=len(e_f),
+                _row(
+                    model,
+                    seed,
+                    "relative_ce",
+                    c,
+                    float(rel_c),
+                    len(e_f),
                 )
             )
         if ce:
+            out.append(_row(model, seed, "mce", "all", float(np.mean(ce)), cells))
+            out.append(_row(model, seed, "relative_mce", "all", float(np.mean(rel)), cells))
+    return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
+
+
+def published_mce(metrics: pd.DataFrame, errors: dict[str, list[float]], *, corruptions=BENCHMARK) -> pd.DataFrame:
+    """CE_c = sum_s E(f, c, s) / sum_s E_published(c, s) in percent, and their mean over the
+    corruptions with all five severities on both sides (statistics ce_published, mce_published)."""
+    names = [c for c in corruptions if c in errors]
+    rows = _corruption_rows(metrics, names)
+    out: list[dict] = []
+    for (model, seed), g in rows.groupby(["model", "seed"], sort=True):
+        ce = []
+        for c in names:
+            e_f = g[g["condition"] == c].groupby("severity")["error"].mean()
+            if sorted(e_f.index) != list(SEVERITIES):
+                continue  # the published CE sums all five severities
+            ce_c = 100.0 * float(e_f.sum()) / float(np.sum(errors[c]))
+            ce.append(ce_c)
+            out.append(_row(model, seed, "ce_published", c, ce_c, 5))
+        if ce:
+            mce = float(np.mean(ce))
             out.append(
-                dict(
-                    model=model,
-                    seed=int(seed),
-                    statistic="mce",
-                    corruption="all",
-                    value=float(np.mean(ce)),
-                    cells=cells,
-                )
-            )
-            out.append(
-                dict(
-                    model=model,
-                    seed=int(seed),
-                    statistic="relative_mce",
-                    corruption="all",
-                    value=float(np.mean(rel)),
-                    cells=cells,
+                _row(
+                    model,
+                    seed,
+                    "mce_published",
+                    "all",
+                    mce,
+                    5 * len(ce),
                 )
             )
     return pd.DataFrame(out, columns=SUMMARY_COLUMNS)
