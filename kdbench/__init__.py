@@ -1,7 +1,7 @@
 """kdbench: does knowledge distillation make students more robust than their hard-label twins?
 
 The public Python API (kdbench.api): load a suite, run it, read, report and export the run,
-compare two runs, gate one against a baseline. And what a plugin needs: the decorators that
+query the index of runs, compare two runs, gate one against a baseline. And what a plugin needs: the decorators that
 register an architecture, a method, a condition, a dataset or a model metric (the same ones
 kdbench's own use), and the base classes of methods and conditions.
 """
@@ -16,6 +16,7 @@ from kdbench.api import (
     read_run,
     report,
     run,
+    runs,
     verdicts,
 )
 from kdbench.data import register_dataset
@@ -34,6 +35,7 @@ __all__ = [
     "load_suite",
     "run",
     "read_run",
+    "runs",
     "compare",
     "verdicts",
     "report",

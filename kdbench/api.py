@@ -16,10 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kdbench.config import Suite, SuiteError
+from kdbench.config import Suite
+from kdbench.config import SuiteError as SuiteError  # re-exported: kdbench.SuiteError
 from kdbench.config import load_suite as _load_suite
-
-__all__ = ["Suite", "SuiteError", "load_suite", "run", "read_run", "compare", "verdicts", "report", "export", "gate"]
 
 
 def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> Suite:
@@ -65,6 +64,16 @@ def read_run(run_dir: str | os.PathLike):
     from kdbench.results.contract import read_run as _read_run
 
     return _read_run(run_dir)
+
+
+def runs(index: str | os.PathLike = "results/runs.sqlite", table: str = "runs"):
+    """A table of the runs index (`kdbench index`, and every `kdbench run` into its --out) as a
+    DataFrame: "runs" (one row per run: path, run_id, suite, dataset, times, versions, eval_spec_hash,
+    manifest), or "metrics", "model_metrics", "summary", "diagnostics", "verdicts", each keyed by
+    the run's path. For joins and filters, query the file with SQL (sqlite3, pandas.read_sql)."""
+    from kdbench.index import read_table
+
+    return read_table(Path(index), table)
 
 
 def compare(run_a: str | os.PathLike, run_b: str | os.PathLike):

@@ -34,6 +34,7 @@ def test_the_api_is_small_and_documented():
         "load_suite",
         "run",
         "read_run",
+        "runs",
         "compare",
         "verdicts",
         "report",

@@ -239,6 +239,11 @@ evaluate:
     )
     assert run(suite, tmp_path / "out") == 0
     run_dir = tmp_path / "out" / "l2" / "latest"
+    import kdbench  # every run is recorded in its --out's runs index
+
+    (indexed,) = kdbench.runs(tmp_path / "out" / "runs.sqlite").path
+    assert indexed == str(run_dir.resolve())
+    assert "worst_case_l2" in set(kdbench.runs(tmp_path / "out" / "runs.sqlite", "metrics").condition)
     import pandas as pd
 
     m = pd.read_csv(run_dir / "metrics.csv", dtype={"level": str}, keep_default_na=False)

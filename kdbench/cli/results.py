@@ -1,4 +1,4 @@
-"""`kdbench report`, `export`, `compare`, `baseline` and `gate`: commands that read run directories.
+"""`kdbench index`, `report`, `export`, `compare`, `baseline` and `gate`: commands that read run directories.
 Imports stay inside the handlers: `kdbench run` should not pay for matplotlib and Jinja2."""
 
 from __future__ import annotations
@@ -101,6 +101,24 @@ def add_commands(sub) -> None:
         for path in written:
             print(path)
         return ExitCode.OK
+
+    def index(args) -> int:
+        from kdbench.index import default_db, index_runs
+
+        db = Path(args.db) if args.db else default_db(args.dirs)
+        if db.is_dir():
+            raise CliError(f"--db {args.db}: is a directory, expected the index file (e.g. {db / 'runs.sqlite'})")
+        done = index_runs(db, args.dirs, log=lambda line: print(line, file=sys.stderr))
+        counts = ", ".join(f"{len(v)} {k}" for k, v in done.items())
+        print(f"{db}: {counts}")
+        return ExitCode.OK
+
+    p = sub.add_parser(
+        "index", help="record run directories in a SQLite runs index (kdbench run does it into its --out)"
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories, or folders holding them (e.g. results)")
+    p.add_argument("--db", help="the index file (default: DIR/runs.sqlite, beside the results)")
+    p.set_defaults(func=index)
 
     p = sub.add_parser("report", help="a run directory as one self-contained HTML page (or Markdown)")
     p.add_argument("run_dir", help="run directory (results/<suite>/<run-id>)")

@@ -173,7 +173,21 @@ def run_suite(
             tmp.unlink()
         tmp.symlink_to(run_id)
         os.replace(tmp, latest)
+    index_run(Path(out), run_dir, log)
     return run_dir
+
+
+def index_run(out: Path, run_dir: Path, log) -> None:
+    """Record the run in `out`/runs.sqlite, as `kdbench index` would: an index that cannot be
+    written costs a line, never the run (its folder is complete and can be indexed later)."""
+    import sqlite3
+
+    from kdbench.index.database import FILE_NAME, IndexFileError, index_runs
+
+    try:
+        index_runs(out / FILE_NAME, [run_dir], log=log)
+    except (IndexFileError, sqlite3.Error, OSError) as exc:
+        log(f"not indexed: {exc} (the run is complete; kdbench index {out} records it later)")
 
 
 def job_threads(records) -> int | list[int]:
