@@ -283,3 +283,25 @@ def test_the_report_plots_agreement_under_shift_only_when_the_teacher_was_scored
     mm = data.run.model_metrics
     data.run.model_metrics = mm[mm.group == "clean"]  # a teacher scored on clean data only
     assert plots.agreement_plot(data, pair) is None
+
+
+def test_training_curves_reach_the_run_the_report_and_the_json(first_run, tmp_path):
+    import json
+    import math
+
+    out, run_dir = first_run
+    run = read_run(run_dir)
+    t = run.training
+    assert set(t.model) == {"teacher", "base", "kd"} and set(t.epoch) == {1, 2, 3, 4}
+    kd = t[(t.model == "kd") & (t.seed == 0)].pivot(index="epoch", columns="metric", values="value")
+    assert set(kd.columns) == {"ce", "kd", "loss", "train_accuracy", "lr"}
+    assert kd["loss"].tolist() == pytest.approx((kd["ce"] + kd["kd"]).tolist(), rel=1e-9)  # the objective
+    # cosine from 0.05 over 4 epochs of 16 steps: the rate of each epoch's last step, by hand
+    steps = 800 // 50
+    by_hand = [0.05 * 0.5 * (1 + math.cos(math.pi * (e * steps - 1) / (4 * steps))) for e in (1, 2, 3, 4)]
+    assert kd["lr"].tolist() == pytest.approx(by_hand, rel=1e-6, abs=1e-9)
+    assert main(["report", str(run_dir), "-o", str(tmp_path / "r.html")]) == 0
+    assert 'alt="Training loss, training accuracy and learning rate per epoch"' in (tmp_path / "r.html").read_text()
+    assert main(["export", str(run_dir), "--format", "json", "-o", str(tmp_path / "r.json")]) == 0
+    rows = json.loads((tmp_path / "r.json").read_text())["training"]
+    assert len(rows) == len(t) and {"model", "seed", "epoch", "metric", "value"} <= set(rows[0])

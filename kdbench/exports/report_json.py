@@ -105,6 +105,7 @@ def report_dict(data) -> dict:
         "mce": {"note": data.mce_note, "rows": records(data.mce)},
         "masking": records(data.masking),
         "model_metrics": records(data.run.model_metrics),
+        "training": records(data.run.training),
         "holm": {"headline": data.holm_family, "detail": data.holm_detail},
     }
 

@@ -4,6 +4,7 @@ it wires the stages together and writes what they made into the results contract
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -25,7 +26,7 @@ from kdbench.executors.store import Store
 from kdbench.pipeline.jobs import JobRunner, read_eval
 from kdbench.pipeline.plan import Plan
 from kdbench.pipeline.prepare import data_root_of, make_deterministic, prepare, resolve_device
-from kdbench.results.contract import DIAGNOSTIC_COLUMNS, write_run
+from kdbench.results.contract import DIAGNOSTIC_COLUMNS, TRAINING_COLUMNS, write_run
 from kdbench.training.methods import teacher_log_probs
 from kdbench.util.hashing import content_hash, weights_sha256
 from kdbench.util.names import RESULTS_FORMAT, corruption_condition
@@ -165,6 +166,7 @@ def run_suite(
         diagnostics,
         model_metrics,
         model_values,
+        training_curves(plan, store),
     )
     latest = run_dir.parent / "latest"
     if latest.is_symlink() or not latest.exists():
@@ -297,6 +299,41 @@ def assemble(plan: Plan, store: Store, test_eval):
         suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by, attack_refs
     )
     return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
+
+
+def training_curves(plan: Plan, store: Store) -> pd.DataFrame:
+    """Per-epoch rows (TRAINING_COLUMNS) of every model trained for this run, from its job's
+    history.json: each named loss term, `loss` (their sum, the objective), train_accuracy and lr
+    (absent for jobs trained before kdbench recorded it)."""
+    suite, rows = plan.suite, []
+    for (name, seed), job in plan.eval_jobs.items():
+        history = store.path(job.deps[0]) / "history.json"
+        if not history.is_file():  # loaded, not trained
+            continue
+        if name in suite.teachers:
+            role, method = "teacher", suite.teachers[name].method_spec.name
+        else:
+            role, method = suite.students[name].role, suite.students[name].method.name
+        for epoch in json.loads(history.read_text()):
+            terms = {k: v for k, v in epoch.items() if k not in ("epoch", "train_accuracy", "lr")}
+            values = {
+                **terms,
+                "loss": sum(terms.values()),
+                **{k: epoch[k] for k in ("train_accuracy", "lr") if k in epoch},
+            }
+            for metric, value in values.items():
+                rows.append(
+                    dict(
+                        model=name,
+                        role=role,
+                        method=method,
+                        seed=seed,
+                        epoch=epoch["epoch"],
+                        metric=metric,
+                        value=value,
+                    )
+                )
+    return pd.DataFrame(rows, columns=TRAINING_COLUMNS)
 
 
 def corruption_summary(suite: Suite, metrics: pd.DataFrame):

@@ -284,6 +284,37 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     return to_data_uri(fig)
 
 
+TRAINING_PANELS = (("loss", "training loss (the method's objective)"), ("train_accuracy", "training accuracy (%)"), ("lr", "learning rate"))
+
+
+@matplotlib.rc_context(RC)
+def training_plot(data: ReportData, pair: Pair) -> str | None:
+    """Per epoch, both twins: the training objective, training accuracy and learning rate, each seed
+    a thin line and the mean over seeds bold; None when neither twin was trained in this run."""
+    t = data.run.training
+    if t is None or t.empty:
+        return None
+    t = t[t["model"].isin([pair.baseline, pair.distilled])]
+    panels = [(m, label) for m, label in TRAINING_PANELS if (t["metric"] == m).any()]
+    if t.empty or not panels:
+        return None
+    fig = _figure(3.5 * len(panels) + 0.6, 2.8)
+    for ax, (metric, label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
+            rows = t[(t["model"] == model) & (t["metric"] == metric)]
+            if rows.empty:
+                continue
+            color, scale = COLORS.get(role, "#333333"), 100 if metric == "train_accuracy" else 1
+            for _, seed in rows.groupby("seed"):
+                ax.plot(seed["epoch"], scale * seed["value"], "-", lw=0.6, alpha=0.45, color=color)
+            mean = rows.groupby("epoch")["value"].mean()
+            ax.plot(mean.index, scale * mean.values, "-", lw=2, color=color, label=_text(f"{model} ({role})"))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7, frameon=False)
+    return to_data_uri(fig)
+
+
 @matplotlib.rc_context(RC)
 def reliability_plot(data: ReportData, pair: Pair) -> str | None:
     """Accuracy against mean confidence in the ECE's 15 bins, clean data, seeds pooled, both twins;
@@ -320,11 +351,12 @@ def reliability_plot(data: ReportData, pair: Pair) -> str | None:
 
 
 def all_figures(data: ReportData) -> dict:
-    """{'pairs': [{'noise', 'attack', 'corruption', 'difference'} per pair], 'heatmap': uri|None}."""
+    """{'pairs': [{'noise', 'attack', 'corruption', 'difference', 'agreement', 'reliability', 'training'}
+    per pair], 'heatmap': uri|None, 'scatter': uri|None}."""
     return {
         "pairs": [
             {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p),
-             "agreement": agreement_plot(data, p), "reliability": reliability_plot(data, p)}
+             "agreement": agreement_plot(data, p), "reliability": reliability_plot(data, p), "training": training_plot(data, p)}
             for p in data.pairs
         ],
         "heatmap": heatmap(data),

@@ -21,6 +21,9 @@
                             values (K, N) float32, in example_index order, NaN where a metric
                             covers fewer examples (saliency: the first evaluate.saliency); absent
                             in older runs
+    <run>/training.csv      per-epoch training curves of every model trained here: TRAINING_COLUMNS
+                            (each named loss term, `loss` their sum, `train_accuracy`, `lr`; absent
+                            when nothing was trained, and in older runs)
 
 `level` is written as text: '' for conditions without levels (clean), the severity for
 corruptions ('1'..'5'), and format(x, '.6g') for sigmas and epsilons in [0, 1] pixel units.
@@ -48,6 +51,7 @@ ROLES = ("teacher", "baseline", "distilled", "control")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged", "norm"]
 MODEL_METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "metric", "value", "n", "reference", "temperature"]
+TRAINING_COLUMNS = ["model", "role", "method", "seed", "epoch", "metric", "value"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
 
@@ -71,6 +75,7 @@ class Run:
     diagnostics: pd.DataFrame | None = None
     model_metrics: pd.DataFrame | None = None
     model_metric_values: dict[int, np.ndarray] | None = None  # model_metrics row position -> (N,) values
+    training: pd.DataFrame | None = None  # per-epoch training curves, TRAINING_COLUMNS
 
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
@@ -84,7 +89,8 @@ class Run:
 
 def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
               summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None,
-              model_metrics: pd.DataFrame | None = None, model_metric_values: dict | None = None) -> Path:
+              model_metrics: pd.DataFrame | None = None, model_metric_values: dict | None = None,
+              training: pd.DataFrame | None = None) -> Path:
     """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -130,6 +136,9 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
             with atomic_path(path / "model_metrics.npz") as tmp, open(tmp, "wb") as fh:
                 savez_stable(fh, row=np.asarray(rows, dtype=np.int64),
                                     values=np.stack([np.asarray(model_metric_values[r], dtype=np.float32) for r in rows]))
+    if training is not None and len(training):
+        with atomic_path(path / "training.csv") as tmp:
+            training.reindex(columns=TRAINING_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
     return path
 
@@ -212,7 +221,10 @@ def read_run(path) -> Run:
                                   {"model": str, "condition": str, "level": str, "metric": str, "reference": str})
         model_metrics["temperature"] = pd.to_numeric(model_metrics["temperature"].replace("", np.nan), errors="coerce")
     values = _read_model_metric_values(path, model_metrics, n)
-    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics, values)
+    training = None
+    if (path / "training.csv").is_file():
+        training = _read_csv(path / "training.csv", TRAINING_COLUMNS, {"model": str, "metric": str, "method": str})
+    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics, values, training)
 
 
 def _read_model_metric_values(path: Path, model_metrics, n: int) -> dict[int, np.ndarray] | None:

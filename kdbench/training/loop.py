@@ -231,6 +231,7 @@ def train(
         if scheduler is not None and torch_schedule.every == "epoch":
             scheduler.step()
         row = {"epoch": epoch + 1, **{k: float(v) / n for k, v in sums.items()}, "train_accuracy": int(correct) / n}
+        row["lr"] = float(opt.param_groups[0]["lr"])  # the epoch's last step's: the report's curves
         history.append(row)
         log(row)
     if cuda:
