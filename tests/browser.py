@@ -59,6 +59,7 @@ class PageReport:
     images_ok: int = 0  # decoded with a non-zero size
     height: int = 0
     screenshot: bytes = b""
+    ran: list = field(default_factory=list)  # the values of load_page's `run` expressions
 
     def foreign_requests(self) -> list[str]:
         """Requests other than the page itself and inline data: URIs."""
@@ -154,8 +155,16 @@ class _Pipe:
 
 
 def load_page(
-    path, exe: str | None = None, width: int = 1280, height: int = 1000, full_page: bool = False, timeout: float = 60
+    path,
+    exe: str | None = None,
+    width: int = 1280,
+    height: int = 1000,
+    full_page: bool = False,
+    timeout: float = 60,
+    run: tuple[str, ...] = (),
 ) -> PageReport:
+    """The page loaded and what it did; `run`: JavaScript expressions evaluated in order after the
+    load (clicks, typing), their values in `PageReport.ran`."""
     exe = exe or find_chromium()
     if not exe:
         raise FileNotFoundError("no chromium found (apt-get install chromium)")
@@ -185,6 +194,7 @@ def load_page(
                 ].get("value")
 
             rep = PageReport(url=url)
+            rep.ran = [js(expr) for expr in run]
             rep.scripts = js("document.getElementsByTagName('script').length")
             rep.text = js("document.body ? document.body.innerText : ''")
             rep.images = js("document.images.length")

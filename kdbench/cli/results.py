@@ -1,4 +1,5 @@
-"""`kdbench index`, `report`, `export`, `compare`, `baseline` and `gate`: commands that read run directories.
+"""`kdbench index`, `leaderboard`, `report`, `export`, `compare`, `baseline` and `gate`: commands that
+read run directories.
 Imports stay inside the handlers: `kdbench run` should not pay for matplotlib and Jinja2."""
 
 from __future__ import annotations
@@ -119,6 +120,28 @@ def add_commands(sub) -> None:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="run directories, or folders holding them (e.g. results)")
     p.add_argument("--db", help="the index file (default: DIR/runs.sqlite, beside the results)")
     p.set_defaults(func=index)
+
+    def leaderboard(args) -> int:
+        from kdbench.index.leaderboard import write_leaderboard
+
+        out = Path(args.output or f"reports/leaderboard.{args.format}")
+        if out.is_dir():
+            raise CliError(
+                f"-o {args.output}: is a directory, expected the page to write (e.g. {out / 'leaderboard.html'})"
+            )
+        missing = [d for d in args.dirs if not Path(d).exists()]
+        if missing:
+            raise CliError(f"{missing[0]}: no such folder (a results folder, a run folder or a runs index file)")
+        print(write_leaderboard(args.dirs, out, args.format, log=lambda line: print(line, file=sys.stderr)))
+        return ExitCode.OK
+
+    p = sub.add_parser("leaderboard", help="every network of the indexed runs on one page, sortable and filterable")
+    p.add_argument(
+        "dirs", nargs="*", default=["results"], metavar="DIR", help="results folders or index files (default: results)"
+    )
+    p.add_argument("-o", "--output", help="the page (default: reports/leaderboard.html or .md)")
+    p.add_argument("--format", choices=("html", "md"), default="html")
+    p.set_defaults(func=leaderboard)
 
     p = sub.add_parser("report", help="a run directory as one self-contained HTML page (or Markdown)")
     p.add_argument("run_dir", help="run directory (results/<suite>/<run-id>)")
