@@ -222,12 +222,17 @@ def index_runs(db: Path, roots, log=print) -> dict:
         for root in roots:
             for folder in find_runs(Path(root)):
                 try:
-                    run = load_run(folder)
+                    record(con, load_run(folder))
                 except ResultsError as exc:
                     log(f"skipped {folder}: not a complete run ({exc})")
                     done["skipped"].append(str(folder))
                     continue
-                record(con, run)
+                except (sqlite3.Error, IndexFileError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - one odd run folder must not stop the others
+                    log(f"skipped {folder}: could not be indexed ({type(exc).__name__}: {exc})")
+                    done["skipped"].append(str(folder))
+                    continue
                 done["indexed"].append(str(Path(folder).resolve()))
         done["dropped"] = drop_missing(con)
     for p in done["dropped"]:
