@@ -1,6 +1,7 @@
 """kdbench's `autoattack` against pyautoattack.AutoAttack called directly, on a real model.
 
     python scripts/check_autoattack.py --data-root DIR [--n 500] [--eps 8/255] [--version standard]
+    python scripts/check_autoattack.py --data-root DIR --norm L2 --eps 0.5
 
 Loads the CIFAR-10 ResNet-18 shipped in pyautoattack (examples/model_test.pt), takes the suite's
 way of choosing `n` test examples (seeded, class-stratified), scores it through kdbench's
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--eps", default="8/255")
     ap.add_argument("--version", default="standard", choices=["standard", "rand"])
+    ap.add_argument("--norm", default="Linf", choices=["Linf", "L2"])
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
@@ -50,19 +52,19 @@ def main() -> None:
 
     conds = [
         c
-        for name, params in (("clean", {}), ("autoattack", {"eps": [eps], "version": args.version}))
+        for name, params in (("clean", {}), ("autoattack", {"eps": [eps], "version": args.version, "norm": args.norm}))
         for c in CONDITIONS.get(name).build(CONDITIONS.get(name).Params(**params), args.seed)
     ]
     t0 = time.perf_counter()
     result = evaluate({"m": model}, conds, test.images, test.labels, test.indices, batch_size=args.batch_size)["m"]
     t1 = time.perf_counter()
-    ours = result.correct[[c.condition for c in result.cells].index("autoattack")]
+    ours = result.correct[[c.condition for c in result.cells].index(conds[1].name)]
     if args.images:  # the adversarial images themselves, from the condition evaluate() calls
         conds[1].batch_size = args.batch_size
         x_ours = conds[1].attack(model, x, y, test.indices, eps)
     t1b = time.perf_counter()
 
-    reference = AutoAttack(model, norm="Linf", eps=eps, version=args.version, seed=args.seed, device="cpu")
+    reference = AutoAttack(model, norm=args.norm, eps=eps, version=args.version, seed=args.seed, device="cpu")
     x_adv, _ = reference.run_standard_evaluation(x, y, batch_size=args.batch_size)
     t2 = time.perf_counter()
     with torch.no_grad():
@@ -71,7 +73,7 @@ def main() -> None:
             torch.cat([model(x_adv[i : i + args.batch_size]).argmax(1) for i in range(0, len(x), args.batch_size)]) == y
         )
     theirs = clean & adv
-    print(f"examples {len(y)}, eps {eps:.6g}, version {args.version}, seed {args.seed}")
+    print(f"examples {len(y)}, {args.norm} eps {eps:.6g}, version {args.version}, seed {args.seed}")
     print(f"clean accuracy            {clean.float().mean():.2%}")
     print(f"kdbench autoattack        {ours.float().mean():.2%}  ({t1 - t0:.0f} s)")
     print(f"pyautoattack directly     {theirs.float().mean():.2%}  ({t2 - t1b:.0f} s)")
