@@ -179,4 +179,4 @@ def test_a_method_that_overrides_the_forward_pass_is_what_training_runs():
     recipe = TrainRecipe(epochs=2, batch_size=8, optimizer="sgd", lr=0.1, schedule="constant", augment=False)
     history = train(net, images, labels, recipe, Twice(MethodParams(name="twice")), seed=0)
     assert seen == [((8, 3, 8, 8), 0.0)] * 2 + [((4, 3, 8, 8), 0.0)] + [((8, 3, 8, 8), 1.0)] * 2 + [((4, 3, 8, 8), 1.0)]
-    assert set(history[0]) == {"epoch", "clean", "flipped", "train_accuracy"}
+    assert set(history[0]) == {"epoch", "clean", "flipped", "train_accuracy", "lr"}
