@@ -114,12 +114,12 @@ def test_autoattack_l2_equals_pyautoattack_called_directly(trained):
     test = test.subset(torch.arange(16))
     x, y = test.images.float() / 255, test.labels
     # two of its attacks keep it affordable: the wrapper passes the version through, as in Linf
-    (cond,) = build("autoattack", norm="L2", eps=[EPS], version="custom", attacks=["apgd-ce", "apgd-t"])
+    (cond,) = build("autoattack", norm="L2", eps=[EPS], version="custom", attacks=["apgd-ce", "apgd-dlr"])
     result = evaluate({"m": model}, build("clean") + [cond], test.images, test.labels, test.indices, batch_size=8)["m"]
     names = [c.condition for c in result.cells]
     assert names == ["clean", "autoattack_l2", "worst_case_l2"]
     reference = AutoAttack(
-        model, norm="L2", eps=EPS, version="custom", attacks=["apgd-ce", "apgd-t"], seed=0, device="cpu"
+        model, norm="L2", eps=EPS, version="custom", attacks=["apgd-ce", "apgd-dlr"], seed=0, device="cpu"
     )
     reference.verbose = False
     x_ref, _ = reference.run_standard_evaluation(x, y, batch_size=8)
@@ -233,7 +233,7 @@ evaluate:
   saliency: 0
   pgd: {eps: [4/255], steps: 2}
   fgsm: {norm: L2, eps: [0.25]}
-  autoattack: {norm: L2, eps: [0.25], version: custom, attacks: [apgd-ce]}
+  apgd: {norm: L2, eps: [0.25], steps: 5}
   diagnostics: {subset: 10, unbounded_steps: 2, steps_factor: 2}
 """
     )
@@ -252,7 +252,7 @@ evaluate:
         ("pgd", "0.0156863"),
         ("worst_case", "0.0156863"),
         ("fgsm_l2", "0.25"),
-        ("autoattack_l2", "0.25"),
+        ("apgd_l2", "0.25"),
         ("worst_case_l2", "0.25"),
     }
     d = pd.read_csv(run_dir / "diagnostics.csv", dtype={"eps": str, "norm": str}, keep_default_na=False)
@@ -264,6 +264,6 @@ evaluate:
     assert "ε=0.25/255" not in text and "64/255" not in text  # an L2 radius is never read as a pixel level
     out = tmp_path / "rb"
     assert main(["export", str(run_dir), "--format", "robustbench", "-o", str(out)]) == 0
-    assert not (out / "synthetic" / "L2").exists()  # a custom AutoAttack is not RobustBench's number
+    assert not (out / "synthetic" / "L2").exists()  # no AutoAttack ran: nothing is RobustBench's number
     text = (run_dir / "manifest.json").read_text()
     assert '"norm": "L2"' in text or json.loads(text)["suite"]["evaluate"]["fgsm"]["norm"] == "L2"
