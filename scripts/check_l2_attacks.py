@@ -4,7 +4,9 @@
 
 Loads the CIFAR-10 ResNet-18 shipped in pyautoattack, takes n seeded, class-stratified test images,
 and prints, per attack, the robust accuracy by kdbench and by the reference, how many examples
-agree, and the largest pixel difference of the adversarial images. The starts are the references'
+agree, and the largest pixel difference of the adversarial images (torchattacks averages the loss
+over the batch where kdbench sums it: the same steps up to rounding, which PGD's iterations can
+grow on a deep network). The starts are the references'
 own draws, passed to kdbench's attack (tests/test_l2.py does the same on a small network).
 """
 
@@ -82,6 +84,7 @@ def main() -> None:
         rows.append((f"apgd {loss} (pyautoattack APGDAttack, labels = predictions)", ours, theirs))
     print(f"pyautoattack's ResNet-18, {len(y)} CIFAR-10 test images, L2 eps {eps:g}")
     for name, ours, theirs in rows:
+        ours, theirs = ours.detach(), theirs.detach()
         a, b = robust(ours), robust(theirs)
         print(
             f"{name:<58} kdbench {a.float().mean():.2%}  reference {b.float().mean():.2%}  "
