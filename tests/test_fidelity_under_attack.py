@@ -8,17 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from attack_helpers import build
 from tiny_suite import run, suite_text
 
 from kdbench.data import load_dataset
-from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.evaluation.evaluate import evaluate
 from kdbench.models import create_model, wrap
-
-
-def build(name, **params):
-    cls = CONDITIONS.get(name)
-    return cls.build(cls.Params(**params), seed=0)
 
 
 def test_the_teachers_see_the_students_own_adversarial_examples():

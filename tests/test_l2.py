@@ -7,25 +7,14 @@ import json
 import pytest
 import torch
 import torchattacks
-from given_start import Given
+from attack_helpers import Given, build, trained_net
 from tiny_suite import run
 from torch import nn
 
-from kdbench.config import TrainRecipe
-from kdbench.data import load_dataset
-from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.evaluation.diagnostics import from_results
 from kdbench.evaluation.evaluate import evaluate
-from kdbench.models import create_model, wrap
-from kdbench.training.loop import train
-from kdbench.training.methods import METHODS, build_method
 
 EPS = 0.5
-
-
-def build(name, **params):
-    cls = CONDITIONS.get(name)
-    return cls.build(cls.Params(**params), seed=0)
 
 
 def l2(v):
@@ -34,15 +23,7 @@ def l2(v):
 
 @pytest.fixture(scope="module")
 def trained():
-    torch.set_num_threads(1)
-    data = load_dataset("synthetic", None, n_train=600, n_test=200, seed=1)
-    torch.manual_seed(0)
-    net = wrap(create_model("cnn_tiny"), "cifar10")
-    recipe = TrainRecipe(
-        epochs=2, batch_size=50, optimizer="adam", lr=0.01, weight_decay=0, schedule="constant", augment=False
-    )
-    train(net, data.train.images, data.train.labels, recipe, build_method(METHODS.get("baseline").Params()), seed=0)
-    return net.eval().requires_grad_(False), data.test
+    return trained_net()
 
 
 @pytest.mark.parametrize("random_start", [False, True])
