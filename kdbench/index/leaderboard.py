@@ -77,6 +77,7 @@ def build(tables: dict) -> list[Group]:
     summary = with_run(tables["summary"]) if len(tables["summary"]) else None
     mm = with_run(tables["model_metrics"]) if len(tables["model_metrics"]) else None
     verdicts = tables["verdicts"].merge(runs[["path", "finished"]], on="path")
+    finished = runs.set_index("path")["finished"].fillna("").to_dict()
     groups = []
     for spec, m in metrics.groupby("eval_spec_hash", sort=False):
         in_group = runs[runs["eval_spec_hash"] == spec].sort_values("finished")
@@ -110,9 +111,9 @@ def build(tables: dict) -> list[Group]:
         for network, net in m.groupby("network", sort=False):
             first = net.iloc[0]
             model = first["model"]
-            latest = net.sort_values("path").iloc[-1]
+            latest = max(net["path"].unique(), key=lambda p: finished.get(p, ""))  # the run the row links to
             row = {
-                "run": latest["path"],
+                "run": latest,
                 "model": {"value": None, "text": str(model)},
                 "method": {"value": None, "text": str(first["method"])},
                 "arch": {"value": None, "text": str(first["arch"])},
@@ -261,9 +262,9 @@ def write_leaderboard(dirs, output: Path, fmt: str = "html", log=print) -> Path:
         return output
     links = {}
     folder = output.with_name(output.stem + "_reports")
-    for path in sorted({r["run"] for g in groups for r in g.rows}):
-        from kdbench.reports import write_report
+    from kdbench.reports import write_report
 
+    for path in sorted({r["run"] for g in groups for r in g.rows}):
         target = folder / f"{Path(path).parent.name}-{Path(path).name}.html"
         if not target.is_file() or target.stat().st_mtime < (Path(path) / "manifest.json").stat().st_mtime:
             write_report(path, target, "html")
