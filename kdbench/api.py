@@ -36,11 +36,12 @@ def run(
     threads: int | None = None,
     jobs: int = 1,
     force: bool = False,
+    track=(),
     log=None,
 ) -> Path:
     """Train what is missing, evaluate, and write the run directory; returns its path. `jobs` > 1
     runs that many jobs at once in worker processes (`threads` each); `log` receives progress lines
-    (default: none)."""
+    (default: none); `track` names experiment trackers ("mlflow", "tensorboard", "wandb"), offline by default."""
     from kdbench.pipeline.run import run_suite
 
     if not isinstance(suite, Suite):
@@ -54,6 +55,7 @@ def run(
         force=force,
         jobs=int(jobs),
         threads=None if threads is None else int(threads),
+        track=tuple(track),
         log=log or (lambda _: None),
     )
 

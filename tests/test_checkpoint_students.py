@@ -143,7 +143,7 @@ def test_the_gate_your_model_example_trips_on_a_worse_release(tmp_path):
         "1",
         "2",
         "--epochs",
-        "6",
+        "3",
     ]
     subprocess.run(train, check=True, capture_output=True)
     out = ["--out", str(work / "results"), "--device", "cpu", "--threads", "1"]

@@ -141,7 +141,7 @@ def test_every_parameter_fuzzed_validates_to_0_or_2_and_a_sample_runs(tmp_path, 
     assert tried > 1000 and codes[2] > codes[0] > 100, codes
     validate_s = time.perf_counter() - start
     # what validate accepts, run must not crash on: a seeded sample, each in its own process
-    sample = rng.sample(accepted, 3)
+    sample = rng.sample(accepted, 2)
     runs = []
     for i, (label, doc) in enumerate(sample):
         suite = tmp_path / f"run{i}.yaml"

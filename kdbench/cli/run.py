@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kdbench.cli.errors import CliError
 from kdbench.cli.suites import load_or_fail
+from kdbench.tracking.session import BACKENDS
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
 
@@ -47,6 +48,16 @@ def add_commands(sub) -> None:
         action="store_true",
         help="GPU: let cuDNN time and pick its fastest kernels (cudnn.benchmark); faster, but numbers then vary "
         "slightly from run to run",
+    )
+    p.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        choices=tuple(BACKENDS),
+        metavar="BACKEND",
+        help="log every model's parameters, per-epoch and final metrics and the report to mlflow (OUT/mlruns, or "
+        "$MLFLOW_TRACKING_URI), tensorboard (OUT/tensorboard) or wandb (OUT/wandb, offline unless $WANDB_MODE); "
+        "repeatable; each is an extra: pip install 'kdbench[mlflow]'. Never changes a job's hash or its numbers",
     )
     p.add_argument(
         "--verbose", action="store_true", help="end with every metric's mean accuracy, not only the verdicts"
@@ -152,6 +163,7 @@ def cmd_run(args) -> int:
             eval_group=args.eval_group,
             jobs=args.jobs,
             threads=args.threads,
+            track=tuple(args.track),
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
     except UserError as exc:  # bad data, checkpoints, Ray unreachable or a path the nodes do not share

@@ -34,6 +34,7 @@ class WorkerContext:
     threads: dict[str, int]  # per job kind
     plugins: tuple = ()  # (spec, source or None) per plugin of the suite: see config.plugins.shippable
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
+    tracking: object = None  # kdbench.tracking.Tracking: the models trained here log there
 
     @property
     def attempts_dir(self) -> Path:
@@ -94,6 +95,7 @@ def run_jobs(
     torch.set_num_threads(ctx.threads[kind])  # a worker may run jobs of every kind
     store = Store(Path(ctx.store_root))
     by_hash, runner = runner_for(ctx)
+    runner.tracking = ctx.tracking  # not in the runner's key: a worker kept from an earlier run logs to this one
     missing = [h for h in hashes if h not in by_hash]
     if missing:
         raise WorkerError(

@@ -31,6 +31,7 @@ from kdbench.models.teachers import (
 )
 from kdbench.pipeline.plan import Job, Plan
 from kdbench.results.contract import level_str
+from kdbench.tracking.logs import ModelLogs
 from kdbench.training.loop import predict_logits, train
 from kdbench.training.methods import build_method
 from kdbench.util.atomic import atomic_path
@@ -47,6 +48,7 @@ class JobRunner:
         self.plan, self.suite = plan, plan.suite
         self.splits, self.test_eval, self.conditions = splits, test_eval, conditions
         self.store, self.device, self.log = store, device, log
+        self.tracking = None  # kdbench.tracking.Tracking: each model trained here logs its epochs as they happen
         for c in conditions:
             c.dataset = self.suite.dataset.name  # released corrupted files (CIFAR-10-C, CIFAR-100-C) follow the dataset
             if hasattr(c, "clean"):  # released -C folders are matched to the test split's files
@@ -88,6 +90,15 @@ class JobRunner:
             self._models[job.hash] = model
         return model
 
+    def role_of(self, model: str) -> str:
+        return "teacher" if model in self.suite.teachers else self.suite.students[model].role
+
+    def described(self, job: Job) -> dict:
+        """The job's specification with its method resolved (a teacher's default is not in its hash)."""
+        if job.kind == "teacher" and job.spec["source"] == "recipe" and "method" not in job.spec:
+            return {**job.spec, "method": self.suite.teachers[job.model].method_spec.model_dump(mode="json")}
+        return job.spec
+
     def release_models(self) -> None:
         """Drop the models kept so far (a Ray worker, between tasks): they reload from the store."""
         self._models.clear()
@@ -105,23 +116,30 @@ class JobRunner:
         torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
         model = build_architecture(spec["arch"], spec["normalize"], self.num_classes, **build_args(spec))
         history = []
-        train(
-            model,
-            self.splits.train.images,
-            self.splits.train.labels,
-            recipe,
-            method,
-            spec["seed"],
-            teachers=teachers,
-            teacher_logits=teacher_logits,
-            device=self.device,
-            desc=job.id,
-            log=lambda row: (
-                history.append(row),
-                self.log(f"  {job.id} " + " ".join(f"{k}={v:.4g}" for k, v in row.items())),
-            ),
-            say=self.log,
-        )
+        logs = ModelLogs(self.tracking, job, self, self.log)
+        try:
+            train(
+                model,
+                self.splits.train.images,
+                self.splits.train.labels,
+                recipe,
+                method,
+                spec["seed"],
+                teachers=teachers,
+                teacher_logits=teacher_logits,
+                device=self.device,
+                desc=job.id,
+                log=lambda row: (
+                    history.append(row),
+                    self.log(f"  {job.id} " + " ".join(f"{k}={v:.4g}" for k, v in row.items())),
+                    logs.epoch(row),
+                ),
+                say=self.log,
+            )
+        except BaseException:
+            logs.close(ok=False)
+            raise
+        logs.close()
         torch.save(model.net.state_dict(), out / WEIGHTS)
         (out / "history.json").write_text(json.dumps(history, indent=1))
         # its students train next; a student is reloaded when evaluated (a plan may train thousands)

@@ -27,6 +27,7 @@ from kdbench.pipeline.jobs import JobRunner, read_eval
 from kdbench.pipeline.plan import Plan
 from kdbench.pipeline.prepare import data_root_of, make_deterministic, prepare, resolve_device
 from kdbench.results.contract import DIAGNOSTIC_COLUMNS, TRAINING_COLUMNS, write_run
+from kdbench.training.loop import epoch_metrics
 from kdbench.training.methods import teacher_log_probs
 from kdbench.util.hashing import content_hash, weights_sha256
 from kdbench.util.names import RESULTS_FORMAT, corruption_condition
@@ -48,8 +49,15 @@ def run_suite(
     eval_group=None,
     jobs=1,
     threads=None,
+    track=(),
     log=print,
 ):
+    """`track`: experiment-tracking backends (kdbench.tracking.BACKENDS) that log every model's
+    parameters, epochs and final metrics and the report; they change no hash and no number."""
+    if track:
+        from kdbench.tracking import check_installed
+
+        check_installed(track)  # before any work: exit 2 naming the extra to install
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     if threads is not None:  # per job: with --jobs N, each worker process runs its jobs at this many
@@ -82,6 +90,14 @@ def run_suite(
         )
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
+    tracking = None
+    if track:
+        from kdbench.tracking import Tracking
+        from kdbench.tracking.logs import start as start_tracking
+
+        stamp = started.strftime("%Y%m%dT%H%M%SZ")
+        tracking = start_tracking(Tracking.start(track, Path(out).resolve(), suite.name, stamp), suite, log)
+        runner.tracking = tracking
 
     def worker_context(per_kind: dict[str, int]):
         from kdbench.config.plugins import shippable
@@ -93,25 +109,39 @@ def run_suite(
         shipped = suite.model_dump(mode="json")
         shipped["dataset"]["root"] = None
         return WorkerContext(
-            shipped, root, str(store.root.resolve()), device, deterministic, per_kind, shippable(suite.plugins)
+            shipped,
+            root,
+            str(store.root.resolve()),
+            device,
+            deterministic,
+            per_kind,
+            shippable(suite.plugins),
+            tracking=tracking,
         )
 
-    if executor == "ray":
-        from kdbench.executors.ray import RayExecutor
-        from kdbench.executors.ray_config import RayOptions
+    try:
+        if executor == "ray":
+            from kdbench.executors.ray import RayExecutor
+            from kdbench.executors.ray_config import RayOptions
 
-        options = ray_options or RayOptions()
-        records = RayExecutor(store, worker_context(options.threads), options, log=log).run(plan.jobs, force=force)
-        executor_info = {"name": "ray", **dataclasses.asdict(options)}
-    else:
-        # several jobs at once: the evaluations in as many groups as jobs run at once (numbers unchanged)
-        group = eval_group or min(EVAL_GROUP, max(1, math.ceil(len(plan.eval_jobs) / jobs)))
-        per_job = dict.fromkeys(KINDS, torch.get_num_threads())
-        context = worker_context(per_job) if jobs > 1 else None
-        records = LocalExecutor(store, group_size=group, log=log, jobs=jobs, context=context, threads=per_job).run(
-            plan.jobs, runner.handlers(), force=force
-        )
-        executor_info = {"name": "local", "eval_group": group, "jobs": jobs}
+            options = ray_options or RayOptions()
+            records = RayExecutor(store, worker_context(options.threads), options, log=log).run(plan.jobs, force=force)
+            executor_info = {"name": "ray", **dataclasses.asdict(options)}
+        else:
+            # several jobs at once: the evaluations in as many groups as jobs run at once (numbers unchanged)
+            group = eval_group or min(EVAL_GROUP, max(1, math.ceil(len(plan.eval_jobs) / jobs)))
+            per_job = dict.fromkeys(KINDS, torch.get_num_threads())
+            context = worker_context(per_job) if jobs > 1 else None
+            records = LocalExecutor(store, group_size=group, log=log, jobs=jobs, context=context, threads=per_job).run(
+                plan.jobs, runner.handlers(), force=force
+            )
+            executor_info = {"name": "local", "eval_group": group, "jobs": jobs}
+    except BaseException:  # a failed job, Ctrl-C: the trackers' run-level records say it stopped
+        if tracking is not None:
+            from kdbench.tracking.logs import abort
+
+            abort(tracking, log)
+        raise
     metrics, correct, agreement, diagnostics, attack_seconds, (model_metrics, model_values) = assemble(
         plan, store, test_eval
     )
@@ -155,6 +185,8 @@ def run_suite(
         "attack_seconds": attack_seconds,
         "weights_sha256": weights,
     }
+    if tracking is not None:
+        manifest["tracking"] = {"backends": list(tracking.backends), "session": tracking.session}
     write_run(
         run_dir,
         manifest,
@@ -176,6 +208,10 @@ def run_suite(
         tmp.symlink_to(run_id)
         os.replace(tmp, latest)
     index_run(Path(out), run_dir, log)
+    if tracking is not None:
+        from kdbench.tracking.logs import finish
+
+        finish(tracking, plan, store, records, run_dir, runner, log)
     return run_dir
 
 
@@ -315,13 +351,7 @@ def training_curves(plan: Plan, store: Store) -> pd.DataFrame:
         else:
             role, method = suite.students[name].role, suite.students[name].method.name
         for epoch in json.loads(history.read_text()):
-            terms = {k: v for k, v in epoch.items() if k not in ("epoch", "train_accuracy", "lr")}
-            values = {
-                **terms,
-                "loss": sum(terms.values()),
-                **{k: epoch[k] for k in ("train_accuracy", "lr") if k in epoch},
-            }
-            for metric, value in values.items():
+            for metric, value in epoch_metrics(epoch).items():
                 rows.append(
                     dict(
                         model=name,

@@ -240,6 +240,13 @@ def train(
     return history
 
 
+def epoch_metrics(row: dict) -> dict[str, float]:
+    """An epoch's row of history.json as the curves name it (training.csv, the report, tracking):
+    each loss term, `loss` (their sum, the objective), then train_accuracy and lr where recorded."""
+    terms = {k: v for k, v in row.items() if k not in ("epoch", "train_accuracy", "lr")}
+    return {**terms, "loss": sum(terms.values()), **{k: row[k] for k in ("train_accuracy", "lr") if k in row}}
+
+
 class TrainingDiverged(UserError, FloatingPointError):
     """A loss that became NaN or infinite: the run stops (exit 1), naming the job and the terms."""
 
