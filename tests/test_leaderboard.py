@@ -54,6 +54,14 @@ def test_a_masking_flag_rides_on_the_difference(results):
     assert kd["delta_clean"]["flag"] and "⚠ masking suspected" in kd["delta_clean"]["text"]
 
 
+def test_a_difference_without_an_interval_shows_none(results):
+    tables = {t: read_table(results / "runs.sqlite", t) for t in TABLES}
+    v = tables["verdicts"]
+    v.loc[v.question == "clean accuracy", ["ci_lo", "ci_hi"]] = np.nan  # one seed a side
+    kd = next(r for r in build(tables)[0].rows if r["model"]["text"] == "resnet20-kd")
+    assert "nan" not in kd["delta_clean"]["text"] and "[" not in kd["delta_clean"]["text"]
+
+
 def test_the_page_sorts_and_filters_in_chromium_with_nothing_fetched(results, tmp_path):
     require(find_chromium() is not None, "Chromium", "apt-get install chromium")
     page = tmp_path / "board.html"

@@ -182,7 +182,9 @@ def _deltas(verdicts, net, model) -> dict:
         if rows.empty:
             continue
         r = rows.iloc[0]
-        text = f"{100 * r['diff']:+.1f} [{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}] {r['verdict']}"
+        # one seed a side has no interval (the report's "—"): the verdict says why
+        ci = "" if math.isnan(r["ci_lo"]) else f" [{100 * r['ci_lo']:+.1f}, {100 * r['ci_hi']:+.1f}]"
+        text = f"{100 * r['diff']:+.1f}{ci} {r['verdict']}"
         if key == "delta_robust":
             text = f"{r['question'].removeprefix('worst-case attack ')}: {text}"
         masked = bool(r["masking"])
