@@ -124,7 +124,7 @@ def test_wandb_offline_runs_hold_the_curves_and_the_final_metrics(tmp_path):
     suite.write_text(light(suite_text("trk", 2)))
     assert run(suite, tmp_path / "out", "--track", "wandb") == 0
     result = read_run(tmp_path / "out" / "trk" / "latest")
-    history, summary, names = {}, {}, {}
+    history, summary, names, configs = {}, {}, {}, {}
     for path in glob.glob(str(tmp_path / "out" / "wandb" / "offline-run-*" / "run-*.wandb")):
         store = datastore.DataStore()
         store.open_for_scan(path)
@@ -136,6 +136,7 @@ def test_wandb_offline_runs_hold_the_curves_and_the_final_metrics(tmp_path):
             if kind == "run":
                 name = names[path] = record.run.display_name
                 assert record.run.run_group == result.manifest["tracking"]["session"]
+                configs[name] = {i.key: json.loads(i.value_json) for i in record.run.config.update}
             elif kind == "history":
                 row = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
                 history.setdefault(name, []).append(row)
@@ -146,6 +147,8 @@ def test_wandb_offline_runs_hold_the_curves_and_the_final_metrics(tmp_path):
                 )
     session = result.manifest["tracking"]["session"]
     assert sorted(names.values()) == sorted(["base:seed0", "base:seed1", "kd:seed0", "kd:seed1", "t:seed0", session])
+    assert configs[session]["suite.name"] == "trk" and configs["kd:seed1"]["recipe.lr"] == "0.05"
+    assert configs["kd:seed1"]["kdbench.role"] == "distilled"
     got = {r["_step"]: r["loss"] for r in history["kd:seed1"]}
     assert got == pytest.approx(_curve(result, "kd", 1, "loss"), rel=1e-9)
     final = final_values(result, "kd", 1)

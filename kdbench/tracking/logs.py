@@ -55,9 +55,13 @@ class ModelLogs:
                 del self.logs[b]
 
 
+def suite_params(suite) -> dict[str, str]:
+    return params_of({"suite": suite.model_dump(mode="json")})
+
+
 def start(tracking: Tracking, suite, say: Callable[[str], None]) -> Tracking:
     """The run-level records; returns the tracking with the ids its models' records hang under."""
-    params = params_of({"suite": suite.model_dump(mode="json")})
+    params = suite_params(suite)
     for b in tracking.backends:
         try:
             parent = backend(b).start(tracking, params)
@@ -112,6 +116,6 @@ def finish(tracking: Tracking, plan, store, records, run_dir: Path, runner, say:
             if b == "mlflow" and b not in tracking.parents:
                 continue  # its start failed, and said so
             try:
-                backend(b).finish(tracking, report, verdicts, tags, finals)
+                backend(b).finish(tracking, report, verdicts, tags, finals, suite_params(plan.suite))
             except Exception as exc:  # noqa: BLE001
                 say(f"tracking {b}: the report and verdicts not logged: {exc}")

@@ -77,7 +77,7 @@ def abort(tracking) -> None:
     _client(tracking).set_terminated(tracking.parents["mlflow"], "FAILED")
 
 
-def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict]) -> None:
+def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict], params) -> None:
     client, run_id = _client(tracking), tracking.parents["mlflow"]
     for k, v in tags.items():
         client.set_tag(run_id, k, v)

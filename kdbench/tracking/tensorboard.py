@@ -56,7 +56,7 @@ def abort(tracking) -> None:
     return None  # each model's record was closed where it trained
 
 
-def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict]) -> None:
+def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict], params) -> None:
     path = session_dir(tracking)
     shutil.copyfile(report, path / "report.html")
     with _writer(path) as w:

@@ -31,7 +31,7 @@ def _init(tracking, name: str, job_type: str, config: dict | None = None):
 
 
 def start(tracking, params: dict[str, str]) -> None:
-    return None  # the session's own run is written at its end, with the report
+    return None  # the session's own run is written at its end, with the report and these parameters
 
 
 class ModelLog:
@@ -52,10 +52,10 @@ def abort(tracking) -> None:
     return None  # each model's record was closed where it trained
 
 
-def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict]) -> None:
+def finish(tracking, report: Path, verdicts: str, tags: dict[str, str], finals: dict[str, dict], params) -> None:
     import wandb
 
-    run = _init(tracking, tracking.session, "run", tags)
+    run = _init(tracking, tracking.session, "run", {**tags, **params})
     run.summary.update({f"{name}/{k}": v for name, values in finals.items() for k, v in values.items()})
     artifact = wandb.Artifact(f"report-{run.id}", type="report")
     artifact.add_file(str(report))
