@@ -185,3 +185,16 @@ def test_a_run_that_stops_is_marked_failed_in_mlflow(tmp_path):
         (found[0].data.tags["kdbench.session"].split("-")[0], "FAILED"),
         ("t:seed0", "FAILED"),
     ]
+
+
+def test_a_backend_that_cannot_start_costs_a_line_not_the_run(tmp_path, monkeypatch, capsys):
+    suite = tmp_path / "trk.yaml"
+    suite.write_text(light(suite_text("trk", 1)))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "a-file" / "mlruns").as_uri())  # not a folder
+    assert run(suite, tmp_path / "out", "--track", "mlflow", "--track", "tensorboard") == 0
+    err = capsys.readouterr().err
+    assert err.count("tracking mlflow") == 1 and "could not be started" in err and "Traceback" not in err
+    result = read_run(tmp_path / "out" / "trk" / "latest")
+    assert result.manifest["tracking"]["backends"] == ["tensorboard"]
+    assert (tmp_path / "out" / "tensorboard" / "trk" / result.manifest["tracking"]["session"] / "report.html").is_file()

@@ -4,6 +4,7 @@ A backend that fails costs a line and its own records, never the run."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import tempfile
@@ -31,9 +32,10 @@ class ModelLogs:
         if tracking is None:
             return
         tags = {"kdbench.role": runner.role_of(job.model), "kdbench.job": job.hash}
+        params = params_of(runner.described(job))
         for b in tracking.backends if backends is None else backends:
             try:
-                self.logs[b] = backend(b).ModelLog(tracking, self.name, params_of(runner.described(job)), tags)
+                self.logs[b] = backend(b).ModelLog(tracking, self.name, params, tags)
             except Exception as exc:  # noqa: BLE001 - a tracker never stops the run
                 say(f"tracking {b}: {self.name} not logged: {exc}")
 
@@ -60,24 +62,24 @@ def suite_params(suite) -> dict[str, str]:
 
 
 def start(tracking: Tracking, suite, say: Callable[[str], None]) -> Tracking:
-    """The run-level records; returns the tracking with the ids its models' records hang under."""
-    params = suite_params(suite)
+    """The run-level records; returns the tracking of the backends that started, with the ids their
+    models' records hang under (a backend whose start failed says so and is dropped for the run)."""
+    params, started, parents = suite_params(suite), [], {}
     for b in tracking.backends:
         try:
             parent = backend(b).start(tracking, params)
         except Exception as exc:  # noqa: BLE001
-            say(f"tracking {b}: the run's record could not be started: {exc}")
+            say(f"tracking {b}: the run's record could not be started, nothing is logged there: {exc}")
             continue
+        started.append(b)
         if parent is not None:
-            tracking.parents[b] = parent
-    return tracking
+            parents[b] = parent
+    return dataclasses.replace(tracking, backends=tuple(started), parents=parents)
 
 
 def abort(tracking: Tracking, say: Callable[[str], None]) -> None:
     """A run that stopped (an error, Ctrl-C): its run-level records say so."""
     for b in tracking.backends:
-        if b == "mlflow" and b not in tracking.parents:
-            continue
         try:
             backend(b).abort(tracking)
         except Exception as exc:  # noqa: BLE001
@@ -87,12 +89,12 @@ def abort(tracking: Tracking, say: Callable[[str], None]) -> None:
 def finish(tracking: Tracking, plan, store, records, run_dir: Path, runner, say: Callable[[str], None]) -> None:
     """Every model's final metrics (and the curves of those trained before this run, from their
     history.json), then the report and the verdicts at the run level."""
-    from kdbench.reports import write_report
+    from kdbench.reports.html import render_html
     from kdbench.reports.tables import build
     from kdbench.reports.verdicts import pair_verdicts
-    from kdbench.results.contract import read_run
+    from kdbench.results.checks import load_run
 
-    run = read_run(run_dir)
+    run = load_run(run_dir)
     trained_now = {r.hash for r in records if not r.cached}
     finals = {}
     for (name, seed), evaluation in plan.eval_jobs.items():
@@ -105,16 +107,16 @@ def finish(tracking: Tracking, plan, store, records, run_dir: Path, runner, say:
         if not fresh:
             for row in rows:
                 logs.epoch(row)
-        finals[model_name(name, seed)] = final_values(run, name, seed)
-        logs.final(len(rows), finals[model_name(name, seed)])
+        finals[logs.name] = final_values(run, name, seed)
+        logs.final(len(rows), finals[logs.name])
         logs.close()
-    verdicts = "\n".join(v.sentence() for v in pair_verdicts(build(run)))
+    data = build(run)  # the report's tables, once: the page and the verdicts
+    verdicts = "\n".join(v.sentence() for v in pair_verdicts(data))
     tags = {"kdbench.run_dir": str(Path(run_dir).resolve()), "kdbench.run_id": run.manifest["run_id"]}
     with tempfile.TemporaryDirectory() as tmp:
-        report = write_report(run_dir, Path(tmp) / "report.html")
+        report = Path(tmp) / "report.html"
+        report.write_text(render_html(data), encoding="utf-8")
         for b in tracking.backends:
-            if b == "mlflow" and b not in tracking.parents:
-                continue  # its start failed, and said so
             try:
                 backend(b).finish(tracking, report, verdicts, tags, finals, suite_params(plan.suite))
             except Exception as exc:  # noqa: BLE001

@@ -38,7 +38,8 @@ class Tracking:
     root: str  # the run's --out, absolute: mlruns/, tensorboard/ and wandb/ go under it
     experiment: str  # the suite's name: an MLflow experiment, a W&B project, a TensorBoard folder
     session: str  # this `kdbench run`: its start time and a random suffix
-    # backend -> the id of the run-level record the per-model ones hang under (MLflow's parent run)
+    # backend -> the id of the run-level record the per-model ones hang under (MLflow's parent run),
+    # set by logs.start
     parents: dict = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
