@@ -26,8 +26,11 @@ from kdbench.evaluation.conditions.corruptions import (
     CORRUPTIONS,
     EXTRA,
     corrupt,
+    describe_set,
     draw_batch,
+    parameter_set,
     resolve_names,
+    side_problems,
 )
 from kdbench.evaluation.conditions.corruptions.condition import cache_key
 from kdbench.evaluation.conditions.corruptions.core import _SeedPrefix
@@ -90,7 +93,7 @@ REFERENCE_PARAMS = {
         (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
         (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
     ],
-    "frost": [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
+    "frost": [(1, 0.2, 0.2), (1, 0.3, 0.2), (0.9, 0.4, 0.2), (0.85, 0.4, 0.2), (0.75, 0.45, 0.2)],  # textures at 0.2
     "fog": [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
     "brightness": [0.05, 0.1, 0.15, 0.2, 0.3],
     "saturate": [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
@@ -108,6 +111,82 @@ REFERENCE_PARAMS = {
         (0.65, 0.1, 0.7, 0.69, 0.6, 1),
         (0.65, 0.1, 0.5, 0.68, 0.6, 1),
     ],
+}
+
+
+# make_tinyimagenet_c.py's and make_imagenet_c.py's tables (zoom blur: the number of factors;
+# frost: image and texture weights, the textures' scale being 0.3 and 1)
+REFERENCE_PARAMS_64 = {
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
+    "defocus_blur": [(0.5, 0.6), (1, 0.1), (1.5, 0.1), (2.5, 0.01), (3, 0.1)],
+    "elastic_transform": [(0, 0, 5.12), (3.2, 19.2, 3.84), (6.4, 5.12, 3.84), (6.4, 1.92, 1.92), (10.24, 1.92, 1.28)],
+    "fog": [(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
+    "frost": [(1, 0.3), (0.9, 0.4), (0.8, 0.45), (0.75, 0.5), (0.7, 0.55)],
+    "gaussian_blur": [0.5, 0.75, 1, 1.25, 1.5],
+    "gaussian_noise": [0.04, 0.08, 0.12, 0.15, 0.18],
+    "glass_blur": [(0.1, 1, 1), (0.5, 1, 1), (0.6, 1, 2), (0.7, 2, 1), (0.9, 2, 2)],
+    "impulse_noise": [0.01, 0.02, 0.05, 0.08, 0.14],
+    "jpeg_compression": [65, 58, 50, 40, 25],
+    "motion_blur": [(10, 1), (10, 1.5), (10, 2), (10, 2.5), (12, 3)],
+    "pixelate": [0.9, 0.8, 0.7, 0.6, 0.5],
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+    "shot_noise": [250, 100, 50, 30, 15],
+    "snow": [
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6),
+    ],
+    "spatter": [
+        (0.62, 0.1, 0.7, 0.7, 0.6, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.6, 0),
+        (0.65, 0.3, 1, 0.69, 0.6, 0),
+        (0.65, 0.1, 0.7, 0.68, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.67, 0.6, 1),
+    ],
+    "speckle_noise": [0.15, 0.2, 0.25, 0.3, 0.35],
+    "zoom_blur": [7, 12, 16, 21, 26],
+}
+REFERENCE_PARAMS_224 = {
+    "brightness": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "contrast": [0.4, 0.3, 0.2, 0.1, 0.05],
+    "defocus_blur": [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)],
+    "elastic_transform": [
+        (488, 170.79999999999998, 24.400000000000002),
+        (488, 19.52, 48.800000000000004),
+        (12.200000000000001, 2.44, 4.88),
+        (17.080000000000002, 2.44, 4.88),
+        (29.279999999999998, 2.44, 4.88),
+    ],
+    "fog": [(1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)],
+    "frost": [(1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)],
+    "gaussian_blur": [1, 2, 3, 4, 6],
+    "gaussian_noise": [0.08, 0.12, 0.18, 0.26, 0.38],
+    "glass_blur": [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)],
+    "impulse_noise": [0.03, 0.06, 0.09, 0.17, 0.27],
+    "jpeg_compression": [25, 18, 15, 10, 7],
+    "motion_blur": [(10, 3), (15, 5), (15, 8), (15, 12), (20, 15)],
+    "pixelate": [0.6, 0.5, 0.4, 0.3, 0.25],
+    "saturate": [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],
+    "shot_noise": [60, 25, 12, 5, 3],
+    "snow": [
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ],
+    "spatter": [
+        (0.65, 0.3, 4, 0.69, 0.6, 0),
+        (0.65, 0.3, 3, 0.68, 0.6, 0),
+        (0.65, 0.3, 2, 0.68, 0.5, 0),
+        (0.65, 0.3, 1, 0.65, 1.5, 1),
+        (0.67, 0.4, 1, 0.65, 1.5, 1),
+    ],
+    "speckle_noise": [0.15, 0.2, 0.35, 0.45, 0.6],
+    "zoom_blur": [12, 16, 11, 13, 11],
 }
 
 
@@ -133,6 +212,37 @@ def test_parameters_are_the_cifar_ones(name):
     )
 
 
+@pytest.mark.parametrize("side", [64, 224])
+@pytest.mark.parametrize("name", sorted(REFERENCE_PARAMS_64))
+def test_parameters_at_64_and_224_are_the_scripts_ones(name, side):
+    want = (REFERENCE_PARAMS_64 if side == 64 else REFERENCE_PARAMS_224)[name]
+    got = [CORRUPTIONS.get(name).params_of(s, side) for s in range(1, 6)]
+    if name == "zoom_blur":
+        got = [len(g) for g in got]
+    elif name == "frost":
+        assert {g[2] for g in got} == {0.3 if side == 64 else 1}
+        got = [g[:2] for g in got]
+    assert [pytest.approx(g) for g in want] == got
+
+
+def test_the_nearest_parameter_set_by_ratio():
+    sets = {side: parameter_set(side) for side in (16, 32, 45, 46, 64, 96, 119, 120, 128, 224, 512)}
+    assert sets == {16: 32, 32: 32, 45: 32, 46: 64, 64: 64, 96: 64, 119: 64, 120: 224, 128: 224, 224: 224, 512: 224}
+    assert describe_set(64) == "Tiny-ImageNet-C (make_tinyimagenet_c.py, 64 px)"
+    assert describe_set(96).endswith(", the nearest set to 96 px")
+    # draws follow the side: fog's height map is the next power of two (256 at 224 px)
+    fog = draw_batch(CORRUPTIONS.get("fog"), 1, [0], 0, side=224)
+    assert fog["plasma"].shape == (1, 3 * sum(4**k for k in range(8)))
+
+
+def test_sides_the_corruptions_cannot_take_are_named():
+    assert side_problems(ALL, 64) == [] and side_problems(ALL, 224) == [] and side_problems(ALL, 300) == []
+    assert "at least 16x16" in side_problems(ALL, 8)[0]
+    (problem,) = side_problems(["frost", "fog"], 96)  # the 64-px set's textures are 94 px high at the least
+    assert "at most 93x93 pixels, not 96x96" in problem and "(names: [fog])" in problem
+    assert side_problems(["fog"], 96) == [] and "frost" in side_problems(["frost"], 320)[0]
+
+
 def test_zoom_factors_follow_the_float_arange():
     counts = [len(CORRUPTIONS.get("zoom_blur").params_of(s)) for s in range(1, 6)]
     assert counts == [7, 12, 16, 21, 26]  # np.arange adds 1.06 and 1.11 at severities 1 and 2
@@ -142,8 +252,10 @@ def test_zoom_factors_follow_the_float_arange():
 def test_bad_severities_and_sizes_are_refused(photos):
     with pytest.raises(ValueError, match="1..5"):
         corrupt("fog", photos[:1], [0], 6)
-    with pytest.raises(ValueError, match="32x32"):
-        corrupt("fog", torch.zeros(1, 3, 64, 64, dtype=torch.uint8), [0], 1)
+    with pytest.raises(ValueError, match="square images of at least 16 px, got 32x64"):
+        corrupt("fog", torch.zeros(1, 3, 32, 64, dtype=torch.uint8), [0], 1)
+    with pytest.raises(ValueError, match="frost: the textures of this parameter set are smaller than 96 px"):
+        corrupt("frost", torch.zeros(1, 3, 96, 96, dtype=torch.uint8), [0], 1)
 
 
 # ------------------------------------------------------------------------- reproducibility
@@ -190,6 +302,21 @@ def test_same_seed_same_bytes_whatever_the_batching(name, photos):
         assert torch.equal(corrupt(name, photos[:3].float() / 255, idx[:3], s, seed=4), whole[:3])
         if name in RANDOM:
             assert not torch.equal(corrupt(name, photos, idx, s, seed=5), whole)
+
+
+@pytest.mark.parametrize("side", [64, 224])
+def test_larger_sides_give_the_same_bytes_whatever_the_batching(side):
+    """The 64- and 224-px paths (zoom blur's float32 passes, glass blur's chained moves) are
+    batch-invariant too; their agreement with the reference is test_corruptions_oracles.py's."""
+    img = skdata.astronaut()
+    x = torch.from_numpy(np.stack([img[i : i + side, 40 : 40 + side] for i in (0, 150, 280)])).permute(0, 3, 1, 2)
+    idx = torch.tensor([5, 80, 13])
+    for name in ALL:
+        s = 5 if name != "spatter" else 3  # spatter's water mode
+        whole = corrupt(name, x, idx, s, seed=2)
+        assert whole.shape == x.shape and whole.dtype == torch.uint8
+        parts = torch.cat([corrupt(name, x[:1], idx[:1], s, seed=2), corrupt(name, x[1:], idx[1:], s, seed=2)])
+        assert torch.equal(parts, whole), f"{name} at {side} px: batching changed bytes"
 
 
 # ------------------------------------------------------------------------------ statistics

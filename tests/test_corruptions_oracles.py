@@ -1,10 +1,14 @@
-"""CIFAR-10-C corruptions against plain per-image computations of make_cifar_c.py's steps.
+"""The corruptions against plain per-image computations of the reference's steps, at the three
+reference sizes: make_cifar_c.py at 32 px, make_tinyimagenet_c.py at 64 px, make_imagenet_c.py at
+224 px (the three scripts differ only in their parameters, the frost textures' scale and the
+side they hard-code).
 
 Each oracle below takes one HWC uint8 image, follows the reference generator step by step
 through the libraries it names (PIL, skimage, scipy; cv2 and ImageMagick/Wand where installed,
 else skipped) and, for random corruptions, consumes the same random numbers our batched code
-drew. Images: 32x32 tiles of photographs shipped with scikit-image plus small generated ones
-(flat, ramps, noise).
+drew. Images: tiles of photographs shipped with scikit-image plus generated ones (flat, ramps,
+noise); fewer at larger sides. scripts/check_corruptions.py prints the agreement figures on
+more images, and against the imagecorruptions package at 224 px.
 
 Tolerances: pointwise corruptions with the same draws must match byte for byte; filters may
 differ by one grey level where the reference's own floating point lands within ~1e-6 of an
@@ -14,6 +18,8 @@ values.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import warnings
 
@@ -26,8 +32,8 @@ from scipy import ndimage, stats
 from skimage import color, filters
 from skimage import data as skdata
 
-from kdbench.evaluation.conditions.corruptions import CORRUPTIONS, corrupt, draw_batch
-from kdbench.evaluation.conditions.corruptions.weather import TEXTURES
+from kdbench.evaluation.conditions.corruptions import ALL, CORRUPTIONS, corrupt, draw_batch
+from kdbench.evaluation.conditions.corruptions.textures import files as texture_files
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -36,39 +42,61 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-def _tiles(img, step):
+SIDES = (32, 64, 224)
+# photograph tiles: (step between tiles in astronaut, chelsea, coffee) per side
+STEPS = {32: (96, 64, 96), 64: (300, 300, 300), 224: (288, 288, 400)}
+
+
+def _tiles(img, step, side):
     h, w = img.shape[:2]
-    return [img[i : i + 32, j : j + 32] for i in range(0, h - 31, step) for j in range(0, w - 31, step)]
+    return [img[i : i + side, j : j + side] for i in range(0, h - side + 1, step) for j in range(0, w - side + 1, step)]
+
+
+def make_images(side):
+    """uint8 (N, side, side, 3): photograph tiles and generated images."""
+    tiles = []
+    for img, step in zip((skdata.astronaut(), skdata.chelsea(), skdata.coffee()), STEPS[side]):
+        tiles += _tiles(img, step, side)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, side * side * 3).reshape(side, side, 3)
+    made = [np.full((side, side, 3), v, np.uint8) for v in ((0, 77, 128, 255) if side < 224 else (0, 77, 255))]
+    made += [ramp.astype(np.uint8), ramp.transpose(1, 0, 2).astype(np.uint8)]
+    made += [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(4 if side < 224 else 1)]
+    return np.stack(tiles + made)
 
 
 @pytest.fixture(scope="module")
 def images():
-    """uint8 (N, 32, 32, 3): photograph tiles and generated images."""
-    tiles = []
-    for img, step in ((skdata.astronaut(), 96), (skdata.chelsea(), 64), (skdata.coffee(), 96)):
-        tiles += _tiles(img, step)
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3)
-    made = [np.full((32, 32, 3), v, np.uint8) for v in (0, 77, 128, 255)]
-    made += [ramp.astype(np.uint8), ramp.transpose(1, 0, 2).astype(np.uint8)]
-    made += [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(4)]
-    return np.stack(tiles + made)
+    return make_images(32)
+
+
+@pytest.fixture(scope="module")
+def sized():
+    cache = {}
+    return lambda side: cache[side] if side in cache else cache.setdefault(side, make_images(side))
+
+
+def params(name, s, side=32):
+    return CORRUPTIONS.get(name).params_of(s, side)
 
 
 def ours(name, x, severity, seed=5):
     """(uint8 NHWC ours, the draws as numpy per image)."""
     t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     idx = torch.arange(len(x)) + 100
-    d = draw_batch(CORRUPTIONS.get(name), severity, idx, seed)
+    d = draw_batch(CORRUPTIONS.get(name), severity, idx, seed, x.shape[1])
     out = corrupt(name, t, idx, severity, seed, draws=d).permute(0, 2, 3, 1).numpy()
     return out, [{k: v[i].double().numpy() for k, v in d.items()} for i in range(len(x))]
 
 
 def compare(got, want, max_off=0.0):
-    """All values within one level, and at most `max_off` of them off by one."""
+    """All values within one level, and at most `max_off` of them off by one; `max_off` may be
+    (share, largest difference allowed) where a reference library's version moves a few values
+    further."""
+    max_off, levels = max_off if isinstance(max_off, tuple) else (max_off, 1 if max_off else 0)
     diff = np.abs(got.astype(int) - want.astype(int))
-    assert diff.max() <= (1 if max_off else 0), f"max difference {diff.max()}"
-    assert (diff > 0).mean() <= max_off, f"{100 * (diff > 0).mean():.3f}% of values differ by one"
+    assert diff.max() <= levels, f"max difference {diff.max()} ({100 * (diff > 0).mean():.4f}% differ)"
+    assert (diff > 0).mean() <= max_off, f"{100 * (diff > 0).mean():.4f}% of values differ"
 
 
 def u8(v):
@@ -95,12 +123,12 @@ def ref_contrast(x, c):
 
 
 def ref_disk(radius, alias_blur):
-    grid = np.arange(-8, 9)
+    grid, k = (np.arange(-8, 9), 3) if radius <= 8 else (np.arange(-radius, radius + 1), 5)
     xx, yy = np.meshgrid(grid, grid)
     disk = np.array((xx**2 + yy**2) <= radius**2, dtype=np.float32)
     disk /= np.sum(disk)
-    # cv2.GaussianBlur(disk, (3, 3), alias_blur): a float32 3-tap kernel, reflect-101 borders
-    t = np.exp(-0.5 / alias_blur**2 * np.arange(-1, 2) ** 2).astype(np.float32)
+    # cv2.GaussianBlur(disk, (k, k), alias_blur): a float32 k-tap kernel, reflect-101 borders
+    t = np.exp(-0.5 / alias_blur**2 * (np.arange(k) - k // 2) ** 2).astype(np.float32)
     g = (t.astype(np.float64) / t.astype(np.float64).sum()).astype(np.float32)
     rows = ndimage.correlate1d(disk, g, axis=1, mode="mirror")
     return ndimage.correlate1d(rows, g, axis=0, mode="mirror")
@@ -135,8 +163,9 @@ def ref_zoom(x, c):
 
 
 def ref_pixelate(x, c):
+    side = x.shape[0]
     im = Image.fromarray(x)
-    im = im.resize((int(32 * c), int(32 * c)), Image.BOX).resize((32, 32), Image.BOX)
+    im = im.resize((int(side * c), int(side * c)), Image.BOX).resize((side, side), Image.BOX)
     return np.asarray(im)
 
 
@@ -161,12 +190,31 @@ DETERMINISTIC = {
 }
 
 
+# Shares allowed off at the larger sides, where they differ from 32 px's (figures measured on
+# more images in docs/corruptions.md):
+OFF_AT = {
+    # The disk's float32 weights differ from OpenCV's in the last bit at ImageNet-C's radii 4 and
+    # 6 (OpenCV's own depend on its build), so outputs landing exactly on a level (the flat and
+    # ramp images) floor one lower or not; photographs: 0.03% of values at radius 4.
+    ("defocus_blur", 224): 0.2,
+    # OpenCV 3 (the reference's) computed distanceTransform in 16-bit fixed point, as we do;
+    # OpenCV 4+ in float: a distance on either side of the blur's uint8 floor moves a few
+    # neighbouring values by up to 6 levels.
+    ("water", 224): (0.0001, 8),
+}
+# images for oracles that take about a second per image at these sides
+FEW = {("shot_noise", 64): 8, ("shot_noise", 224): 1, ("zoom_blur", 224): 4}
+
+
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("name", sorted(DETERMINISTIC))
-def test_deterministic_corruptions_match_the_library_steps(name, images):
+def test_deterministic_corruptions_match_the_library_steps(name, side, sized):
     oracle, max_off = DETERMINISTIC[name]
+    max_off = OFF_AT.get((name, side), max_off)
+    x = sized(side)[: FEW.get((name, side))]
     for s in range(1, 6):
-        got, _ = ours(name, images, s)
-        want = np.stack([oracle(x, CORRUPTIONS.get(name).params_of(s)) for x in images])
+        got, _ = ours(name, x, s)
+        want = np.stack([oracle(xi, params(name, s, side)) for xi in x])
         compare(got, want, max_off)
 
 
@@ -197,21 +245,28 @@ def ref_glass(x, c, d):
     sigma, delta, iterations = c
     y = u8(filters.gaussian(x / 255.0, sigma=sigma, channel_axis=-1) * 255)
     moves = np.floor(d["shift"] * 2 * delta).astype(int) - delta  # np.random.randint(-delta, delta)
+    side = x.shape[0]
     for it in range(iterations):
-        for a, h in enumerate(range(32 - delta, delta, -1)):
-            for b, w in enumerate(range(32 - delta, delta, -1)):
+        for a, h in enumerate(range(side - delta, delta, -1)):
+            for b, w in enumerate(range(side - delta, delta, -1)):
                 dx, dy = moves[it, a, b]
                 hp, wp = h + dy, w + dx
                 y[h, w], y[hp, wp] = y[hp, wp], y[h, w]  # the reference's tuple "swap" of numpy views
     return u8(np.clip(filters.gaussian(y / 255.0, sigma=sigma, channel_axis=-1), 0, 1) * 255)
 
 
+@functools.lru_cache(maxsize=None)
+def frost_files(scale):
+    return [np.asarray(Image.open(path).convert("RGB")) for path in texture_files(scale)]  # resized as the set does
+
+
 def ref_frost(x, c, d):
-    textures = [np.asarray(Image.open(TEXTURES / f"frost{i}.png").convert("RGB")) for i in range(1, 6)]
+    side = x.shape[0]
+    textures = frost_files(c[2])
     u = d["pick"]
     tex = textures[int(u[0] * 5)]
-    top, left = int(u[1] * (tex.shape[0] - 32)), int(u[2] * (tex.shape[1] - 32))
-    crop = tex[top : top + 32, left : left + 32]
+    top, left = int(u[1] * (tex.shape[0] - side)), int(u[2] * (tex.shape[1] - side))
+    crop = tex[top : top + side, left : left + side]
     return u8(np.clip(c[0] * np.array(x) + c[1] * crop, 0, 255))
 
 
@@ -242,9 +297,11 @@ def ref_plasma(u, decay, size=32):
 
 
 def ref_fog(x, c, d):
+    side = x.shape[0]
     y = x / 255.0
     top = y.max()
-    y = y + c[0] * ref_plasma(d["plasma"], c[1])[..., None]
+    mapsize = {32: 32, 64: 64, 224: 256}.get(side) or 1 << (side - 1).bit_length()  # the scripts' mapsize
+    y = y + c[0] * ref_plasma(d["plasma"], c[1], mapsize)[:side, :side, None]
     return u8(np.clip(y * top / (top + c[0]), 0, 1) * 255)
 
 
@@ -262,10 +319,11 @@ def im_motion(levels, radius, sigma, angle):
     pad = width
     img = np.pad(levels.astype(np.float64), ((pad, pad), (pad, pad)) + ((0, 0),) * (levels.ndim - 2), mode="edge")
     acc = np.zeros(levels.shape)
+    h, w = levels.shape[:2]
     for t in range(width):
         dx = int(np.ceil(t * py / hyp - 0.5))
         dy = int(np.ceil(t * px / hyp - 0.5))
-        acc += k[t] * img[pad + dy : pad + dy + 32, pad + dx : pad + dx + 32]
+        acc += k[t] * img[pad + dy : pad + dy + h, pad + dx : pad + dx + w]
     q = np.floor(acc * 257 + 0.5)
     return np.floor(q / 257 + 0.5).astype(np.uint8)
 
@@ -295,24 +353,23 @@ def opencv3_warp_affine(img, m):
     det = 1.0 / det if det != 0 else 0.0
     i11, i22, i12, i21 = a[1, 1] * det, a[0, 0] * det, -a[0, 1] * det, -a[1, 0] * det
     inv = np.array([[i11, i12, -i11 * a[0, 2] - i12 * a[1, 2]], [i21, i22, -i21 * a[0, 2] - i22 * a[1, 2]]])
-    out = np.zeros_like(img)
+    n = img.shape[0]
 
-    def reflect(p, n):
-        while p < 0 or p >= n:
-            p = -p if p < 0 else 2 * n - 2 - p
+    def reflect(p):
+        while ((p < 0) | (p >= n)).any():
+            p = np.where(p < 0, -p, np.where(p >= n, 2 * n - 2 - p, p))
         return p
 
-    for y in range(32):
-        x0 = int(np.round((inv[0, 1] * y + inv[0, 2]) * 1024)) + 16
-        y0 = int(np.round((inv[1, 1] * y + inv[1, 2]) * 1024)) + 16
-        for x in range(32):
-            xx = (x0 + int(np.round(inv[0, 0] * x * 1024))) >> 5
-            yy = (y0 + int(np.round(inv[1, 0] * x * 1024))) >> 5
-            sx, sy, fx, fy = xx >> 5, yy >> 5, (xx & 31) / 32, (yy & 31) / 32
-            c00, c01 = img[reflect(sy, 32), reflect(sx, 32)], img[reflect(sy, 32), reflect(sx + 1, 32)]
-            c10, c11 = img[reflect(sy + 1, 32), reflect(sx, 32)], img[reflect(sy + 1, 32), reflect(sx + 1, 32)]
-            out[y, x] = c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx) + c11 * fy * fx
-    return out
+    y, x = np.arange(n)[:, None], np.arange(n)[None, :]
+    x0 = np.round((inv[0, 1] * y + inv[0, 2]) * 1024).astype(np.int64) + 16
+    y0 = np.round((inv[1, 1] * y + inv[1, 2]) * 1024).astype(np.int64) + 16
+    xx = (x0 + np.round(inv[0, 0] * x * 1024).astype(np.int64)) >> 5
+    yy = (y0 + np.round(inv[1, 0] * x * 1024).astype(np.int64)) >> 5
+    sx, sy = xx >> 5, yy >> 5
+    fx, fy = ((xx & 31) / 32).astype(np.float32)[..., None], ((yy & 31) / 32).astype(np.float32)[..., None]
+    c00, c01 = img[reflect(sy), reflect(sx)], img[reflect(sy), reflect(sx + 1)]
+    c10, c11 = img[reflect(sy + 1), reflect(sx)], img[reflect(sy + 1), reflect(sx + 1)]
+    return (c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx) + c11 * fy * fx).astype(img.dtype)
 
 
 def affine_matrix(p1, p2):
@@ -324,12 +381,13 @@ def affine_matrix(p1, p2):
 def ref_elastic(x, c, d):
     alpha, sigma, jitter = c
     image = np.array(x, dtype=np.float32) / 255.0
-    center, square = np.float32((32, 32)) // 2, 32 // 3
+    side = x.shape[0]
+    center, square = np.float32((side, side)) // 2, side // 3
     p1 = np.float32([center + square, [center[0] + square, center[1] - square], center - square])
     p2 = p1 + (-jitter + 2 * jitter * d["affine"]).astype(np.float32)
     image = opencv3_warp_affine(image, affine_matrix(p1, p2))
     if alpha == 0:
-        dx = dy = np.zeros((32, 32, 1), np.float32)
+        dx = dy = np.zeros((side, side, 1), np.float32)
     else:
         dx = (filters.gaussian(-1 + 2 * d["dx"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[
             ..., None
@@ -337,7 +395,7 @@ def ref_elastic(x, c, d):
         dy = (filters.gaussian(-1 + 2 * d["dy"], sigma, mode="reflect", truncate=3) * alpha).astype(np.float32)[
             ..., None
         ]
-    xx, yy, zz = np.meshgrid(np.arange(32), np.arange(32), np.arange(3))
+    xx, yy, zz = np.meshgrid(np.arange(side), np.arange(side), np.arange(3))
     where = np.reshape(yy + dy, (-1, 1)), np.reshape(xx + dx, (-1, 1)), np.reshape(zz, (-1, 1))
     out = ndimage.map_coordinates(image, where, order=1, mode="reflect").reshape(image.shape)
     return u8(np.clip(out, 0, 1) * 255)
@@ -369,46 +427,63 @@ RANDOM = {
 }
 
 
+# images per side for the slow (per-pixel Python) oracles; the others take every image
+SLOW_AT = {64: 8, 224: 2}
+
+
+@pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("name", sorted(RANDOM))
-def test_random_corruptions_match_the_reference_steps_on_the_same_draws(name, images):
+def test_random_corruptions_match_the_reference_steps_on_the_same_draws(name, side, sized):
     oracle, max_off, n = RANDOM[name]
-    x = images[:n] if n else images
+    max_off = OFF_AT.get((name, side), max_off)
+    n = n if side == 32 or n is None else min(n, SLOW_AT[side])
+    x = sized(side)[: n or FEW.get((name, side))]
     for s in range(1, 6):
         got, draws = ours(name, x, s)
-        c = CORRUPTIONS.get(name).params_of(s)
+        c = params(name, s, side)
         want = np.stack([oracle(xi, c, d) for xi, d in zip(x, draws)])
         compare(got, want, max_off)
 
 
-def test_spatter_mud_matches_the_reference_steps(images):
+@pytest.mark.parametrize("side", SIDES)
+def test_spatter_mud_matches_the_reference_steps(side, sized):
+    x = sized(side)
     for s in (4, 5):
-        got, draws = ours("spatter", images, s)
-        c = CORRUPTIONS.get("spatter").params_of(s)
-        compare(got, np.stack([ref_spatter_mud(x, c, d) for x, d in zip(images, draws)]))
+        got, draws = ours("spatter", x, s)
+        c = params("spatter", s, side)
+        compare(got, np.stack([ref_spatter_mud(xi, c, d) for xi, d in zip(x, draws)]), OFF_AT.get(("mud", side), 0))
 
 
-def test_spatter_water_matches_opencv(images):
-    cv2 = pytest.importorskip("cv2")
+def ref_spatter_water(x, c, d):
+    import cv2
 
-    def water(x, c, d):
-        y = np.array(x, dtype=np.float32) / 255.0
-        liquid = filters.gaussian(c[0] + c[1] * d["liquid"], sigma=c[2])
-        liquid[liquid < c[3]] = 0
-        liquid = (liquid * 255).astype(np.uint8)
-        dist = cv2.distanceTransform(255 - cv2.Canny(liquid, 50, 150), cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
-        dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.int32))
-        dist = cv2.blur(dist, (3, 3)).astype(np.float32)
-        m = liquid * dist
-        m = m / m.max() * c[4]
-        tint = np.array([175, 238, 238], np.float32) / 255.0
-        return u8(np.clip(y + m[..., None] * tint, 0, 1) * 255)
+    y = np.array(x, dtype=np.float32) / 255.0
+    liquid = filters.gaussian(c[0] + c[1] * d["liquid"], sigma=c[2])
+    liquid[liquid < c[3]] = 0
+    liquid = (liquid * 255).astype(np.uint8)
+    dist = cv2.distanceTransform(255 - cv2.Canny(liquid, 50, 150), cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+    dist = cv2.filter2D(dist, cv2.CV_8U, np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], dtype=np.int32))
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+    m = liquid * dist
+    m = m / m.max() * c[4]
+    tint = np.array([175, 238, 238], np.float32) / 255.0
+    return u8(np.clip(y + m[..., None] * tint, 0, 1) * 255)
 
+
+def ref_spatter(x, c, d):
+    return ref_spatter_water(x, c, d) if c[5] == 0 else ref_spatter_mud(x, c, d)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_spatter_water_matches_opencv(side, sized):
+    pytest.importorskip("cv2")
+    x = sized(side)
     for s in (1, 2, 3):
-        got, draws = ours("spatter", images, s)
-        c = CORRUPTIONS.get("spatter").params_of(s)
-        compare(got, np.stack([water(x, c, d) for x, d in zip(images, draws)]))
+        got, draws = ours("spatter", x, s)
+        c = params("spatter", s, side)
+        compare(got, np.stack([ref_spatter_water(xi, c, d) for xi, d in zip(x, draws)]), OFF_AT.get(("water", side), 0))
 
 
 def _wand():
@@ -423,14 +498,16 @@ def _wand():
     return WandImage, library
 
 
-def test_motion_blur_matches_imagemagick(images):
-    """Against ImageMagick itself via Wand, as make_cifar_c.py calls it. Compared in Q16, before the
-    8-bit PNG write: ImageMagick 6.9.10+ truncates there where 2018's release (and we) rounded."""
+@pytest.mark.parametrize("side", SIDES)
+def test_motion_blur_matches_imagemagick(side, sized):
+    """Against ImageMagick itself via Wand, as the reference scripts call it. Compared in Q16,
+    before the 8-bit PNG write: ImageMagick 6.9.10+ truncates there where 2018's release (and we)
+    rounded."""
     WandImage, library = _wand()
-    x = images[:20]
+    x = sized(side)[:20]
     for s in (1, 5):
         got, draws = ours("motion_blur", x, s)
-        c = CORRUPTIONS.get("motion_blur").params_of(s)
+        c = params("motion_blur", s, side)
         want = []
         for xi, d in zip(x, draws):
             buf = io.BytesIO()
@@ -438,6 +515,101 @@ def test_motion_blur_matches_imagemagick(images):
             with WandImage(blob=buf.getvalue()) as w:
                 library.MagickMotionBlurImage(w.wand, c[0], c[1], -45 + 90 * d["angle"][0])
                 w.depth = 16
-                q = np.frombuffer(w.make_blob("rgb"), dtype="<u2").astype(np.int64).reshape(32, 32, 3)
+                q = np.frombuffer(w.make_blob("rgb"), dtype="<u2").astype(np.int64).reshape(side, side, 3)
             want.append((((q + 128) - ((q + 128) >> 8)) >> 8).astype(np.uint8))  # ScaleQuantumToChar
         compare(got, np.stack(want), 0.001)
+
+
+# ------------------------------------------------------------------- imagecorruptions (224 px)
+# imagecorruptions' definitions that are not make_imagenet_c.py's
+IMAGECORRUPTIONS_DIFFERS = {
+    "motion_blur": "its own motion blur (no ImageMagick)",
+    "snow": "its own motion blur (no ImageMagick) and rounding of the flakes",
+    "frost": "its textures resized by 1.1 (cubic) before the crop",
+    "elastic_transform": "another transform (no affine step, other parameters)",
+    "impulse_noise": "skimage's own generator draws (cannot be fed)",
+}
+
+
+def imagecorruptions_module():
+    """The imagecorruptions package (pip install --no-deps imagecorruptions), made to run on
+    today's libraries, or None: 1.1.2 passes skimage's `multichannel`, which skimage 0.19
+    replaced by channel_axis, and names np.float_, which NumPy 2 removed."""
+    try:
+        import imagecorruptions
+        from imagecorruptions import corruptions as ic
+    except ImportError:
+        return None
+    if not getattr(ic, "_kdbench_shims", False):
+        np.float_ = np.float64
+        sk_gaussian = ic.gaussian
+        ic.gaussian = lambda x, multichannel=False, **kw: sk_gaussian(
+            x, channel_axis=-1 if multichannel else None, **kw
+        )
+        ic._kdbench_shims = True
+    return imagecorruptions
+
+
+@contextlib.contextmanager
+def fed(draws: dict, c):
+    """numpy.random's functions that imagecorruptions calls, returning kdbench's draws in order."""
+    r = np.random
+    saved = {k: getattr(r, k) for k in ("normal", "uniform", "poisson", "randint")}
+    moves = iter([])
+    if "shift" in draws:  # glass blur: one randint(-delta, delta, size=(2,)) per pixel, loop order
+        delta = c[1]
+        moves = iter((np.floor(draws["shift"] * 2 * delta).astype(int) - delta).reshape(-1, 2))
+    plasma = [0]
+
+    def normal(loc=0.0, scale=1.0, size=None):
+        z = draws.get("z")
+        if z is not None:  # per pixel and channel (CHW -> HWC)
+            return scale * z.transpose(1, 2, 0) + loc
+        return loc + scale * draws["layer" if "layer" in draws else "liquid"]
+
+    def uniform(low=0.0, high=1.0, size=None):
+        if "plasma" in draws:
+            k = int(np.prod(size))
+            u = draws["plasma"][plasma[0] : plasma[0] + k].reshape(size)
+            plasma[0] += k
+            return low + (high - low) * u
+        return low + (high - low) * draws["angle"][0]
+
+    def poisson(lam=1.0, size=None):
+        return stats.poisson.ppf(draws["u"].transpose(1, 2, 0), lam)
+
+    picks = iter(draws.get("pick", []))
+
+    def randint(low, high=None, size=None):
+        if "pick" in draws:  # frost: randint(5), then the crop's corner
+            low, high = (0, low) if high is None else (low, high)
+            return low + int(np.floor(next(picks) * (high - low)))
+        return next(moves)
+
+    try:
+        r.normal, r.uniform, r.poisson, r.randint = normal, uniform, poisson, randint
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(r, k, v)
+
+
+# make_imagenet_c.py's definitions in imagecorruptions whose random calls can be fed our draws
+FED = sorted(set(ALL) - set(IMAGECORRUPTIONS_DIFFERS))
+
+
+@pytest.mark.parametrize("name", FED)
+def test_the_imagenet_set_matches_the_imagecorruptions_package(name, sized):
+    """The package implements make_imagenet_c.py at 224 px: fed our random numbers, it gives our
+    bytes (defocus blur: the kernel's last bit, see OFF_AT; spatter: OpenCV's float distances)."""
+    package = imagecorruptions_module()
+    require(package is not None, "imagecorruptions", "pip install --no-deps imagecorruptions")
+    x = sized(224)[[0, 4]]  # two photographs (flat images are the reference-steps tests')
+    for s in (2, 5):
+        got, draws = ours(name, x, s)
+        c = params(name, s, 224)
+        want = []
+        for xi, d in zip(x, draws):
+            with fed(d, c):
+                want.append(package.corrupt(xi, corruption_name=name, severity=s))
+        compare(got, np.stack(want), OFF_AT.get((name, 224), OFF_AT[("water", 224)] if name == "spatter" else 0))

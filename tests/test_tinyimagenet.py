@@ -97,6 +97,8 @@ def test_a_suite_on_it_runs_end_to_end_through_the_report(released, tmp_path, ca
                     "gaussian_noise": {"sigmas": [0.05]},
                     "pgd": {"norm": "L2", "eps": [0.5], "steps": 2},
                     "diagnostics": {"subset": 8, "unbounded_steps": 2, "steps_factor": 2},
+                    # generated with make_tinyimagenet_c.py's parameters, frost's textures at 0.3
+                    "corruptions": {"names": ["frost", "glass_blur"], "severities": [1, 5], "reference_model": "base"},
                 },
             }
         )
@@ -109,23 +111,26 @@ def test_a_suite_on_it_runs_end_to_end_through_the_report(released, tmp_path, ca
     assert "pgd_l2" in html and "worst_case_l2" in html
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["suite"]["dataset"]["name"] == "tinyimagenet"
+    made = "Tiny-ImageNet-C (make_tinyimagenet_c.py, 64 px)"
+    assert manifest["corruption_parameters"] == made and f"the parameters of {made}" in html
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert "c:frost" in metrics and "c:glass_blur" in metrics
     capsys.readouterr()
     (released / "wnids.txt").unlink()
     assert main(["run", str(suite), *args, "--force"]) == 2  # a bad layout: exit 2 and the missing piece
     assert "wnids.txt" in capsys.readouterr().err
 
 
-def test_corruptions_at_64_pixels_are_refused_until_built(tmp_path):
-    from kdbench.config import load_suite
-    from kdbench.config.errors import SuiteError
-
+def test_frost_on_images_larger_than_its_textures_is_refused(tmp_path, capsys):
     path = tmp_path / "s.yaml"
+    head = "name: s\ndataset: {name: imagefolder, params: {image_size: 96}}\n"
     path.write_text(
-        "name: s\ndataset: {name: tinyimagenet}\nstudents: {b: {arch: cnn_tiny, method: baseline}}\n"
-        "evaluate: {corruptions: {names: [fog]}}\n"
+        head + "students: {b: {arch: cnn_tiny, method: baseline}}\nevaluate: {corruptions: {names: [frost, fog]}}\n"
     )
-    with pytest.raises(SuiteError) as err:
-        load_suite(path)
-    assert "evaluate.corruptions" in str(err.value) and "tinyimagenet is 64x64" in str(err.value)
-    assert "source: files" in str(err.value)
     assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate.corruptions: frost" in err and "at most 93x93 pixels, not 96x96" in err and "(names: [fog])" in err
+    path.write_text(
+        head + "students: {b: {arch: cnn_tiny, method: baseline}}\nevaluate: {corruptions: {names: [fog]}}\n"
+    )
+    assert main(["validate", str(path)]) == 0

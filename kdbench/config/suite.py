@@ -111,16 +111,11 @@ class Suite(Strict):
         n_train = train_size(self.dataset.name, self.dataset.params, self.dataset.train_subset)
         classes = num_classes(self.dataset.name, self.dataset.params)
         size = image_size(self.dataset.name, self.dataset.params)
-        if corruptions is not None and corruptions.source == "generate" and size not in (None, 32):
-            from kdbench.data import DATASETS
+        if corruptions is not None and corruptions.source == "generate" and size is not None:
+            from kdbench.evaluation.conditions.corruptions import resolve_names, side_problems
 
-            released = getattr(DATASETS.get(self.dataset.name), "released_c", None)
-            problems.append(
-                f"evaluate.corruptions: corruptions are generated with CIFAR-10-C's parameters for 32x32 images "
-                f"only, and {self.dataset.name} is {size}x{size} (the 64- and 224-pixel parameter sets are not "
-                "built yet): "
-                + (f"read the released {released} with source: files" if released else "leave corruptions out")
-            )
+            for problem in side_problems(resolve_names(corruptions.names), size):
+                problems.append(f"evaluate.corruptions: {problem} ({self.dataset.name}'s images)")
         targeted = getattr(self.evaluate, "apgd_t", None)
         asked = targeted is not None and "target_classes" in targeted.model_fields_set  # the default adapts
         if classes is not None and asked and targeted.target_classes > classes - 1:

@@ -185,6 +185,11 @@ def run_suite(
         "attack_seconds": attack_seconds,
         "weights_sha256": weights,
     }
+    corruptions = getattr(suite.evaluate, "corruptions", None)
+    if corruptions is not None and corruptions.source == "generate":
+        from kdbench.evaluation.conditions.corruptions import describe_set
+
+        manifest["corruption_parameters"] = describe_set(int(test_eval.images.shape[-1]))
     if tracking is not None:
         manifest["tracking"] = {"backends": list(tracking.backends), "session": tracking.session}
     write_run(

@@ -95,9 +95,11 @@ def mce_table(run: Run) -> tuple[pd.DataFrame | None, str]:
     suite = run.manifest.get("suite") if isinstance(run.manifest.get("suite"), dict) else {}
     corr = (suite.get("evaluate") or {}).get("corruptions") or {}
     reference = corr.get("reference_model") if isinstance(corr, dict) else None
+    made = run.manifest.get("corruption_parameters")
+    made = f"Corruptions generated with the parameters of {made}. " if made else ""
     if not reference:
-        return None, "mCE not shown: the suite names no evaluate.corruptions.reference_model"
-    return corruption_mce(run.metrics, reference=reference), f"mCE relative to {reference} (100 = the reference)"
+        return None, made + "mCE not shown: the suite names no evaluate.corruptions.reference_model"
+    return corruption_mce(run.metrics, reference=reference), made + f"mCE relative to {reference} (100 = the reference)"
 
 
 # ------------------------------------------------------------------------------------ provenance

@@ -36,7 +36,8 @@ class CorruptionsParams(Params):
     seed: Optional[int] = Field(None, description="corruption seed; default: evaluate.seed")
     source: Literal["generate", "files"] = Field(
         "generate",
-        description="generate on the fly (32x32), or read the released files: CIFAR-10-C, CIFAR-100-C (.npy), "
+        description="generate on the fly (with the parameters of the nearest of the reference's 32, 64 and 224 px "
+        "sets), or read the released files: CIFAR-10-C, CIFAR-100-C (.npy), "
         "Tiny-ImageNet-C or ImageNet-C (folders)",
     )
     root: Optional[str] = Field(
@@ -85,7 +86,7 @@ class CorruptionsParams(Params):
 
 @register_condition("corruptions")
 class Corruptions(Condition):
-    """CIFAR-10-C corruptions (Hendrycks & Dietterich): one condition per name, severities as levels."""
+    """Hendrycks & Dietterich's corruptions: one condition per name, severities as levels."""
 
     name = "corruptions"
     group = "corruption"

@@ -1,9 +1,14 @@
 """What a corruption is, and how a batch gets corrupted.
 
-A corruption is its name, family, the parameters of severities 1..5 (make_cifar_c.py's, for
-32x32 images), the random numbers each image needs (`draws`), and a batched `apply`:
+A corruption is its name, family, the parameters of severities 1..5 in each of the reference's
+three sets (`PARAMETER_SETS`: make_cifar_c.py's for 32x32 images, make_tinyimagenet_c.py's for
+64x64, make_imagenet_c.py's for 224x224), the random numbers each image needs (`draws`, for a
+parameter tuple and the image side), and a batched `apply`:
 
-    apply(levels, params, draws) -> uint8 (B, 3, 32, 32)
+    apply(levels, params, draws) -> uint8 (B, 3, S, S)
+
+Square images of any side from `MIN_SIDE` take the set nearest their side on a log scale (so 96
+px takes the 64-px set and 128 px the 224-px one, whose arithmetic then runs at 96 or 128 px).
 
 `levels` are the clean images as float32 integer levels 0..255 on the run's device; `draws`
 are this batch's random numbers, one row per image, on the same device. Output is uint8 by
@@ -18,13 +23,14 @@ two steps may round differently on a GPU (contrast's running mean, elastic's BLA
 which can move a rare pixel by one level (checked on CPU only so far). Normal draws come from
 torch's vectorised Box-Muller, so other CPU architectures may differ in the last bit.
 
-The reference generator was never seeded: regenerated data follows CIFAR-10-C's distribution
-(same steps, same parameters), not the released bytes.
+The reference generator was never seeded: regenerated data follows the released sets'
+distribution (same steps, same parameters), not their bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -35,8 +41,26 @@ torch = lazy("torch")
 
 # Part of every cache key and export manifest: bump when any corruption's output changes.
 GENERATOR_VERSION = 1
-SIZE = 32
 SEVERITIES = (1, 2, 3, 4, 5)
+# The reference's parameter sets, by the image side they were made for.
+PARAMETER_SETS = {
+    32: "CIFAR-10-C (make_cifar_c.py, 32 px)",
+    64: "Tiny-ImageNet-C (make_tinyimagenet_c.py, 64 px)",
+    224: "ImageNet-C (make_imagenet_c.py, 224 px)",
+}
+MIN_SIDE = 16  # below it the largest glass-blur moves and pixelate's smallest sizes are meaningless
+
+
+def parameter_set(side: int) -> int:
+    """The reference size whose parameters an image of `side` pixels takes: the nearest by ratio
+    (ties to the smaller set)."""
+    return min(PARAMETER_SETS, key=lambda ref: (abs(math.log(side / ref)), ref))
+
+
+def describe_set(side: int) -> str:
+    """For reports: which parameters a run at `side` pixels used, and why."""
+    ref = parameter_set(side)
+    return PARAMETER_SETS[ref] + ("" if ref == side else f", the nearest set to {side} px")
 
 
 @dataclass(frozen=True)
@@ -53,18 +77,18 @@ class Draw:
 class Corruption:
     name: str
     family: str  # noise | blur | weather | digital
-    params: tuple  # severity s uses params[s - 1]
+    params: dict  # {reference side: 5 tuples}; severity s uses params[set][s - 1]
     apply: Callable[[torch.Tensor, Any, dict], torch.Tensor]
-    draws: Callable[[Any], tuple[Draw, ...]] = field(default=lambda c: ())
+    draws: Callable[[Any, int], tuple[Draw, ...]] = field(default=lambda c, side: ())
     doc: str = ""
 
     @property
     def __wrapped__(self):  # where it was defined, for the registry
         return self.apply
 
-    def params_of(self, severity: int):
+    def params_of(self, severity: int, side: int = 32):
         check_severity(severity)
-        return self.params[int(severity) - 1]
+        return self.params[parameter_set(side)][int(severity) - 1]
 
 
 def check_severity(severity) -> int:
@@ -90,10 +114,10 @@ class _SeedPrefix:
         return int.from_bytes(h.digest()[:8], "little") >> 1
 
 
-def draw_batch(corruption: Corruption, severity: int, indices, seed: int) -> dict[str, torch.Tensor]:
-    """This batch's random numbers, one row per image, on the CPU (generators are CPU ones so the
-    numbers do not depend on the device)."""
-    specs = corruption.draws(corruption.params_of(severity))
+def draw_batch(corruption: Corruption, severity: int, indices, seed: int, side: int = 32) -> dict[str, torch.Tensor]:
+    """This batch's random numbers for images of `side` pixels, one row per image, on the CPU
+    (generators are CPU ones so the numbers do not depend on the device)."""
+    specs = corruption.draws(corruption.params_of(severity, side), side)
     if not specs:
         return {}
     idx = [int(i) for i in (indices.tolist() if hasattr(indices, "tolist") else indices)]
@@ -113,8 +137,9 @@ def as_levels(images: torch.Tensor) -> torch.Tensor:
     """float32 integer levels 0..255 from uint8 images or float images in [0, 1] (k/255 values)."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"expected images (B, 3, H, W), got shape {tuple(images.shape)}")
-    if images.shape[-2:] != (SIZE, SIZE):
-        raise ValueError(f"CIFAR-10-C's parameters are for 32x32 images, got {tuple(images.shape[-2:])}")
+    h, w = images.shape[-2:]
+    if h != w or h < MIN_SIDE:
+        raise ValueError(f"corruptions need square images of at least {MIN_SIDE} px, got {h}x{w}")
     if images.dtype == torch.uint8:
         return images.float()
     return torch.round(images.float() * 255.0).clamp_(0, 255)

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from kdbench.evaluation.conditions.corruptions import corruption
-from kdbench.evaluation.conditions.corruptions.core import SIZE, Draw, levels_to_uint8, to_uint8
+from kdbench.evaluation.conditions.corruptions.core import Draw, levels_to_uint8, to_uint8
 from kdbench.evaluation.conditions.corruptions.kernels import (
     bilinear,
     correlation_matrix,
@@ -64,7 +64,11 @@ def hsv2rgb(hsv: torch.Tensor) -> torch.Tensor:
     return out
 
 
-@corruption("brightness", "digital", [0.05, 0.1, 0.15, 0.2, 0.3])
+@corruption(
+    "brightness",
+    "digital",
+    {32: [0.05, 0.1, 0.15, 0.2, 0.3], 64: [0.1, 0.2, 0.3, 0.4, 0.5], 224: [0.1, 0.2, 0.3, 0.4, 0.5]},
+)
 def brightness(levels, c, d):
     """HSV value + c, clipped to 1 (skimage's colour conversions)."""
     hsv = rgb2hsv(_x01(levels))
@@ -72,7 +76,15 @@ def brightness(levels, c, d):
     return to_uint8(hsv2rgb(hsv))
 
 
-@corruption("saturate", "digital", [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)])
+@corruption(
+    "saturate",
+    "digital",
+    {
+        32: [(0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)],
+        64: [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (30, 0.2)],
+        224: [(0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)],
+    },
+)
 def saturate(levels, c, d):
     """HSV saturation * c[0] + c[1], clipped to [0, 1] (skimage's colour conversions)."""
     hsv = rgb2hsv(_x01(levels))
@@ -80,7 +92,11 @@ def saturate(levels, c, d):
     return to_uint8(hsv2rgb(hsv))
 
 
-@corruption("contrast", "digital", [0.75, 0.5, 0.4, 0.3, 0.15])
+@corruption(
+    "contrast",
+    "digital",
+    {32: [0.75, 0.5, 0.4, 0.3, 0.15], 64: [0.4, 0.3, 0.2, 0.1, 0.05], 224: [0.4, 0.3, 0.2, 0.1, 0.05]},
+)
 def contrast(levels, c, d):
     """(x - mean) * c + mean, with each image's per-channel mean."""
     x = _x01(levels)
@@ -92,22 +108,27 @@ def contrast(levels, c, d):
 
 
 # ------------------------------------------------------------------------------------- elastic
+ELASTIC_32 = [(0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03)]
+ELASTIC_64 = [(0, 0, 0.08), (0.05, 0.3, 0.06), (0.1, 0.08, 0.06), (0.1, 0.03, 0.03), (0.16, 0.03, 0.02)]
+ELASTIC_224 = [(2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02)]
+
+
 @functools.lru_cache(maxsize=None)
-def _displacement_smoothing(sigma: float, device: str) -> torch.Tensor:
+def _displacement_smoothing(side: int, sigma: float, device: str) -> torch.Tensor:
     return torch.tensor(
-        correlation_matrix(SIZE, scipy_gaussian_weights(sigma, truncate=3.0), "symmetric"),
+        correlation_matrix(side, scipy_gaussian_weights(sigma, truncate=3.0), "symmetric"),
         dtype=torch.float64,
         device=device,
     )
 
 
-def _elastic_draws(c):
+def _elastic_draws(c, side):
     alpha, sigma, jitter = c
     affine = (Draw("affine", (3, 2)),)
-    return affine if alpha == 0 else affine + (Draw("dx", (SIZE, SIZE)), Draw("dy", (SIZE, SIZE)))
+    return affine if alpha == 0 else affine + (Draw("dx", (side, side)), Draw("dy", (side, side)))
 
 
-def opencv_affine_sources(u: torch.Tensor, jitter: float, size: int = SIZE):
+def opencv_affine_sources(u: torch.Tensor, jitter: float, size: int):
     """Where cv2.warpAffine(image, M, borderMode=BORDER_REFLECT_101) samples each output pixel, M
     mapping the reference's three points to themselves plus uniform(-jitter, jitter) noise:
     integer corners (rows, cols) and fractions on OpenCV's 1/32 grid (INTER_BITS = 5)."""
@@ -143,13 +164,12 @@ def opencv_affine_sources(u: torch.Tensor, jitter: float, size: int = SIZE):
 @corruption(
     "elastic_transform",
     "digital",
-    [
-        (SIZE * 0, SIZE * 0, SIZE * 0.08),
-        (SIZE * 0.05, SIZE * 0.2, SIZE * 0.07),
-        (SIZE * 0.08, SIZE * 0.06, SIZE * 0.06),
-        (SIZE * 0.1, SIZE * 0.04, SIZE * 0.05),
-        (SIZE * 0.1, SIZE * 0.03, SIZE * 0.03),
-    ],
+    {  # (alpha, sigma, jitter) in pixels: the scripts write them as multiples of their side
+        32: [(32 * a, 32 * s, 32 * j) for a, s, j in ELASTIC_32],
+        64: [(64 * a, 64 * s, 64 * j) for a, s, j in ELASTIC_64],
+        # "244 should have been 224, but ultimately nothing is incorrect" (make_imagenet_c.py)
+        224: [(244 * a, 244 * s, 244 * j) for a, s, j in ELASTIC_224],
+    },
     draws=_elastic_draws,
 )
 def elastic_transform(levels, c, d):
@@ -158,17 +178,18 @@ def elastic_transform(levels, c, d):
     The displacement is smoothed uniform noise, sampled bilinearly with symmetric borders; the
     warp follows OpenCV 3's fixed point (1/32 pixel), as the 2018 release was made with it."""
     alpha, sigma, jitter = c
-    rows, cols, fy, fx = opencv_affine_sources(d["affine"], jitter)
+    side = int(levels.shape[-1])
+    rows, cols, fy, fx = opencv_affine_sources(d["affine"], jitter, side)
     warped = bilinear(levels, rows, cols, fy, fx, "reflect101")  # exact: 1/32 fractions of integer levels
     if alpha == 0:  # scipy's gaussian_filter skips sigma 0: no displacement
         return levels_to_uint8(warped)
-    g = _displacement_smoothing(float(sigma), str(levels.device))
+    g = _displacement_smoothing(side, float(sigma), str(levels.device))
 
     def field(u):  # (gaussian(uniform(-1, 1), sigma, mode='reflect', truncate=3) * alpha).astype(float32)
         return (torch.matmul(torch.matmul(g, -1.0 + 2.0 * u), g.T) * alpha).float()
 
-    ys = torch.arange(SIZE, device=levels.device).view(1, SIZE, 1) + field(d["dy"]).double()
-    xs = torch.arange(SIZE, device=levels.device).view(1, 1, SIZE) + field(d["dx"]).double()
+    ys = torch.arange(side, device=levels.device).view(1, side, 1) + field(d["dy"]).double()
+    xs = torch.arange(side, device=levels.device).view(1, 1, side) + field(d["dx"]).double()
     r0, c0 = torch.floor(ys), torch.floor(xs)
     # map_coordinates(order=1, mode='reflect')
     out = bilinear(warped, r0.long(), c0.long(), ys - r0, xs - c0, "symmetric")
@@ -176,10 +197,14 @@ def elastic_transform(levels, c, d):
 
 
 # ------------------------------------------------------------------------------------ pixelate
-@corruption("pixelate", "digital", [0.95, 0.9, 0.85, 0.75, 0.65])
+@corruption(
+    "pixelate",
+    "digital",
+    {32: [0.95, 0.9, 0.85, 0.75, 0.65], 64: [0.9, 0.8, 0.7, 0.6, 0.5], 224: [0.6, 0.5, 0.4, 0.3, 0.25]},
+)
 def pixelate(levels, c, d):
-    """PIL BOX resize to int(32 * c) and back to 32."""
-    return pillow_box_down_up(levels, int(SIZE * c))
+    """PIL BOX resize to int(side * c) and back to the side."""
+    return pillow_box_down_up(levels, int(levels.shape[-1] * c))
 
 
 # ---------------------------------------------------------------------------------------- JPEG
@@ -215,9 +240,9 @@ def jpeg_codec():
     )
     try:
         rng = np.random.default_rng(0)
-        ramp = np.linspace(0, 255, SIZE * SIZE * 3).reshape(SIZE, SIZE, 3)
+        ramp = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3)
         probe = np.clip(ramp + rng.normal(0, 25, ramp.shape), 0, 255).astype(np.uint8)[None]
-        for q in (80, 65, 58, 50, 40):
+        for q in sorted({q for qualities in JPEG_QUALITIES.values() for q in qualities}):
             if not np.array_equal(_torchvision_jpeg(probe, q), _pil_jpeg(probe, q)):
                 return _pil_jpeg
         return _torchvision_jpeg
@@ -236,7 +261,10 @@ def jpeg_round_trip(images: np.ndarray, quality: int, workers: int | None = None
         return np.concatenate(list(pool.map(lambda a: codec(a, quality), chunks)))
 
 
-@corruption("jpeg_compression", "digital", [80, 65, 58, 50, 40])
+JPEG_QUALITIES = {32: [80, 65, 58, 50, 40], 64: [65, 58, 50, 40, 25], 224: [25, 18, 15, 10, 7]}
+
+
+@corruption("jpeg_compression", "digital", JPEG_QUALITIES)
 def jpeg_compression(levels, c, d):
     """PIL JPEG save at quality c (4:2:0), then decode."""
     arr = levels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -1,7 +1,7 @@
 """Noise: gaussian, shot (Poisson), impulse (salt and pepper) and speckle.
 
 Pointwise and in float64 in the reference's order of operations, so that with the same random
-numbers the bytes equal a plain numpy computation of make_cifar_c.py's steps.
+numbers the bytes equal a plain numpy computation of the reference's steps, at any size.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import functools
 import numpy as np
 
 from kdbench.evaluation.conditions.corruptions import corruption
-from kdbench.evaluation.conditions.corruptions.core import SIZE, Draw, to_uint8
+from kdbench.evaluation.conditions.corruptions.core import Draw, to_uint8
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
 stats = lazy("scipy.stats")
 
-PIXELS = (3, SIZE, SIZE)
+
+def _pixels(kind: str, dtype: str = "float64"):
+    """One draw per pixel and channel."""
+    return lambda c, side: (Draw("z" if kind == "normal" else "u", (3, side, side), kind, dtype),)
 
 
 def _x01(levels: torch.Tensor) -> torch.Tensor:
@@ -25,7 +28,14 @@ def _x01(levels: torch.Tensor) -> torch.Tensor:
 
 
 @corruption(
-    "gaussian_noise", "noise", [0.04, 0.06, 0.08, 0.09, 0.10], draws=lambda c: (Draw("z", PIXELS, "normal", "float32"),)
+    "gaussian_noise",
+    "noise",
+    {
+        32: [0.04, 0.06, 0.08, 0.09, 0.10],
+        64: [0.04, 0.08, 0.12, 0.15, 0.18],
+        224: [0.08, 0.12, 0.18, 0.26, 0.38],
+    },
+    draws=_pixels("normal", "float32"),
 )
 def gaussian_noise(levels, c, d):
     """x + N(0, c^2) per pixel and channel, clipped."""
@@ -33,7 +43,12 @@ def gaussian_noise(levels, c, d):
     return to_uint8(x.add_(d["z"].double().mul_(c)))  # separate ops: numpy's two roundings
 
 
-@corruption("shot_noise", "noise", [500, 250, 100, 75, 50], draws=lambda c: (Draw("u", PIXELS),))
+@corruption(
+    "shot_noise",
+    "noise",
+    {32: [500, 250, 100, 75, 50], 64: [250, 100, 50, 30, 15], 224: [60, 25, 12, 5, 3]},
+    draws=_pixels("uniform"),
+)
 def shot_noise(levels, c, d):
     """Poisson(x * c) / c, clipped.
 
@@ -42,7 +57,16 @@ def shot_noise(levels, c, d):
     return poisson_levels(levels, d["u"], int(c))
 
 
-@corruption("impulse_noise", "noise", [0.01, 0.02, 0.03, 0.05, 0.07], draws=lambda c: (Draw("u", PIXELS),))
+@corruption(
+    "impulse_noise",
+    "noise",
+    {
+        32: [0.01, 0.02, 0.03, 0.05, 0.07],
+        64: [0.01, 0.02, 0.05, 0.08, 0.14],
+        224: [0.03, 0.06, 0.09, 0.17, 0.27],
+    },
+    draws=_pixels("uniform"),
+)
 def impulse_noise(levels, c, d):
     """Salt and pepper: skimage's random_noise(mode='s&p', amount=c).
 
@@ -54,7 +78,14 @@ def impulse_noise(levels, c, d):
 
 
 @corruption(
-    "speckle_noise", "noise", [0.06, 0.10, 0.12, 0.16, 0.20], draws=lambda c: (Draw("z", PIXELS, "normal", "float32"),)
+    "speckle_noise",
+    "noise",
+    {
+        32: [0.06, 0.10, 0.12, 0.16, 0.20],
+        64: [0.15, 0.20, 0.25, 0.30, 0.35],
+        224: [0.15, 0.20, 0.35, 0.45, 0.60],
+    },
+    draws=_pixels("normal", "float32"),
 )
 def speckle_noise(levels, c, d):
     """x + x * N(0, c^2), clipped."""

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from kdbench.evaluation.conditions.corruptions import corruption
+from kdbench.evaluation.conditions.corruptions import corruption, textures
 from kdbench.evaluation.conditions.corruptions.blur import motion_blur_levels
-from kdbench.evaluation.conditions.corruptions.core import SIZE, Draw, to_uint8
+from kdbench.evaluation.conditions.corruptions.core import Draw, to_uint8
 from kdbench.evaluation.conditions.corruptions.cvops import (
     box3,
     canny,
@@ -22,8 +20,6 @@ from kdbench.evaluation.conditions.corruptions.kernels import clipped_zoom_matri
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
-
-TEXTURES = Path(__file__).with_name("frost")
 
 
 def _x32(levels):
@@ -37,22 +33,38 @@ def _gray32(x):
 
 # ----------------------------------------------------------------------------------------- snow
 @functools.lru_cache(maxsize=None)
-def _zoom(zoom: float, device: str) -> torch.Tensor | None:
-    m = clipped_zoom_matrix(SIZE, zoom)
-    return None if np.array_equal(m, np.eye(SIZE)) else torch.tensor(m, dtype=torch.float64, device=device)
+def _zoom(side: int, zoom: float, device: str) -> torch.Tensor | None:
+    m = clipped_zoom_matrix(side, zoom)
+    return None if np.array_equal(m, np.eye(side)) else torch.tensor(m, dtype=torch.float64, device=device)
 
 
 @corruption(
     "snow",
     "weather",
-    [
-        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
-        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
-        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
-        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
-        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
-    ],
-    draws=lambda c: (Draw("layer", (SIZE, SIZE), "normal"), Draw("angle", (1,))),
+    {
+        32: [
+            (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+            (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+        ],
+        64: [
+            (0.1, 0.2, 1, 0.6, 8, 3, 0.8),
+            (0.1, 0.2, 1, 0.5, 10, 4, 0.8),
+            (0.15, 0.3, 1.75, 0.55, 10, 4, 0.7),
+            (0.25, 0.3, 2.25, 0.6, 12, 6, 0.65),
+            (0.3, 0.3, 1.25, 0.65, 14, 12, 0.6),
+        ],
+        224: [
+            (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+            (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+            (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+            (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+            (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+        ],
+    },
+    draws=lambda c, side: (Draw("layer", (side, side), "normal"), Draw("angle", (1,))),
 )
 def snow(levels, c, d):
     """Snow: a thresholded, motion-blurred noise layer over a lifted image.
@@ -62,7 +74,7 @@ def snow(levels, c, d):
     parts are first lifted towards 1.5 * grey + 0.5."""
     loc, scale, zoom, threshold, radius, sigma, blend = c
     layer = loc + scale * d["layer"]  # np.random.normal(loc, scale)
-    z = _zoom(float(zoom), str(levels.device))
+    z = _zoom(int(levels.shape[-1]), float(zoom), str(levels.device))
     if z is not None:
         layer = torch.matmul(torch.matmul(z, layer), z.T)
     layer = torch.where(layer < threshold, 0.0, layer)
@@ -76,35 +88,28 @@ def snow(levels, c, d):
 
 
 # ---------------------------------------------------------------------------------------- frost
-@functools.lru_cache(maxsize=None)
-def frost_textures(device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """The five textures, already shrunk to 0.2 (frost/NOTICE), padded into one uint8 bank
-    (5, H, W, 3) RGB, and their (height, width)."""
-    arrays = [np.asarray(Image.open(TEXTURES / f"frost{i}.png").convert("RGB")) for i in range(1, 6)]
-    h = max(a.shape[0] for a in arrays)
-    w = max(a.shape[1] for a in arrays)
-    bank = np.zeros((5, h, w, 3), dtype=np.uint8)
-    for i, a in enumerate(arrays):
-        bank[i, : a.shape[0], : a.shape[1]] = a
-    sizes = np.array([a.shape[:2] for a in arrays])
-    return torch.tensor(bank, device=device), torch.tensor(sizes, dtype=torch.int64, device=device)
-
-
 @corruption(
     "frost",
     "weather",
-    [(1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)],
-    draws=lambda c: (Draw("pick", (3,)),),
+    {  # (image weight, texture weight, the textures' scale)
+        32: [(1, 0.2, 0.2), (1, 0.3, 0.2), (0.9, 0.4, 0.2), (0.85, 0.4, 0.2), (0.75, 0.45, 0.2)],
+        64: [(1, 0.3, 0.3), (0.9, 0.4, 0.3), (0.8, 0.45, 0.3), (0.75, 0.5, 0.3), (0.7, 0.55, 0.3)],
+        224: [(1, 0.4, 1), (0.8, 0.6, 1), (0.7, 0.7, 1), (0.65, 0.7, 1), (0.6, 0.75, 1)],
+    },
+    draws=lambda c, side: (Draw("pick", (3,)),),
 )
 def frost(levels, c, d):
-    """c[0] * image + c[1] * a random 32x32 crop of one of the five frost textures, clipped."""
-    bank, sizes = frost_textures(str(levels.device))
+    """c[0] * image + c[1] * a random crop of one of the five frost textures (at scale c[2]), clipped."""
+    side = int(levels.shape[-1])
+    if side > textures.largest_crop(c[2]):
+        raise ValueError(f"frost: the textures of this parameter set are smaller than {side} px")
+    bank, sizes = textures.bank(c[2], str(levels.device))
     u = d["pick"]
     which = torch.floor(u[:, 0] * 5).to(torch.int64)  # np.random.randint(5)
     hw = sizes[which]
-    top = torch.floor(u[:, 1] * (hw[:, 0] - SIZE).double()).to(torch.int64)  # randint(0, h - 32)
-    left = torch.floor(u[:, 2] * (hw[:, 1] - SIZE).double()).to(torch.int64)
-    r = torch.arange(SIZE, device=levels.device)
+    top = torch.floor(u[:, 1] * (hw[:, 0] - side).double()).to(torch.int64)  # randint(0, h - side)
+    left = torch.floor(u[:, 2] * (hw[:, 1] - side).double()).to(torch.int64)
+    r = torch.arange(side, device=levels.device)
     crop = bank[which[:, None, None], (top[:, None] + r)[:, :, None], (left[:, None] + r)[:, None, :]]
     texture = crop.permute(0, 3, 1, 2).double()
     out = c[0] * levels.double() + c[1] * texture  # float64, as numpy does it
@@ -112,12 +117,20 @@ def frost(levels, c, d):
 
 
 # ------------------------------------------------------------------------------------------ fog
-PLASMA_DRAWS = 3 * sum(4**k for k in range(5))  # 1023 uniforms for a 32x32 map
+def plasma_size(side: int) -> int:
+    """The height map's side: a power of two, cropped to the image (32, 64 and 256 in the
+    reference's three scripts)."""
+    return 1 << (side - 1).bit_length()
 
 
-def plasma_fractal(u: torch.Tensor, wibble_decay: float, size: int = SIZE) -> torch.Tensor:
-    """make_cifar_c.py's diamond-square height map (B, size, size) in [0, 1], float64, consuming
-    the uniforms u (B, 1023) in the reference's order (squares, then the two diamond sets, per
+def plasma_draws(size: int) -> int:
+    """Uniforms one map consumes: 3 (size / step)^2 per halving step (1023 for a 32x32 map)."""
+    return 3 * sum(4**k for k in range(size.bit_length() - 1))
+
+
+def plasma_fractal(u: torch.Tensor, wibble_decay: float, size: int) -> torch.Tensor:
+    """The reference's diamond-square height map (B, size, size) in [0, 1], float64, consuming
+    the uniforms u (B, plasma_draws(size)) in its order (squares, then the two diamond sets, per
     step, each block row-major)."""
     b = u.shape[0]
     m = torch.zeros((b, size, size), dtype=torch.float64, device=u.device)
@@ -153,8 +166,12 @@ def plasma_fractal(u: torch.Tensor, wibble_decay: float, size: int = SIZE) -> to
 @corruption(
     "fog",
     "weather",
-    [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
-    draws=lambda c: (Draw("plasma", (PLASMA_DRAWS,)),),
+    {
+        32: [(0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)],
+        64: [(0.4, 3), (0.7, 3), (1, 2.5), (1.5, 2), (2, 1.75)],
+        224: [(1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)],
+    },
+    draws=lambda c, side: (Draw("plasma", (plasma_draws(plasma_size(side)),)),),
 )
 def fog(levels, c, d):
     """Fog: adds c[0] times a diamond-square plasma map (wibble decay c[1]).
@@ -162,7 +179,8 @@ def fog(levels, c, d):
     Then rescales so the image's maximum keeps its value: x * max / (max + c[0])."""
     x = levels.double() / 255.0
     max_val = x.amax(dim=(1, 2, 3), keepdim=True)
-    x = x + c[0] * plasma_fractal(d["plasma"], c[1]).unsqueeze(1)
+    side = x.shape[-1]
+    x = x + c[0] * plasma_fractal(d["plasma"], c[1], plasma_size(side))[:, :side, :side].unsqueeze(1)
     return to_uint8(x * max_val / (max_val + c[0]))
 
 
@@ -175,14 +193,30 @@ EMBOSS = ((-2, -1, 0), (-1, 1, 1), (0, 1, 2))
 @corruption(
     "spatter",
     "weather",
-    [
-        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
-        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
-        (0.65, 0.3, 1, 0.69, 0.5, 0),
-        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
-        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
-    ],
-    draws=lambda c: (Draw("liquid", (SIZE, SIZE), "normal"),),
+    {
+        32: [
+            (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+            (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+            (0.65, 0.3, 1, 0.69, 0.5, 0),
+            (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+            (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+        ],
+        64: [
+            (0.62, 0.1, 0.7, 0.7, 0.6, 0),
+            (0.65, 0.1, 0.8, 0.7, 0.6, 0),
+            (0.65, 0.3, 1, 0.69, 0.6, 0),
+            (0.65, 0.1, 0.7, 0.68, 0.6, 1),
+            (0.65, 0.1, 0.5, 0.67, 0.6, 1),
+        ],
+        224: [
+            (0.65, 0.3, 4, 0.69, 0.6, 0),
+            (0.65, 0.3, 3, 0.68, 0.6, 0),
+            (0.65, 0.3, 2, 0.68, 0.5, 0),
+            (0.65, 0.3, 1, 0.65, 1.5, 1),
+            (0.67, 0.4, 1, 0.65, 1.5, 1),
+        ],
+    },
+    draws=lambda c, side: (Draw("liquid", (side, side), "normal"),),
 )
 def spatter(levels, c, d):
     """Water (severities 1-3) or mud (4-5) splashes from a smoothed, thresholded noise layer.
