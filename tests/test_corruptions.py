@@ -319,6 +319,17 @@ def test_larger_sides_give_the_same_bytes_whatever_the_batching(side):
         assert torch.equal(parts, whole), f"{name} at {side} px: batching changed bytes"
 
 
+def test_export_and_preview_take_any_side(tmp_path):
+    x = torch.from_numpy(skdata.astronaut()[:128:2, :128:2].copy()).permute(2, 0, 1)[None].repeat(3, 1, 1, 1)
+    manifest = export(x, torch.tensor([0, 1, 2]), torch.arange(3), tmp_path, names=["fog"], severities=[2], identity={})
+    assert manifest["parameters"] == "Tiny-ImageNet-C (make_tinyimagenet_c.py, 64 px)"
+    got = np.load(tmp_path / "fog.npy")
+    assert got.shape == (3, 64, 64, 3) and np.array_equal(
+        got, corrupt("fog", x, torch.arange(3), 2).permute(0, 2, 3, 1)
+    )
+    assert preview_grid(x[:1], torch.arange(1), names=["fog"], severities=[1], scale=1).size[1] == 14 + 65
+
+
 # ------------------------------------------------------------------------------ statistics
 def _grey(level, n=64):
     return torch.full((n, 3, 32, 32), level, dtype=torch.uint8)

@@ -11,7 +11,7 @@ from kdbench.util.exit_codes import ExitCode
 
 def add_commands(sub) -> None:
     """`kdbench corruptions list | export | preview`; the work is in kdbench.evaluation.corruption_export."""
-    p = sub.add_parser("corruptions", help="CIFAR-10-C corruptions: list them, export a data set, preview a grid")
+    p = sub.add_parser("corruptions", help="the corruptions: list them, export a data set, preview a grid")
     csub = p.add_subparsers(dest="corruptions_command", required=True, metavar="ACTION")
 
     def data_args(q):
@@ -113,7 +113,9 @@ def add_commands(sub) -> None:
     q = csub.add_parser("list", help="the 19 corruptions (15 benchmark, 4 extra)")
     q.set_defaults(func=list_corruptions)
 
-    q = csub.add_parser("export", help="write <out>/<name>.npy (5N, 32, 32, 3) uint8 + labels.npy, the released layout")
+    q = csub.add_parser(
+        "export", help="write <out>/<name>.npy (5N, S, S, 3) uint8 + labels.npy, CIFAR-10-C's released layout"
+    )
     data_args(q)
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--batch-size", type=int, default=1000, help="images per batch (default: 1000)")

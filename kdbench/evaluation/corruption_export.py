@@ -1,6 +1,7 @@
-"""Writing corrupted data sets to disk: the released CIFAR-10-C layout, and preview grids.
+"""Writing corrupted data sets to disk in the released CIFAR-10-C layout (for square images of any
+side, corrupted with the parameter set for it), and preview grids.
 
-    <out>/<corruption>.npy   uint8 (len(severities) * N, 32, 32, 3); severity s (the k-th of
+    <out>/<corruption>.npy   uint8 (len(severities) * N, S, S, 3); severity s (the k-th of
                              those asked, k from 0) of image i at row k * N + i, images in
                              dataset order. With the default severities 1..5 this is the
                              release's row (s - 1) * N + i.
@@ -8,8 +9,8 @@
     <out>/export.json        what was written: names, severities, seed, dataset identity,
                              generator version (so a regenerated set can be matched to its source)
 
-Regenerated images follow CIFAR-10-C's distribution (same steps, same parameters) but not the
-released bytes: the reference generator was never seeded.
+Regenerated images follow the released sets' distribution (same steps, same parameters) but not
+their bytes: the reference generator was never seeded.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from kdbench.evaluation.conditions.corruptions import ALL, GENERATOR_VERSION, corrupt, resolve_names
+from kdbench.evaluation.conditions.corruptions import ALL, GENERATOR_VERSION, corrupt, describe_set, resolve_names
 from kdbench.evaluation.conditions.corruptions.core import SEVERITIES, check_severity
 from kdbench.util.atomic import atomic_path, write_text
 
@@ -50,7 +51,7 @@ def export(
     progress: Callable[[str, int, int], None] | None = None,
     timings: dict | None = None,
 ) -> dict:
-    """Corrupt uint8 `images` (N, 3, 32, 32) and write the released layout under `out_dir`.
+    """Corrupt uint8 `images` (N, 3, S, S) and write the released layout under `out_dir`.
     Each file lands whole or not at all. Returns the manifest (also written as export.json).
 
     `workers` > 1 corrupts that many corruptions at once in separate processes (CPU only): the
@@ -59,8 +60,8 @@ def export(
     writing, summed over corruptions (so over processes)."""
     names = resolve_names(names)
     severities = _severities(severities)
-    if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (3, 32, 32):
-        raise ValueError(f"expected uint8 images (N, 3, 32, 32), got {images.dtype} {tuple(images.shape)}")
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"expected square uint8 images (N, 3, S, S), got {images.dtype} {tuple(images.shape)}")
     if workers < 1:
         raise ValueError(f"workers: expected 1 or more, got {workers}")
     out_dir = Path(out_dir)
@@ -106,7 +107,8 @@ def export(
         n=int(n),
         dataset=identity,
         rows="k * n + i for the k-th severity listed and image i in dataset order",
-        note="regenerated: CIFAR-10-C's distribution, not the released bytes",
+        parameters=describe_set(int(images.shape[-1])),
+        note="regenerated: the released set's distribution, not its bytes",
     )
     write_text(out_dir / "export.json", json.dumps(manifest, indent=2) + "\n")
     if timings is not None:
@@ -121,7 +123,7 @@ def _write_corruption(name, images, indices, severities, seed, batch_size, devic
     generate = write = 0.0
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.lib.format.write_array_header_1_0(
-            fh, {"descr": "|u1", "fortran_order": False, "shape": (len(severities) * n, 32, 32, 3)}
+            fh, {"descr": "|u1", "fortran_order": False, "shape": (len(severities) * n, *images.shape[2:], 3)}
         )
         for s in severities:
             for start in range(0, n, batch_size):
@@ -158,7 +160,7 @@ def preview_grid(
     severities = _severities(severities)
     images = images.to(device)
     k = len(images)
-    cell = 32 * scale
+    cell = int(images.shape[-1]) * scale
     gap = 4
     label_w, label_h = 112, 14
     cols = k * (1 + len(severities))
