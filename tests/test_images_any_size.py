@@ -141,3 +141,26 @@ def test_the_imagenet_example_validates_once_its_checkpoints_are_there(tmp_path)
     ):
         torch.save(getattr(torchvision.models, arch)().state_dict(), tmp_path / "checkpoints" / name)
     assert main(["validate", str(tmp_path / "suite.yaml")]) == 0
+
+
+def test_corruptions_at_a_side_between_the_sets_take_the_nearest_and_say_so(tmp_path):
+    import json
+
+    for split in ("train", "test"):
+        write_folder(tmp_path / "own" / split, ["a", "b"], per_class=4, seed=len(split))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ndataset: {name: imagefolder, params: {image_size: 48, resize: 48}}\n"
+        "train: {epochs: 1, batch_size: 4, augment: false}\n"
+        "students: {b: {arch: cnn_tiny, method: baseline}}\n"
+        "evaluate: {batch_size: 4, saliency: 0, corruptions: {names: [glass_blur, zoom_blur], severities: [5]}}\n"
+    )
+    out = tmp_path / "out"
+    args = ["--data-root", str(tmp_path / "own"), "--out", str(out), "--device", "cpu", "--threads", "1"]
+    assert main(["run", str(suite), *args]) == 0
+    manifest = json.loads((out / "s" / "latest" / "manifest.json").read_text())
+    assert (
+        manifest["corruption_parameters"] == "Tiny-ImageNet-C (make_tinyimagenet_c.py, 64 px), the nearest set to 48 px"
+    )
+    metrics = (out / "s" / "latest" / "metrics.csv").read_text()
+    assert "c:glass_blur" in metrics and "c:zoom_blur" in metrics
