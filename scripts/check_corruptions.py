@@ -101,10 +101,10 @@ def main(argv=None) -> int:
             use_ic = imagecorruptions is not None and side == 224 and name not in ("impulse_noise", "elastic_transform")
             if use_ic:
                 per["imagecorruptions"] = ([], [])
+            oracle = reference_oracle(name)
             for s in range(1, 6):
                 got, draws = oracles.ours(name, x, s)
                 c = CORRUPTIONS.get(name).params_of(s, side)
-                oracle = reference_oracle(name)
                 per["reference steps"][0].append(got)
                 per["reference steps"][1].append(np.stack([oracle(xi, c, d) for xi, d in zip(x, draws)]))
                 if use_ic:

@@ -300,7 +300,7 @@ def ref_fog(x, c, d):
     side = x.shape[0]
     y = x / 255.0
     top = y.max()
-    mapsize = {32: 32, 64: 64, 224: 256}.get(side) or 1 << (side - 1).bit_length()  # the scripts' mapsize
+    mapsize = {32: 32, 64: 64, 224: 256}[side]  # the scripts' plasma_fractal(mapsize=...)
     y = y + c[0] * ref_plasma(d["plasma"], c[1], mapsize)[:side, :side, None]
     return u8(np.clip(y * top / (top + c[0]), 0, 1) * 255)
 

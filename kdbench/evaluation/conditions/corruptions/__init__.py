@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from kdbench.evaluation.conditions.corruptions.core import (
     GENERATOR_VERSION,
+    MIN_SIDE,
     PARAMETER_SETS,
     SEVERITIES,
     Corruption,
@@ -74,8 +75,7 @@ def resolve_names(names) -> list[str]:
 def side_problems(names, side: int) -> list[str]:
     """Why the corruptions `names` cannot be generated on square images of `side` pixels (empty
     when they can): too small, or larger than frost's textures at the parameter set's scale."""
-    from kdbench.evaluation.conditions.corruptions import textures
-    from kdbench.evaluation.conditions.corruptions.core import MIN_SIDE
+    from kdbench.evaluation.conditions.corruptions import textures  # PIL, only when asked
 
     if side < MIN_SIDE:
         return [f"corruptions are generated on images of at least {MIN_SIDE}x{MIN_SIDE} pixels, not {side}x{side}"]

@@ -213,9 +213,10 @@ def zoom_blur(levels, c, d):
     b, _, _, side = levels.shape
     if side != CIFAR_SIDE:
         x = (levels.double() / 255.0).float()  # (np.array(x) / 255.).astype(np.float32)
+        x64 = x.double()  # scipy zooms the float32 image in double
         out = torch.zeros_like(x)
         for z in c:
-            out += _clipped_zoom(x.double(), z).float()
+            out += _clipped_zoom(x64, z).float()
         return to_uint8((x + out) / (len(c) + 1))
     x = levels.float()
     out = torch.empty_like(x)

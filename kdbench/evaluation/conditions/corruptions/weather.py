@@ -105,7 +105,7 @@ def frost(levels, c, d):
         raise ValueError(f"frost: the textures of this parameter set are smaller than {side} px")
     bank, sizes = textures.bank(c[2], str(levels.device))
     u = d["pick"]
-    which = torch.floor(u[:, 0] * 5).to(torch.int64)  # np.random.randint(5)
+    which = torch.floor(u[:, 0] * textures.COUNT).to(torch.int64)  # np.random.randint(5)
     hw = sizes[which]
     top = torch.floor(u[:, 1] * (hw[:, 0] - side).double()).to(torch.int64)  # randint(0, h - side)
     left = torch.floor(u[:, 2] * (hw[:, 1] - side).double()).to(torch.int64)
