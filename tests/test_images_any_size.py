@@ -164,3 +164,8 @@ def test_corruptions_at_a_side_between_the_sets_take_the_nearest_and_say_so(tmp_
     )
     metrics = (out / "s" / "latest" / "metrics.csv").read_text()
     assert "c:glass_blur" in metrics and "c:zoom_blur" in metrics
+    # the report says so in its corruption section, with or without compare pairs
+    for fmt in ("html", "md"):
+        report = tmp_path / f"r.{fmt}"
+        assert main(["report", str(out / "s" / "latest"), "--format", fmt, "-o", str(report)]) == 0
+        assert "the nearest set to 48 px" in report.read_text()

@@ -59,6 +59,7 @@ def context(data: ReportData) -> dict:
         "corruption_cols": corruption_cols,
         "corruption_matrix": corruption_matrix,
         "mean_corruption_label": data.mean_corruption_label,
+        "corruption_note": data.corruption_note,
         "heatmap": figures["heatmap"],
         "scatter": figures["scatter"],
         "per_seed": rows.per_seed_rows(data),

@@ -91,5 +91,7 @@ def render_markdown(data: ReportData) -> str:
     if cols:
         out += ["## Corruptions by model (accuracy %, mean over severities and seeds)", ""]
         out += [table(["corruption", *cols], [[r["metric"], *r["cells"]] for r in crows]), ""]
+        if data.corruption_note:
+            out += [md_escape(data.corruption_note), ""]
     out += ["## Statistics", "", md_escape(STATISTICS_TEXT.format(family=data.holm_family, detail=data.holm_detail)), ""]
     return "\n".join(out)

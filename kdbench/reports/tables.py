@@ -37,6 +37,7 @@ class ReportData:
     mce: pd.DataFrame | None
     mce_note: str
     mean_corruption_label: str
+    corruption_note: str  # which parameters generated the corruptions, when they were generated
     provenance: dict = field(default_factory=dict)
     holm_family: int = 0  # tests in the headline family
     holm_detail: int = 0  # tests in the corruption-cell family
@@ -95,11 +96,9 @@ def mce_table(run: Run) -> tuple[pd.DataFrame | None, str]:
     suite = run.manifest.get("suite") if isinstance(run.manifest.get("suite"), dict) else {}
     corr = (suite.get("evaluate") or {}).get("corruptions") or {}
     reference = corr.get("reference_model") if isinstance(corr, dict) else None
-    made = run.manifest.get("corruption_parameters")
-    made = f"Corruptions generated with the parameters of {made}. " if made else ""
     if not reference:
-        return None, made + "mCE not shown: the suite names no evaluate.corruptions.reference_model"
-    return corruption_mce(run.metrics, reference=reference), made + f"mCE relative to {reference} (100 = the reference)"
+        return None, "mCE not shown: the suite names no evaluate.corruptions.reference_model"
+    return corruption_mce(run.metrics, reference=reference), f"mCE relative to {reference} (100 = the reference)"
 
 
 # ------------------------------------------------------------------------------------ provenance
@@ -161,6 +160,11 @@ def build(run: Run) -> ReportData:
         mce=mce,
         mce_note=mce_note,
         mean_corruption_label=mc_label,
+        corruption_note=(
+            f"Corruptions generated with the parameters of {run.manifest['corruption_parameters']}."
+            if run.manifest.get("corruption_parameters")
+            else ""
+        ),
         provenance=provenance(run),
         holm_family=families["headline"],
         holm_detail=families["detail"],

@@ -86,8 +86,8 @@ def side_problems(names, side: int) -> list[str]:
         if side > largest:
             others = [n for n in names if n != "frost"]
             problems.append(
-                f"frost crops its textures, which {describe_set(side)} uses at {scale:g} of their size, so it "
-                f"generates images of at most {largest}x{largest} pixels, not {side}x{side}: leave frost out"
+                f"frost crops its textures (at {scale:g} of their size with the parameters of {describe_set(side)}), "
+                f"so it generates images of at most {largest}x{largest} pixels, not {side}x{side}: leave frost out"
                 + (f" (names: [{', '.join(others)}])" if others else "")
             )
     return problems
