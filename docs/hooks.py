@@ -1,6 +1,9 @@
 """mkdocs hook: the reference tables (methods, conditions, architectures, datasets, model metrics,
 export formats) are generated from kdbench's registries at build time, so the docs cannot drift
-from the code. A page asks for one with a line `<!-- reference: methods -->`."""
+from the code. A page asks for one with a line `<!-- reference: methods -->`. Likewise a published
+run's page (`<!-- published: results/published/cifar_noise -->`) and the leaderboard over the
+published runs (`<!-- leaderboard: results/published -->`) are computed from the committed run
+directories."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parent.parent)
 
 MARKER = re.compile(r"^<!-- reference: (\w+) -->$", re.M)
+RUN_MARKER = re.compile(r"^<!-- (published|leaderboard): ([\w./-]+) -->$", re.M)
 
 
 def _cell(text) -> str:
@@ -85,5 +89,28 @@ def reference(kind: str) -> str:
     raise ValueError(f"unknown reference '{kind}'")
 
 
+def from_runs(kind: str, path: str) -> str:
+    """A published run's page, or the leaderboard over the runs under `path` (relative to the root)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    where = Path(ROOT) / path
+    if kind == "published":
+        from kdbench.reports.published import published_page
+
+        return published_page(where)
+    import tempfile
+
+    from kdbench.index.database import index_runs
+    from kdbench.index.leaderboard import write_leaderboard
+
+    with tempfile.TemporaryDirectory() as tmp:  # the index is built aside: the checkout stays as it is
+        db = Path(tmp) / "runs.sqlite"
+        index_runs(db, [where], log=lambda line: None)
+        page = write_leaderboard([db], Path(tmp) / "leaderboard.md", "md", log=lambda line: None)
+        text = page.read_text(encoding="utf-8")
+    return re.sub(r"^# kdbench leaderboard\n", "", text)
+
+
 def on_page_markdown(markdown: str, **kwargs) -> str:
-    return MARKER.sub(lambda m: reference(m.group(1)), markdown)
+    markdown = MARKER.sub(lambda m: reference(m.group(1)), markdown)
+    return RUN_MARKER.sub(lambda m: from_runs(m.group(1), m.group(2)), markdown)

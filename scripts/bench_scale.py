@@ -162,7 +162,7 @@ def bench_autoattack(a) -> None:
 def bench_flagship(a) -> None:
     import yaml
 
-    suite = ROOT / "suites" / "cifar_noise.yaml"
+    suite = ROOT / "suites" / "cifar_noise_gpu.yaml"
     spec = yaml.safe_load(suite.read_text())
     data = ["--data-root", a.data_root] if a.data_root else []
     _, err = kdbench("run", suite, "--dry-run", "--device", a.device, "--out", tempfile.mkdtemp(), *data)
@@ -173,7 +173,7 @@ def bench_flagship(a) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sets = [x for o in overrides for x in ("--set", o)]
         wall, _ = kdbench("run", suite, "--device", a.device, "--out", tmp, *data, *sets, *a.extra)
-        m = json.loads(next(Path(tmp).glob("cifar_noise/*/manifest.json")).read_text())
+        m = json.loads(next(Path(tmp).glob("cifar_noise_gpu/*/manifest.json")).read_text())
     by_kind: dict[str, float] = {}
     for j in m["jobs"]:
         by_kind[j["kind"]] = by_kind.get(j["kind"], 0.0) + j["wall_s"]

@@ -72,7 +72,7 @@ def test_run_read_verdicts_report_compare_gate(run_dir, tmp_path):
     m = run.metrics
     assert set(m.loc[m["condition"] == "gaussian_noise", "group"]) == {"noise"}
     assert set(m.loc[m["group"] == "corruption", "condition"]) == {"c:gaussian_noise", "c:fog"}
-    assert run.manifest["results_format"] == 2 and set(run.summary["corruption"]) >= {"gaussian_noise", "fog", "all"}
+    assert run.manifest["results_format"] == 3 and set(run.summary["corruption"]) >= {"gaussian_noise", "fog", "all"}
     (sentence,) = kdbench.verdicts(run_dir)
     assert sentence.startswith("kd vs base (cnn_tiny, 1 seed): ")
     html = kdbench.report(run_dir, tmp_path / "r.html")

@@ -22,7 +22,8 @@ def test_attack_rows_need_clean_and_worst_case_is_their_and():
         Cell("gaussian_noise", "noise", 0.1),
     ]
     correct = torch.tensor([bits("11110000"), bits("11001100"), bits("10101010"), bits("11111111"), bits("00001111")])
-    with_worst, out = robust_convention(cells, correct.clone())
+    with_worst, out, counts = robust_convention(cells, correct.clone(), [8] * len(cells))
+    assert counts == [8] * (len(cells) + 2)
     assert with_worst == cells + worst_case_cells(cells)
     assert [c.condition for c in worst_case_cells(cells)] == ["worst_case", "worst_case"]
     assert [c.level for c in worst_case_cells(cells)] == [E8, E2]

@@ -453,9 +453,9 @@ def test_format_1_runs_are_read_with_format_2_names(tmp_path, capsys):
     code, out, _ = run_gate(capsys, run_new, run_old)  # a format 1 baseline gates a format 2 run
     assert code == 0 and "c:fog" not in out and "fog severity 3" in out
     future = new.copy()
-    future.manifest["results_format"] = 3
+    future.manifest["results_format"] = 4
     code, _, err = run_gate(capsys, write(tmp_path, "future", future), run_old)
-    assert code == 2 and "results format 3 was written by a newer kdbench; this one reads formats 1 to 2" in err
+    assert code == 2 and "results format 4 was written by a newer kdbench; this one reads formats 1 to 3" in err
 
 
 def test_a_corruption_tolerance_names_its_condition(three_seeds):

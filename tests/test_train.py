@@ -86,13 +86,29 @@ def test_bf16_trains_under_autocast_and_keeps_fp32_weights():
     assert not torch.equal(a, b) and (a - b).abs().max() < 0.05
 
 
-def test_precision_and_compile_enter_the_hash_only_when_they_are_not_the_default():
-    assert "precision" not in TrainRecipe().hash_spec() and "compile" not in TrainRecipe().hash_spec()
+def test_precision_compile_and_layout_enter_the_hash_only_when_they_are_not_the_default():
+    later = ("precision", "compile", "channels_last")
+    assert not set(later) & set(TrainRecipe().hash_spec())
     assert TrainRecipe().hash_spec() == {
-        k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k not in ("precision", "compile")
+        k: v for k, v in TrainRecipe().model_dump(mode="json").items() if k not in later
     }
     assert TrainRecipe(precision="bf16").hash_spec()["precision"] == "bf16"
     assert TrainRecipe(compile="reduce-overhead").hash_spec()["compile"] == "reduce-overhead"
+    assert TrainRecipe(channels_last=True).hash_spec()["channels_last"] is True
+
+
+def test_channels_last_on_the_cpu_trains_nearly_the_same_network():
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (64,))
+    method = build_method(METHODS.get("baseline").Params())
+    nets = []
+    for layout in (False, True):
+        torch.manual_seed(0)
+        net = create_model("cnn_tiny")
+        train(net, images, labels, TrainRecipe(epochs=2, batch_size=16, lr=0.05, channels_last=layout), method, seed=0)
+        assert net.features[0][0].weight.is_contiguous()  # saved in the usual layout
+        nets.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert (nets[0] - nets[1]).abs().max() < 1e-3  # the same steps, rounded in another order
 
 
 def _lrs(recipe, n=96):

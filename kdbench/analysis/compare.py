@@ -61,7 +61,7 @@ def network_identity(base: Run, run: Run) -> dict[str, str]:
 
 
 def _matrix(run: Run, rows: dict, seeds) -> np.ndarray:
-    return run.correct[[rows[s] for s in seeds]]
+    return run.correct_rows([rows[s] for s in seeds])
 
 
 def _test_metric(base: Run, run: Run, bs: dict, rs: dict, identity: str, alternative: str) -> dict:
@@ -71,8 +71,9 @@ def _test_metric(base: Run, run: Run, bs: dict, rs: dict, identity: str, alterna
         # the very networks of the baseline: each discordant example is a fair coin under "nothing
         # changed", so the seed pairs pool into one exact test
         seeds = sorted(bs)
-        res = stats.mcnemar_exact(_matrix(base, bs, seeds), _matrix(run, rs, seeds), alternative)
-        n = len(seeds) * base.correct.shape[1]
+        a, b = _matrix(base, bs, seeds), _matrix(run, rs, seeds)
+        res = stats.mcnemar_exact(a, b, alternative)
+        n = a.size
         mdd = lambda level: stats.mcnemar_mdd(res.only_a + res.only_b, n, level, one_sided=alternative != "two-sided")  # noqa: E731
         return dict(
             test=f"McNemar, same networks, {len(seeds)} seed(s) ({res.only_a} lost / {res.only_b} gained)",

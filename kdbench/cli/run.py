@@ -233,6 +233,16 @@ def _print_summary(run_dir, verbose: bool = False) -> None:
         print(
             f"gradient-masking checks: none flagged ({len(run.diagnostics)} rows in diagnostics.csv)", file=sys.stderr
         )
+    records = run.manifest.get("jobs") or []
+    reused = sum(1 for r in records if r.get("cached"))
+    if isinstance(run.manifest.get("wall_s"), (int, float)):
+        from kdbench.util.progress import elapsed
+
+        print(
+            f"wall time {elapsed(run.manifest['wall_s'])}: {len(records) - reused} job(s) run"
+            + (f", {reused} reused from the job store" if reused else ""),
+            file=sys.stderr,
+        )
     print(
         f"the report: kdbench report {run_dir}" + ("" if verbose else "   (every metric: kdbench run ... --verbose)"),
         file=sys.stderr,

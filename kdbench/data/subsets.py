@@ -46,3 +46,21 @@ def stratified_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(derive_seed("stratified_subset", int(seed), int(cls)))
         chosen.append(members[torch.randperm(members.numel(), generator=g)[:k]])
     return torch.sort(torch.cat(chosen)).values
+
+
+def nested_order(labels: torch.Tensor, sizes, seed: int) -> torch.Tensor:
+    """An order of all positions of `labels` whose first k positions are `stratified_subset(labels,
+    k, seed)` for each k in `sizes`: the smallest subset first, then what each larger one adds,
+    then the rest, each part ascending. Conditions scored on fewer examples take a prefix of it.
+    Where largest-remainder rounding makes a smaller subset not nest in a larger one (unbalanced
+    classes only), the larger prefix keeps the smaller subset and fills up from its own draw."""
+    total = len(labels)
+    taken = torch.zeros(total, dtype=torch.bool)
+    parts = []
+    for k in sorted({min(int(s), total) for s in sizes}):
+        want = stratified_subset(labels, k, seed)
+        new = want[~taken[want]][: k - int(taken.sum())]
+        taken[new] = True
+        parts.append(new)
+    parts.append(torch.nonzero(~taken, as_tuple=False).flatten())
+    return torch.cat(parts)

@@ -90,7 +90,9 @@ def from_results(result: ModelEval, kinds: dict[str, str]) -> list[dict]:
     correct = result.correct
     for norm, eps_str in dict.fromkeys(evaluation.threat(c) for _, c in attack):
         at = [(i, c, kinds[c.condition]) for i, c in attack if evaluation.threat(c) == (norm, eps_str)]
-        acc = {c.condition: float(correct[i].double().mean()) for i, c, _ in at}
+        # attacks scored on fewer examples are compared on the examples every one of them covers
+        m = min(result.counts[i] for i, _, _ in at) if result.counts else correct.shape[1]
+        acc = {c.condition: float(correct[i, :m].double().mean()) for i, c, _ in at}
         by_kind = lambda *ks: [c.condition for _, c, k in at if k in ks]  # noqa: E731
         single, iterative = by_kind("single_step"), by_kind("ce", "margin", "composite")
         if single and iterative:
@@ -102,8 +104,8 @@ def from_results(result: ModelEval, kinds: dict[str, str]) -> list[dict]:
         black = [i for i, _, k in at if k == "black_box"]
         white = [i for i, _, k in at if k != "black_box"]
         if black and white:
-            survive_white = correct[white].all(0)
-            fall_black = ~correct[black].all(0)
+            survive_white = correct[white, :m].all(0)
+            fall_black = ~correct[black, :m].all(0)
             rows.append(
                 _check("black_box_stronger", eps_str, float((survive_white & fall_black).double().mean()), norm)
             )
@@ -180,7 +182,8 @@ def diagnose(model, images, labels, result: ModelEval, conditions, params: Diagn
     attacked = {c.condition for c in result.cells if c.group == "attack"}
     kinds = {c.name: c.kind for c in conditions if c.name in attacked and hasattr(c, "kind")}
     pgd = [c for c in conditions if type(c).name == "pgd" and c.name in attacked]
-    n = min(params.subset, len(images))
+    covered = [k for c, k in zip(result.cells, result.counts) if c.group == "attack"]
+    n = min(params.subset, len(images), *covered)  # the probes compare with the attack rows' examples
     return from_results(result, kinds) + probes(model, images[:n], labels[:n], result, pgd, params, seed)
 
 

@@ -3,6 +3,10 @@ batch once and every model scores it; an attack runs per model (AutoAttack once 
 as its reference implementation batches by itself). Correctness stays on the device until the
 end, so scoring adds little to the bare forward passes.
 
+A condition with its own `n` scores the first n examples of the evaluation order (which begins
+with that class-stratified subset): its rows are False past them, its logits NaN, and `counts`
+says how many each row covers.
+
 Attack rows follow RobustBench's convention: an example is robust only if it is classified
 correctly on the clean image and under the attack. Each norm and epsilon also gets a derived
 `worst_case` row (`worst_case_l2` under L2): correct only if correct under every attack run at that
@@ -53,6 +57,8 @@ class ModelEval:
     # attack cell row -> (T, N, C) float32 on the CPU: the reference teachers' logits on this
     # model's own adversarial examples (fidelity under attack)
     reference_logits: dict[int, torch.Tensor] = field(default_factory=dict)
+    # per cell: how many examples, from the first, it covers (N where a condition takes them all)
+    counts: list[int] = field(default_factory=list)
 
     @property
     def clean_logits(self) -> torch.Tensor:
@@ -79,16 +85,27 @@ def worst_case_cells(cells: list[Cell]) -> list[Cell]:
     return [Cell(attack_condition(WORST_CASE, norm), "attack", level) for (norm, _), level in first.items()]
 
 
-def robust_convention(cells: list[Cell], correct: torch.Tensor) -> tuple[list[Cell], torch.Tensor]:
+def robust_convention(
+    cells: list[Cell], correct: torch.Tensor, counts: list[int]
+) -> tuple[list[Cell], torch.Tensor, list[int]]:
     """Attack rows AND the clean row (in place), then the worst-case rows (the AND of every attack
-    row at a norm and epsilon) appended: the cells and the correctness with them."""
+    row at a norm and epsilon, over the examples all of them cover) appended: the cells, the
+    correctness and the counts with them."""
     clean = [i for i, c in enumerate(cells) if c.group == "clean"]
     attack = [i for i, c in enumerate(cells) if c.group == "attack"]
     if clean and attack:
         correct[attack] &= correct[clean[0]]
     worst_cells = worst_case_cells(cells)
-    worst = [correct[[i for i in attack if threat(cells[i]) == threat(w)]].all(0) for w in worst_cells]
-    return cells + worst_cells, torch.cat([correct, torch.stack(worst)]) if worst else correct
+    members = [[i for i in attack if threat(cells[i]) == threat(w)] for w in worst_cells]
+    worst = [correct[rows].all(0) for rows in members]
+    worst_counts = [min(counts[i] for i in rows) for rows in members]
+    for w, k in zip(worst, worst_counts):
+        w[k:] = False
+    return (
+        cells + worst_cells,
+        torch.cat([correct, torch.stack(worst)]) if worst else correct,
+        counts + worst_counts,
+    )
 
 
 def evaluate(
@@ -194,71 +211,87 @@ def evaluate(
     progress = bar(range(0, n, batch_size), desc=f"evaluate {len(models)} model(s)")
     batches = -(-n // batch_size)
     for b, start in enumerate(progress):
-        sl = slice(start, start + batch_size)
-        x = as_floats(sl)
-        y, idx = labels_d[sl], indices[sl]
-        row = dict.fromkeys(models, 0)
-        for cond in conditions:
+        for cond in per_batch:
+            # a condition with fewer examples takes the batch's part of its prefix, or nothing
+            stop = min(start + batch_size, cond.limit(n))
             scored = [k for k in models if scores(k, cond)]
-            if cond in per_batch and scored:
-                progress.set_postfix_str(cond.name, refresh=False)
-                for level in cond.levels():
-                    if cond.model_dependent:
-                        for k in scored:
-                            x_adv = run_attack(k, cond, x, y, idx, level)
-                            correct[k][row[k], sl] = score(k, x_adv, y, row[k])
-                            source = (
-                                sources.get(k, {}).get(type(cond).name)
-                                if getattr(cond, "needs_source", False)
-                                else None
-                            )
-                            if source is not None:
-                                with torch.inference_mode():
-                                    source_correct[k].setdefault(row[k], []).append(source(x_adv).argmax(1) == y)
-                    else:
-                        with torch.inference_mode():
-                            xp = cond.perturb(x, y, idx, level)
-                        for k in scored:
-                            if type(cond).name == "clean" and start < saliency:
-                                z = clean_with_saliency(k, x, y, saliency - start)
-                            else:
-                                with torch.inference_mode():
-                                    z = models[k](xp)
-                            correct[k][row[k], sl] = z.argmax(1) == y
-                            # stays on the device: no sync per batch
-                            logits[k].setdefault(row[k], []).append(z.float())
+            if stop <= start or not scored:
+                continue
+            sl = slice(start, stop)
+            x = as_floats(sl)
+            y, idx = labels_d[sl], indices[sl]
+            progress.set_postfix_str(cond.name, refresh=False)
+            for level in cond.levels():
+                rows = {k: cells[k].index(Cell(cond.name, cond.group, level)) for k in scored}
+                if cond.model_dependent:
                     for k in scored:
-                        row[k] += 1
-            else:
-                for k in scored:
-                    row[k] += len(cond.levels())
+                        x_adv = run_attack(k, cond, x, y, idx, level)
+                        correct[k][rows[k], sl] = score(k, x_adv, y, rows[k])
+                        source = (
+                            sources.get(k, {}).get(type(cond).name) if getattr(cond, "needs_source", False) else None
+                        )
+                        if source is not None:
+                            with torch.inference_mode():
+                                source_correct[k].setdefault(rows[k], []).append(source(x_adv).argmax(1) == y)
+                else:
+                    with torch.inference_mode():
+                        xp = cond.perturb(x, y, idx, level)
+                    for k in scored:
+                        if type(cond).name == "clean" and start < saliency:
+                            z = clean_with_saliency(k, x, y, saliency - start)
+                        else:
+                            with torch.inference_mode():
+                                z = models[k](xp)
+                        correct[k][rows[k], sl] = z.argmax(1) == y
+                        # stays on the device: no sync per batch
+                        logits[k].setdefault(rows[k], []).append(z.float())
         log(f"  evaluated batch {b + 1}/{batches} of {len(models)} model(s) ({time.perf_counter() - began:.0f} s)")
-    # Whole-set attacks: every evaluated example at once, per model and level.
+    # Whole-set attacks: every example they score at once, per model and level.
     for cond in conditions:
         if cond in per_batch:
             continue
         cond.batch_size = batch_size
+        m = cond.limit(n)
         for k in models:
             if not scores(k, cond):
                 continue
             for level in cond.levels():
                 r = cells[k].index(Cell(cond.name, cond.group, level))
                 for _ in bar([0], desc=f"{cond.name} {names[k]} eps={level_str(level)}"):
-                    x_adv = run_attack(k, cond, as_floats(slice(0, n)), labels_d, indices, level)
+                    x_adv = run_attack(k, cond, as_floats(slice(0, m)), labels_d[:m], indices[:m], level)
                 log(f"  {cond.name} on {names[k]} at eps {level_str(level)} done ({time.perf_counter() - began:.0f} s)")
-                for s in range(0, n, batch_size):
-                    correct[k][r, s : s + batch_size] = score(
-                        k, x_adv[s : s + batch_size], labels_d[s : s + batch_size], r
-                    )
+                for s in range(0, m, batch_size):
+                    e = min(s + batch_size, m)
+                    correct[k][r, s:e] = score(k, x_adv[s:e], labels_d[s:e], r)
+    limits = {(c.name, c.group): c.limit(n) for c in conditions}
     out = {}
     for k in models:
-        all_cells, full = robust_convention(cells[k], correct[k])
+        covered = [limits[c.condition, c.group] for c in cells[k]]
+        all_cells, full, counts = robust_convention(cells[k], correct[k], covered)
         rows = sorted(logits[k])
-        stacked = torch.stack([torch.cat(logits[k][r]) for r in rows]).cpu() if rows else torch.empty(0)
-        src = {r: torch.cat(b).cpu() for r, b in source_correct[k].items()}
+        stacked = torch.stack([_padded(torch.cat(logits[k][r]), n) for r in rows]).cpu() if rows else torch.empty(0)
+        src = {r: _padded(torch.cat(b), n, False).cpu() for r, b in source_correct[k].items()}
         sal = torch.cat(grads[k]).cpu() if grads[k] else torch.zeros((0, *images.shape[1:]))
-        refs = {r: torch.cat(b, dim=1).cpu() for r, b in reference_logits[k].items()}
+        refs = {r: _padded(torch.cat(b, dim=1), n, dim=1).cpu() for r, b in reference_logits[k].items()}
         out[k] = ModelEval(
-            all_cells, full.cpu(), stacked, rows, {c: round(s, 3) for c, s in seconds[k].items()}, src, sal, refs
+            all_cells,
+            full.cpu(),
+            stacked,
+            rows,
+            {c: round(s, 3) for c, s in seconds[k].items()},
+            src,
+            sal,
+            refs,
+            counts,
         )
     return out
+
+
+def _padded(t: torch.Tensor, n: int, fill=float("nan"), dim: int = 0) -> torch.Tensor:
+    """`t` extended along `dim` to `n` entries with `fill` (a condition scored on a prefix)."""
+    short = n - t.shape[dim]
+    if not short:
+        return t
+    shape = list(t.shape)
+    shape[dim] = short
+    return torch.cat([t, torch.full(shape, fill, dtype=t.dtype, device=t.device)], dim=dim)

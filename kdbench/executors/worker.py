@@ -92,6 +92,9 @@ def run_jobs(
     """Run the jobs `hashes` (all of `kind`) unless already done, at the context's threads for the kind."""
     import torch
 
+    from kdbench.util.allocator import keep_freed_memory
+
+    keep_freed_memory()
     torch.set_num_threads(ctx.threads[kind])  # a worker may run jobs of every kind
     store = Store(Path(ctx.store_root))
     by_hash, runner = runner_for(ctx)

@@ -41,10 +41,12 @@ class Prices:
 
         return build_architecture(arch, normalize, self.num_classes, **spec.build_args).to(self.device)
 
-    def of(self, arch: str, normalize: str, spec, batch: int) -> dict[str, float]:
-        key = (arch, normalize, repr(sorted(spec.build_args.items())), batch)
+    def of(self, arch: str, normalize: str, spec, batch: int, channels_last: bool = False) -> dict[str, float]:
+        key = (arch, normalize, repr(sorted(spec.build_args.items())), batch, channels_last)
         if key not in self._cache:
             model = self._model(arch, normalize, spec)
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
             x = torch.rand(batch, 3, 32, 32, device=self.device)
             y = torch.randint(0, self.num_classes, (batch,), device=self.device)
             opt = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -68,6 +70,19 @@ class Prices:
             self._cache[key] = {"train": step, "forward": _timed(forward), "gradient": _timed(gradient)}
         return self._cache[key]
 
+    def perturb(self, cond, level, images: int = 16) -> float:
+        """Seconds per image to make a model-independent condition's images (corruptions are made
+        on the CPU, image by image), timed on random images."""
+        key = (cond.name, cond.group, repr(level))
+        if key not in self._cache:
+            g = torch.Generator().manual_seed(0)
+            x = torch.rand(images, 3, 32, 32, generator=g).to(self.device)
+            y = torch.zeros(images, dtype=torch.long, device=self.device)
+            idx = torch.arange(images)
+            with torch.inference_mode():
+                self._cache[key] = _timed(lambda: cond.perturb(x, y, idx, level), repeats=1) / images
+        return self._cache[key]
+
 
 def _arch(suite, name: str) -> tuple | None:
     """(arch, normalize, the model's spec), or None for a model kdbench does not build (RobustBench)."""
@@ -75,15 +90,22 @@ def _arch(suite, name: str) -> tuple | None:
     return (spec.arch, spec.normalize, spec) if spec is not None and getattr(spec, "arch", None) else None
 
 
-def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, float]:
+def estimate(
+    plan: Plan, n_train: int, n_eval: int, device, todo, group_size: int = 1, cached_logits=frozenset()
+) -> dict[str, float]:
     """Seconds per job hash for the jobs in `todo` (NaN where the architecture is not one of
-    kdbench's, e.g. a RobustBench model)."""
+    kdbench's, e.g. a RobustBench model). Evaluations scored together in groups of `group_size`
+    share the making of the perturbed images (corruptions), priced once per group; a teacher's
+    cached outputs are priced once, for the first job that needs them, and not at all where
+    `cached_logits` holds their key (teacher hashes, already on disk)."""
     suite = plan.suite
     prices = Prices(device)
     ev = suite.evaluate
     conds = conditions_of(ev)
-    batches = math.ceil(n_eval / ev.batch_size)
     out: dict[str, float] = {}
+    made = set(cached_logits)
+    evals = [j for j in todo if j.kind == "evaluate"]
+    first_of_group = {j.hash for j in evals[:: max(1, group_size)]}
     for job in todo:
         arch = _arch(suite, job.model)
         if arch is None:
@@ -91,30 +113,38 @@ def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, f
             continue
         if job.kind in ("teacher", "student") and "recipe" in job.spec:
             recipe = TrainRecipe.model_validate(job.spec["recipe"])
-            steps = recipe.epochs * math.ceil(n_train / recipe.batch_size)
-            seconds = steps * prices.of(*arch, recipe.batch_size)["train"]
+            per_epoch = math.ceil(n_train / recipe.batch_size)
+            steps = recipe.epochs * per_epoch
+            seconds = steps * prices.of(*arch, recipe.batch_size, recipe.channels_last)["train"]
             attack = job.spec.get("method", {}).get("attack")
             if attack:  # adversarial training: the inner attack's gradient passes in every step
                 seconds += steps * attack["steps"] * prices.of(*arch, recipe.batch_size)["gradient"]
+            key = tuple(d.hash for d in job.deps)
             for dep in job.deps:  # a teacher's forwards: once over the data when cached, else every step
                 t_arch = _arch(suite, dep.model)
-                if t_arch is not None:
-                    per = prices.of(*t_arch, recipe.batch_size)["forward"]
-                    seconds += per * (steps if recipe.augment else math.ceil(n_train / recipe.batch_size))
+                if t_arch is None or (not recipe.augment and key in made):
+                    continue
+                per = prices.of(*t_arch, recipe.batch_size)["forward"]
+                seconds += per * (steps if recipe.augment else per_epoch)
+            if not recipe.augment and job.deps:
+                made.add(key)
             out[job.hash] = seconds
         elif job.kind == "evaluate":
-            p = prices.of(*arch, ev.batch_size)
+            p = prices.of(*arch, ev.batch_size, ev.channels_last)
             only = set(job.spec.get("only", [])) | {"clean"} if "only" in job.spec else None
-            fwd = grad = 0
+            seconds = 0.0
             for c in conds:
                 if only is not None and type(c).name not in only:  # registered names, as evaluate matches them
                     continue
+                batches = math.ceil(c.limit(n_eval) / ev.batch_size)
                 for level in c.levels():
                     f, g = c.passes(level)
-                    fwd, grad = fwd + f, grad + g
-            seconds = batches * (fwd * p["forward"] + grad * p["gradient"])
+                    seconds += batches * (f * p["forward"] + g * p["gradient"])
+                    if c.group in ("noise", "corruption") and job.hash in first_of_group:
+                        seconds += c.limit(n_eval) * prices.perturb(c, level)
             if only is None and ev.diagnostics.enabled and any(c.group == "attack" for c in conds):
-                probe = min(ev.diagnostics.subset, n_eval) / ev.batch_size
+                covered = [c.limit(n_eval) for c in conds if c.group == "attack"]
+                probe = min(ev.diagnostics.subset, n_eval, *covered) / ev.batch_size
                 pgd = [c for c in conds if type(c).name == "pgd"]  # more_steps_help: one per norm
                 more = sum(c.passes(lv)[1] for c in pgd for lv in c.levels()) * ev.diagnostics.steps_factor
                 seconds += probe * (ev.diagnostics.unbounded_steps + more) * p["gradient"]
@@ -122,3 +152,31 @@ def estimate(plan: Plan, n_train: int, n_eval: int, device, todo) -> dict[str, f
         else:
             out[job.hash] = 0.0  # a checkpoint or zoo teacher: loading only
     return out
+
+
+def wall_clock(todo, seconds: dict[str, float], workers: int, group_size: int) -> float:
+    """The run's length with `workers` jobs at once: the groups an executor makes, started in plan
+    order as soon as their parents are done and a worker is free (as the local executor does)."""
+    from kdbench.executors.base import job_groups
+
+    groups = job_groups(todo, group_size)
+    made_by = {j.hash: g for g, group in enumerate(groups) for j in group}
+    finish: dict[int, float] = {}
+    free = [0.0] * max(1, workers)
+    pending = list(range(len(groups)))
+    while pending:
+        # the first group in plan order whose parents are done earliest
+        def ready_at(g):
+            deps = [finish[made_by[d.hash]] for j in groups[g] for d in j.deps if d.hash in made_by]
+            return max(deps, default=0.0)
+
+        def parents_done(g):
+            return all(made_by[d.hash] in finish for j in groups[g] for d in j.deps if d.hash in made_by)
+
+        g = min([g for g in pending if parents_done(g)], key=lambda g: (max(ready_at(g), min(free)), g))
+        w = min(range(len(free)), key=free.__getitem__)
+        start = max(ready_at(g), free[w])
+        cost = sum(0.0 if math.isnan(seconds.get(j.hash, 0.0)) else seconds.get(j.hash, 0.0) for j in groups[g])
+        finish[g] = free[w] = start + cost
+        pending.remove(g)
+    return max(finish.values(), default=0.0)

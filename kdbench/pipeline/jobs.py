@@ -7,6 +7,7 @@ their inputs only from the outputs of the jobs they depend on.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import time
 from pathlib import Path
@@ -186,7 +187,7 @@ class JobRunner:
     def _teacher_logits(self, teacher_jobs: Sequence[Job], data: dict) -> torch.Tensor:
         """Teacher outputs on the un-augmented training set, cached by content; made by one process
         at a time (a lock beside the file), so jobs running at once wait for it rather than repeat it."""
-        path = self.store.root / "teacher_logits" / f"{content_hash([[t.hash for t in teacher_jobs], data])}.pt"
+        path = teacher_logits_path(self.store.root, teacher_jobs, data)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.with_suffix(".lock")):
             if path.is_file():
@@ -203,13 +204,16 @@ class JobRunner:
         # each model loaded once, and held for this group only (a plan is scored a group at a time)
         held: dict[str, nn.Module] = {}
 
-        def model(job: Job) -> nn.Module:
-            if job.hash not in held:
-                held[job.hash] = self.load_model(job, keep=False)
-            return held[job.hash]
-
         t = self.test_eval
         ev = self.suite.evaluate
+
+        def model(job: Job) -> nn.Module:
+            if job.hash not in held:
+                m = self.load_model(job, keep=False)
+                # a copy: a model this process keeps (a teacher whose cached logits it makes) stays as it was
+                held[job.hash] = copy.deepcopy(m).to(memory_format=torch.channels_last) if ev.channels_last else m
+            return held[job.hash]
+
         models = {j.hash: compiled(model(j.deps[0]), ev.compile, self.device, j.id, self.log) for j in jobs}
         only = {j.hash: set(j.spec["only"]) for j in jobs if "only" in j.spec}
         sources = {j.hash: {"transfer": model(j.deps[1])} for j in jobs if "transfer_source" in j.spec}
@@ -253,6 +257,8 @@ class JobRunner:
                     group=np.array([c.group for c in r.cells]),
                     level=np.array([level_str(c.level) for c in r.cells]),
                     correct=np.packbits(r.correct.numpy(), axis=1),
+                    # per cell, how many examples from the first it covers (a condition's own n)
+                    count=np.asarray(r.counts, dtype=np.int64),
                     logits=r.logits.numpy().astype(np.float32),  # model-independent cells: calibration, fidelity
                     logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
                     example_index=t.indices.numpy().astype(np.int64),
@@ -290,6 +296,11 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def teacher_logits_path(store_root: Path, teacher_jobs: Sequence[Job], data: dict) -> Path:
+    """Where the teachers' outputs on the un-augmented training set are cached, by content."""
+    return Path(store_root) / "teacher_logits" / f"{content_hash([[t.hash for t in teacher_jobs], data])}.pt"
+
+
 def build_args(spec: dict) -> dict:
     """The model-building arguments a job's spec records (arch_args, feature_stages), if any."""
     return {k: spec[k] for k in ("arch_args", "feature_stages") if k in spec}
@@ -300,6 +311,8 @@ def read_eval(store: Store, job: Job) -> dict:
         out = {k: z[k] for k in z.files}
     n = len(out["example_index"])
     out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
+    if "count" not in out:  # evaluations made before conditions took their own n covered every example
+        out["count"] = np.full(len(out["correct"]), n, dtype=np.int64)
     if "source_correct" in out:
         out["source_correct"] = np.unpackbits(out["source_correct"], axis=1, count=n).astype(bool)
     extra = store.path(job) / DIAGNOSTICS

@@ -65,9 +65,11 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
 
     def params(c) -> dict:
         fields = set(type(c.params).model_fields)
-        # the default norm is left out, so that the Linf attacks made before it existed keep their hashes
+        # the default norm, and n when absent, are left out, so that the evaluations made before
+        # they existed keep their hashes
         linf = {"norm"} if getattr(c.params, "norm", None) == "Linf" else set()
-        return c.params.model_dump(mode="json", exclude=(where | linf) & fields)
+        every = {"n"} if c.params.n is None else set()
+        return c.params.model_dump(mode="json", exclude=(where | linf | every) & fields)
 
     conds = [{"name": c.name, "group": c.group, "levels": c.levels(), "params": params(c)} for c in built]
     from kdbench.evaluation.conditions import CONDITIONS
@@ -87,6 +89,8 @@ def eval_spec_of(suite: Suite, example_ids_sha256: str) -> dict:
         spec["batch_size"] = ev.batch_size
     if ev.compile:  # absent when false, so that existing evaluations keep their hashes
         spec["compile"] = ev.compile
+    if ev.channels_last:  # likewise
+        spec["channels_last"] = True
     return spec
 
 

@@ -61,12 +61,16 @@ def load_data(suite: Suite, data_root, fetch: bool = True):
 
 
 def eval_examples(suite: Suite, test):
-    from kdbench.data.subsets import stratified_subset
+    """The evaluated examples in evaluation order: all, or evaluate.n of them (class-stratified,
+    ascending); where conditions take fewer (their own n), the order begins with those subsets."""
+    from kdbench.config import conditions_of
+    from kdbench.data.subsets import nested_order, stratified_subset
 
-    n = suite.evaluate.n
-    if n is None or n >= len(test):
-        return test
-    return test.subset(stratified_subset(test.labels, n, suite.evaluate.seed))
+    n, seed = suite.evaluate.n, suite.evaluate.seed
+    if n is not None and n < len(test):
+        test = test.subset(stratified_subset(test.labels, n, seed))
+    sizes = {c.params.n for c in conditions_of(suite.evaluate) if c.params.n is not None and c.params.n < len(test)}
+    return test.subset(nested_order(test.labels, sizes, seed)) if sizes else test
 
 
 def prepare(suite: Suite, data_root=None, model_dir: Path | None = None, fetch: bool = True):

@@ -29,6 +29,7 @@ from kdbench.pipeline.prepare import data_root_of, make_deterministic, prepare, 
 from kdbench.results.contract import DIAGNOSTIC_COLUMNS, TRAINING_COLUMNS, write_run
 from kdbench.training.loop import epoch_metrics
 from kdbench.training.methods import teacher_log_probs
+from kdbench.util.allocator import keep_freed_memory
 from kdbench.util.hashing import content_hash, weights_sha256
 from kdbench.util.names import RESULTS_FORMAT, corruption_condition
 from kdbench.version import __version__
@@ -60,6 +61,7 @@ def run_suite(
         check_installed(track)  # before any work: exit 2 naming the extra to install
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    keep_freed_memory()
     if threads is not None:  # per job: with --jobs N, each worker process runs its jobs at this many
         torch.set_num_threads(threads)
     elif jobs > 1:  # the cores shared among the jobs at once
@@ -73,21 +75,10 @@ def run_suite(
         if dry_run and suite.dataset.download:
             raise DataError(f"{exc} (--dry-run downloads nothing: run without it to download)") from None
         raise
+    # several jobs at once: the evaluations in as many groups as jobs run at once (numbers unchanged)
+    group = eval_group or min(EVAL_GROUP, max(1, math.ceil(len(plan.eval_jobs) / jobs)))
     if dry_run:
-        from kdbench.pipeline.estimate import estimate
-        from kdbench.util.progress import rough_duration
-
-        todo = [j for j in plan.jobs if force or not store.done(j)]
-        seconds = estimate(plan, len(splits.train), len(test_eval), dev, todo)
-        for job, line in zip(plan.jobs, plan.describe()):
-            log(f"to run {line}  ~{rough_duration(seconds[job.hash])}" if job.hash in seconds else f"done   {line}")
-        total = sum(s for s in seconds.values() if not math.isnan(s))
-        unknown = sum(1 for s in seconds.values() if math.isnan(s))
-        log(
-            f"estimate: about {rough_duration(total)} for {len(todo)} job(s) on {dev}"
-            + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
-            + "; rough: one batch per architecture timed here, AutoAttack and Square at their full budgets"
-        )
+        dry_run_estimate(plan, store, splits, test_eval, dev, force, jobs if executor == "local" else 1, group, log)
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
     tracking = None
@@ -128,8 +119,6 @@ def run_suite(
             records = RayExecutor(store, worker_context(options.threads), options, log=log).run(plan.jobs, force=force)
             executor_info = {"name": "ray", **dataclasses.asdict(options)}
         else:
-            # several jobs at once: the evaluations in as many groups as jobs run at once (numbers unchanged)
-            group = eval_group or min(EVAL_GROUP, max(1, math.ceil(len(plan.eval_jobs) / jobs)))
             per_job = dict.fromkeys(KINDS, torch.get_num_threads())
             context = worker_context(per_job) if jobs > 1 else None
             records = LocalExecutor(store, group_size=group, log=log, jobs=jobs, context=context, threads=per_job).run(
@@ -220,6 +209,34 @@ def run_suite(
     return run_dir
 
 
+def dry_run_estimate(plan: Plan, store: Store, splits, test_eval, dev, force, workers: int, group: int, log) -> None:
+    """Each job still to run with its estimate, then the run's wall-clock estimate at `workers` jobs at once."""
+    from kdbench.pipeline.estimate import estimate, wall_clock
+    from kdbench.pipeline.jobs import teacher_logits_path
+    from kdbench.util.progress import rough_duration
+
+    todo = [j for j in plan.jobs if force or not store.done(j)]
+    cached = {
+        tuple(d.hash for d in j.deps)
+        for j in plan.jobs
+        if j.kind == "student" and j.deps and "data" in j.spec
+        if teacher_logits_path(store.root, j.deps, j.spec["data"]).is_file()
+    }
+    seconds = estimate(plan, len(splits.train), len(test_eval), dev, todo, group, cached)
+    for job, line in zip(plan.jobs, plan.describe()):
+        log(f"to run {line}  ~{rough_duration(seconds[job.hash])}" if job.hash in seconds else f"done   {line}")
+    total = sum(s for s in seconds.values() if not math.isnan(s))
+    unknown = sum(1 for s in seconds.values() if math.isnan(s))
+    wall = wall_clock(todo, seconds, workers, group)
+    log(
+        f"estimate: about {rough_duration(wall)} for {len(todo)} job(s) on {dev}"
+        + (f" at {workers} at once ({rough_duration(total)} of work)" if workers > 1 else "")
+        + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
+        + "; rough: one batch per architecture timed here, without data loading; attacks priced on every "
+        "example (they skip those misclassified when clean), AutoAttack and Square at their full budgets"
+    )
+
+
 def index_run(out: Path, run_dir: Path, log) -> None:
     """Record the run in `out`/runs.sqlite, as `kdbench index` would: an index that cannot be
     written costs a line, never the run (its folder is complete and can be indexed later)."""
@@ -284,20 +301,26 @@ def assemble(plan: Plan, store: Store, test_eval):
             (corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv))
             for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])
         ]
-        logits_by[(name, seed)] = {keys[r]: torch.from_numpy(ev["logits"][j]) for j, r in enumerate(ev["logit_rows"])}
+        count = ev["count"]
+        # a condition scored on its first n examples: its rows, logits and references cut to them
+        logits_by[(name, seed)] = {
+            keys[r]: torch.from_numpy(ev["logits"][j][: count[r]]) for j, r in enumerate(ev["logit_rows"])
+        }
         if "saliency" in ev:
             grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
         # transfer cells: (this model right, the source right), per example
         for j, r in enumerate(ev.get("source_rows", [])):
             transfer_by.setdefault((name, seed), {})[keys[r]] = (
                 transfer_source(suite, name, seed)[0],
-                torch.from_numpy(ev["correct"][r]),
-                torch.from_numpy(ev["source_correct"][j]),
+                torch.from_numpy(ev["correct"][r][: count[r]]),
+                torch.from_numpy(ev["source_correct"][j][: count[r]]),
             )
         # attack cells: the reference teachers' logits on this model's adversarial examples
         for j, r in enumerate(ev.get("reference_rows", [])):
-            attack_refs.setdefault((name, seed), {})[keys[r]] = torch.from_numpy(ev["reference_logits"][j])
-        for c, (cond, group, level) in zip(ev["correct"], keys):
+            attack_refs.setdefault((name, seed), {})[keys[r]] = torch.from_numpy(
+                ev["reference_logits"][j][:, : count[r]]
+            )
+        for c, k, (cond, group, level) in zip(ev["correct"], count, keys):
             rows.append(
                 dict(
                     model=name,
@@ -308,9 +331,9 @@ def assemble(plan: Plan, store: Store, test_eval):
                     condition=cond,
                     group=group,
                     level=level,
-                    n=len(c),
-                    correct=int(c.sum()),
-                    accuracy=float(c.mean()),
+                    n=int(k),
+                    correct=int(c[:k].sum()),
+                    accuracy=float(c[:k].mean()),
                 )
             )
             correct_rows.append(c)

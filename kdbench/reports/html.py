@@ -47,6 +47,7 @@ def context(data: ReportData) -> dict:
         "title": data.title,
         "run_path": str(data.run.path),
         "finished": man.get("finished", ""),
+        "examples_note": data.examples_note,
         "device": " ".join(dict.fromkeys(str(man[k]) for k in ("device", "device_name") if man.get(k))),
         "commit": _short_commit(man.get("git_commit")),
         "models": rows.model_rows(data),

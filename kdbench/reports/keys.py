@@ -40,7 +40,7 @@ class MetricIndex:
         rows = [self.row.get((model, s, *key)) for s in seeds]
         if any(r is None for r in rows):
             return None
-        return self.run.correct[rows]
+        return self.run.correct_rows(rows)
 
     def values(self, model: str, seeds, key) -> np.ndarray | None:
         """The accuracy column's values (for summary rows, whose per-example bits mean nothing)."""

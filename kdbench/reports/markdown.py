@@ -33,6 +33,7 @@ def render_markdown(data: ReportData) -> str:
     facts = [f"{k} {man[k]}" for k in ("finished", "device", "device_name", "git_commit") if man.get(k)]
     if facts:
         out += [md_escape(" · ".join(facts)), ""]
+    out += [md_escape(data.examples_note), ""]
     every = verdicts.pair_verdicts(data)
     if every:
         out += ["## At a glance", ""]

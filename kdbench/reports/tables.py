@@ -18,6 +18,7 @@ from kdbench.reports.keys import (
     per_seed_table,
 )
 from kdbench.reports.pairs import Pair, apply_holm, compare_list, pair_table
+from kdbench.results.checks import is_per_example
 from kdbench.results.contract import DIAGNOSTIC_COLUMNS, Run
 from kdbench.util.names import corruption_name, norm_of
 
@@ -38,6 +39,7 @@ class ReportData:
     mce_note: str
     mean_corruption_label: str
     corruption_note: str  # which parameters generated the corruptions, when they were generated
+    examples_note: str = ""  # how many test examples each condition was scored on
     provenance: dict = field(default_factory=dict)
     holm_family: int = 0  # tests in the headline family
     holm_detail: int = 0  # tests in the corruption-cell family
@@ -165,11 +167,28 @@ def build(run: Run) -> ReportData:
             if run.manifest.get("corruption_parameters")
             else ""
         ),
+        examples_note=examples_note(run),
         provenance=provenance(run),
         holm_family=families["headline"],
         holm_detail=families["detail"],
         masking=masking_table(run),
     )
+
+
+def examples_note(run: Run) -> str:
+    """'Scored on N test examples', and the conditions scored on the first n of them (their own n)."""
+    n_all = len(run.example_index)
+    m = run.metrics[run.metrics["group"].map(is_per_example)]
+    fewer = m[m["n"] < n_all].drop_duplicates(["group", "condition"])
+    if fewer.empty:
+        return f"Scored on {n_all:,} test examples."
+    parts: dict[int, list[str]] = {}
+    for group, cond, n in fewer[["group", "condition", "n"]].itertuples(index=False):
+        name = "corruptions" if group == "corruption" else cond
+        if name not in parts.setdefault(int(n), []):
+            parts[int(n)].append(name)
+    subsets = "; ".join(f"{', '.join(names)} on the first {n:,}" for n, names in sorted(parts.items()))
+    return f"Scored on {n_all:,} test examples; {subsets} (class-stratified subsets)."
 
 
 def masking_table(run: Run) -> pd.DataFrame:

@@ -51,10 +51,18 @@ def check_run(run: Run) -> None:
     if bad_role.any():
         i = int(np.flatnonzero(bad_role)[0])
         raise ResultsError(metrics_file, f"line {i + 2}: role {m['role'].iloc[i]!r} is not one of {', '.join(ROLES)}")
-    bad_n = m["n"].to_numpy() != n_examples
+    # a row covers the first n examples: all of them, or a condition's own n (results format 3)
+    n_rows = m["n"].to_numpy()
+    bad_n = (n_rows > n_examples) | (n_rows < 1) | ((n_rows != n_examples) & (run.manifest.get("results_format", 1) < 3))
     if bad_n.any():
         i = int(np.flatnonzero(bad_n)[0])
         raise ResultsError(metrics_file, f"line {i + 2}: n = {m['n'].iloc[i]} but the run scored {n_examples} examples")
+    beyond = np.arange(n_examples)[None, :] >= n_rows[:, None]
+    if (run.correct & beyond).any():
+        i = int(np.flatnonzero((run.correct & beyond).any(1))[0])
+        raise ResultsError(
+            run.path / "per_example.npz", f"row {i}: correct past the first n = {n_rows[i]} examples its metrics row covers"
+        )
     expected = m["correct"].to_numpy() / np.maximum(m["n"].to_numpy(), 1)
     acc = m["accuracy"].to_numpy(dtype=float)
     per_example = m["group"].isin(PER_EXAMPLE_GROUPS).to_numpy()

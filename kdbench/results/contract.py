@@ -1,10 +1,13 @@
 """The run-directory contract: write it and read it, nothing else.
 
     <run>/manifest.json     provenance: versions, commit, device, resolved suite, jobs, wall times
-    <run>/metrics.csv       one row per (model, seed, condition, level): METRIC_COLUMNS
+    <run>/metrics.csv       one row per (model, seed, condition, level): METRIC_COLUMNS; `n` is
+                            how many examples it covers, the first n of example_index (all of
+                            them unless the condition has its own n; results format 3)
     <run>/per_example.npz   example_index (N,) int64: test-set indices in evaluation order;
                             correct (R, ceil(N/8)) uint8: np.packbits of each metrics.csv row's
-                            per-example correctness, row r <-> metrics.csv data row r;
+                            per-example correctness, row r <-> metrics.csv data row r (False
+                            past the row's n);
                             model, seed, condition, level (R,): the row keys again, for checking
     <run>/agreement.csv     teacher-student agreement on clean test data: AGREEMENT_COLUMNS
     <run>/diagnostics.csv   only when models were attacked: gradient-masking checks, DIAGNOSTIC_COLUMNS
@@ -77,6 +80,12 @@ class Run:
     model_metric_values: dict[int, np.ndarray] | None = None  # model_metrics row position -> (N,) values
     training: pd.DataFrame | None = None  # per-epoch training curves, TRAINING_COLUMNS
 
+    def correct_rows(self, rows) -> np.ndarray:
+        """(len(rows), n) per-example correctness of metrics rows of one metric, over the first n
+        examples they all cover (every evaluated one, unless a condition took its own n)."""
+        n = int(self.metrics["n"].to_numpy()[rows].min()) if len(rows) else self.correct.shape[1]
+        return self.correct[rows, :n]
+
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
         hit = np.flatnonzero(
@@ -84,7 +93,7 @@ class Run:
         )
         if len(hit) != 1:
             raise KeyError(f"{self.path}: no single row for {model} seed {seed} {condition} {level!r}")
-        return self.correct[hit[0]]
+        return self.correct_rows(hit)[0]
 
 
 def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,

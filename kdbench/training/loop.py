@@ -142,8 +142,9 @@ def train(
     On a GPU the loop never waits for the device within an epoch, except to look for a non-finite
     loss every CHECK_EVERY steps: data and labels sit on the device, the epoch's order and
     augmentation draws travel once, and loss sums and accuracy are accumulated there and read at
-    the epoch's end. Conv nets run channels_last there. On the CPU the arithmetic is the same as
-    a plain loop's, in the same order, so results do not depend on these choices.
+    the epoch's end. Conv nets run channels_last there, and on the CPU with the recipe's
+    `channels_last`. On the CPU the arithmetic is otherwise the same as a plain loop's, in the same
+    order, so results do not depend on these choices.
 
     With the recipe's `compile`, the student (and teachers run on each batch) are called through
     torch.compile on a GPU (models/compiled.py); `say` receives the line when that falls back.
@@ -151,7 +152,8 @@ def train(
     device = torch.device(device)
     cuda = device.type == "cuda"
     net.to(device).train()
-    if cuda:
+    channels_last = cuda or recipe.channels_last
+    if channels_last:
         net.to(memory_format=torch.channels_last)
     for t in teachers:
         t.to(device).eval()
@@ -187,7 +189,7 @@ def train(
     labels = labels.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.precision == "bf16")
     check_every = CHECK_EVERY if cuda else 1
-    layout = torch.channels_last if cuda else torch.contiguous_format
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     history, step = [], 0
     for epoch in range(recipe.epochs):
         progress = epoch / max(1, recipe.epochs - 1)
@@ -234,7 +236,7 @@ def train(
         row["lr"] = float(opt.param_groups[0]["lr"])  # the epoch's last step's: the report's curves
         history.append(row)
         log(row)
-    if cuda:
+    if channels_last:
         net.to(memory_format=torch.contiguous_format)
     net.eval()
     return history

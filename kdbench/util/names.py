@@ -9,7 +9,8 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 # that `condition == "gaussian_noise"` means the noise sweep alone, never the corruption of the
 # same name. Suites still list corruptions by their plain names; summary.csv's `corruption`
 # column holds plain names too (it names corruptions only).
-RESULTS_FORMAT = 2
+# Format 3: a metrics row may cover only the first n of the evaluated examples (a condition's own n).
+RESULTS_FORMAT = 3
 CORRUPTION_PREFIX = "c:"
 
 

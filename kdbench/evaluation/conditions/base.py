@@ -10,9 +10,9 @@ the images' positions in the dataset's test split, for per-image seeding and rel
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Optional
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kdbench.util.lazy import lazy
 from kdbench.util.strict import STRICT
@@ -24,6 +24,13 @@ class Params(BaseModel):
     """A condition's parameters, as a suite writes them under `evaluate:`; unknown keys refused."""
 
     model_config = STRICT
+
+    n: Optional[int] = Field(
+        None,
+        ge=1,
+        description="score this condition on the first n evaluated examples, a seeded, class-stratified subset "
+        "(the evaluation order begins with it); all when absent",
+    )
 
 
 class Condition:
@@ -47,6 +54,10 @@ class Condition:
     def build(cls, params: Params, seed: int) -> list["Condition"]:
         """One YAML entry may stand for several conditions (the corruptions entry does)."""
         return [cls(params, seed)]
+
+    def limit(self, n: int) -> int:
+        """How many of the `n` evaluated examples (a prefix of the evaluation order) it scores."""
+        return n if self.params.n is None else min(self.params.n, n)
 
     def levels(self) -> list:
         """Level values as metrics.csv records them: [None] for no levels, else sigmas/epsilons/severities."""

@@ -91,6 +91,7 @@ def model_metric_rows(
         t_cells = [logits_by.get((t, suite.teachers[t].seed), {}) for t in teachers]
         for key, z in cells.items():
             cond, group, level = key
+            y = labels[: len(z)]  # a condition scored on its first n examples
             base = dict(
                 model=name,
                 role=role,
@@ -103,7 +104,7 @@ def model_metric_rows(
                 n=len(z),
             )
             for metric in (m for _, m in MODEL_METRICS.items() if m.kind == "calibration"):
-                add(base | dict(metric=metric.name, reference="", temperature=math.nan), metric, z, labels)
+                add(base | dict(metric=metric.name, reference="", temperature=math.nan), metric, z, y)
             # fidelity needs the teacher on the same inputs: under attack, the model's own
             # adversarial examples, which its evaluation ran the teachers on
             if not teachers:
@@ -111,7 +112,7 @@ def model_metric_rows(
             if group == "attack":
                 stacked = (attack_refs or {}).get((name, seed), {}).get(key)
             elif all(key in tc for tc in t_cells):
-                stacked = torch.stack([tc[key] for tc in t_cells])
+                stacked = torch.stack([tc[key][: len(z)] for tc in t_cells])
             else:
                 stacked = None
             if stacked is None:
@@ -123,7 +124,7 @@ def model_metric_rows(
                         base | dict(metric=metric.name, reference=ref, temperature=t if metric.tempered else math.nan),
                         metric,
                         z,
-                        labels,
+                        y,
                         teacher_log_probs(stacked, t, mode),
                         temperature=t,
                     )
