@@ -15,7 +15,13 @@ from kdbench.reports.verdicts import KINDS, pair_verdicts
 from kdbench.results.contract import read_run
 from kdbench.util.progress import elapsed
 
-FIGURES = (("noise", "Gaussian noise"), ("attack", "attacks"), ("corruption", "corruptions"), ("difference", "differences"))
+# the report's figures that need no torch (the docs site is built without it)
+FIGURES = (
+    (plots.noise_plot, "Gaussian noise"),
+    (plots.attack_plot, "attacks"),
+    (plots.corruption_plot, "corruptions"),
+    (plots.difference_plot, "differences"),
+)
 
 
 def answer(data: ReportData) -> list[str]:
@@ -49,11 +55,12 @@ def facts(data: ReportData) -> list[str]:
 
 def _figures(data: ReportData) -> list[str]:
     out = []
-    for pair, figs in zip(data.pairs, plots.all_figures(data)["pairs"]):
+    for pair in data.pairs:
+        figs = [(plot(data, pair), label) for plot, label in FIGURES]
         imgs = [
-            f'<img alt="{md_escape(f"{pair.distilled} vs {pair.baseline}: {label}")}" src="{figs[key]}" style="max-width: 49%">'
-            for key, label in FIGURES
-            if figs.get(key)
+            f'<img alt="{md_escape(f"{pair.distilled} vs {pair.baseline}: {label}")}" src="{uri}" style="max-width: 49%">'
+            for uri, label in figs
+            if uri
         ]
         if imgs:
             out += [f"### {md_escape(pair.distilled)} vs {md_escape(pair.baseline)}", "", *imgs, ""]

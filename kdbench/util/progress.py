@@ -7,8 +7,6 @@ import math
 import os
 import sys
 
-from tqdm.auto import tqdm
-
 
 def enabled() -> bool:
     if os.environ.get("KDBENCH_PROGRESS") in ("0", "1"):
@@ -17,6 +15,8 @@ def enabled() -> bool:
 
 
 def bar(iterable, desc: str = "", total=None):
+    from tqdm.auto import tqdm  # here: the reporter (the docs site's hook) reads durations without it
+
     return tqdm(iterable, desc=desc, total=total, leave=False, disable=not enabled(), dynamic_ncols=True)
 
 
