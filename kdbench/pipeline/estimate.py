@@ -15,6 +15,7 @@ import math
 import time
 
 from kdbench.config import TrainRecipe, conditions_of
+from kdbench.executors.base import job_groups
 from kdbench.pipeline.plan import Plan
 from kdbench.util.lazy import lazy
 
@@ -104,8 +105,7 @@ def estimate(
     conds = conditions_of(ev)
     out: dict[str, float] = {}
     made = set(cached_logits)
-    evals = [j for j in todo if j.kind == "evaluate"]
-    first_of_group = {j.hash for j in evals[:: max(1, group_size)]}
+    first_of_group = {g[0].hash for g in job_groups(todo, group_size) if g[0].kind == "evaluate"}
     for job in todo:
         arch = _arch(suite, job.model)
         if arch is None:
@@ -157,26 +157,18 @@ def estimate(
 def wall_clock(todo, seconds: dict[str, float], workers: int, group_size: int) -> float:
     """The run's length with `workers` jobs at once: the groups an executor makes, started in plan
     order as soon as their parents are done and a worker is free (as the local executor does)."""
-    from kdbench.executors.base import job_groups
-
     groups = job_groups(todo, group_size)
     made_by = {j.hash: g for g, group in enumerate(groups) for j in group}
+    parents = [{made_by[d.hash] for j in group for d in j.deps if d.hash in made_by} for group in groups]
+    cost = [sum(s for j in group if not math.isnan(s := seconds.get(j.hash, 0.0))) for group in groups]
     finish: dict[int, float] = {}
     free = [0.0] * max(1, workers)
     pending = list(range(len(groups)))
     while pending:
-        # the first group in plan order whose parents are done earliest
-        def ready_at(g):
-            deps = [finish[made_by[d.hash]] for j in groups[g] for d in j.deps if d.hash in made_by]
-            return max(deps, default=0.0)
-
-        def parents_done(g):
-            return all(made_by[d.hash] in finish for j in groups[g] for d in j.deps if d.hash in made_by)
-
-        g = min([g for g in pending if parents_done(g)], key=lambda g: (max(ready_at(g), min(free)), g))
+        # of the groups whose parents are done, the one that can start first (plan order on ties)
+        ready = {g: max((finish[p] for p in parents[g]), default=0.0) for g in pending if parents[g] <= finish.keys()}
+        g = min(ready, key=lambda g: (max(ready[g], min(free)), g))
         w = min(range(len(free)), key=free.__getitem__)
-        start = max(ready_at(g), free[w])
-        cost = sum(0.0 if math.isnan(seconds.get(j.hash, 0.0)) else seconds.get(j.hash, 0.0) for j in groups[g])
-        finish[g] = free[w] = start + cost
+        finish[g] = free[w] = max(ready[g], free[w]) + cost[g]
         pending.remove(g)
     return max(finish.values(), default=0.0)
