@@ -25,7 +25,7 @@ from kdbench.evaluation.conditions.base import Params as ConditionParams
 from kdbench.evaluation.model_metrics import register_metric
 from kdbench.models import register_model
 from kdbench.training.methods import Method, MethodParams, register_method, teacher_log_probs
-from kdbench.training.methods.base import Batch, TeacherMethod, Teachers
+from kdbench.training.methods.base import Batch, FeatureMethod, TeacherMethod, Teachers
 from kdbench.version import __version__
 
 __all__ = [
@@ -50,9 +50,21 @@ __all__ = [
     "Method",
     "TeacherMethod",
     "MethodParams",
+    "FeatureMethod",
+    "features",
+    "Features",
     "Batch",
     "Teachers",
     "Condition",
     "ConditionParams",
     "teacher_log_probs",
 ]
+
+
+def __getattr__(name: str):
+    # the feature API imports torch: loaded when first asked for, so `import kdbench` stays light
+    if name in ("features", "Features"):
+        from kdbench.models import features as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -37,15 +37,20 @@ def run(
     jobs: int = 1,
     force: bool = False,
     track=(),
+    portable: bool = False,
     log=None,
 ) -> Path:
     """Train what is missing, evaluate, and write the run directory; returns its path. `jobs` > 1
     runs that many jobs at once in worker processes (`threads` each); `log` receives progress lines
-    (default: none); `track` names experiment trackers ("mlflow", "tensorboard", "wandb"), offline by default."""
+    (default: none); `track` names experiment trackers ("mlflow", "tensorboard", "wandb"), offline by default.
+    `portable` (or the suite's `reproducible: portable`) needs its environment set before torch was
+    imported (docs/reproducibility.md), and refuses clearly without it."""
     from kdbench.pipeline.run import run_suite
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
+    if portable:
+        suite = suite.model_copy(update={"reproducible": "portable"})
     return run_suite(
         suite,
         data_root=data_root,
@@ -63,9 +68,9 @@ def run(
 def read_run(run_dir: str | os.PathLike):
     """A run directory, checked: manifest, metrics (a DataFrame), per-example correctness, agreement,
     diagnostics (docs/results.md)."""
-    from kdbench.results.contract import read_run as _read_run
+    from kdbench.results.checks import load_run
 
-    return _read_run(run_dir)
+    return load_run(run_dir)
 
 
 def runs(index: str | os.PathLike = "results/runs.sqlite", table: str = "runs"):
@@ -89,11 +94,10 @@ def compare(run_a: str | os.PathLike, run_b: str | os.PathLike):
 
 def verdicts(run_dir: str | os.PathLike) -> list[str]:
     """The report's "at a glance" sentences: one per compare pair, distilled students first."""
-    from kdbench.reports.tables import build
-    from kdbench.reports.verdicts import pair_verdicts
+    from kdbench.reports.verdicts import run_verdicts
     from kdbench.results.checks import load_run
 
-    return [v.sentence() for v in pair_verdicts(build(load_run(run_dir)))]
+    return [v.sentence() for v in run_verdicts(load_run(run_dir))]
 
 
 def report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None, fmt: str = "html") -> Path:

@@ -9,9 +9,12 @@ import difflib
 import functools
 import importlib
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Generic, TypeVar
+
+from kdbench.util.names import MAX_NAME, NAME
 
 T = TypeVar("T")
 
@@ -62,6 +65,11 @@ class DuplicateName(ValueError):
     """A name registered twice by different code: the message names both."""
 
 
+class RegistrationError(ValueError):
+    """What a registry's own check refuses at registration (a method's parameters model whose
+    `name` literal is another name): the message names both."""
+
+
 class Registry(Generic[T]):
     """Names the suite uses -> what they name, filled by a decorator (`@register_method("kd")`).
 
@@ -71,8 +79,9 @@ class Registry(Generic[T]):
     when one of its names is first used; anything else that calls the decorator registers too.
     Registering a name twice is an error naming both."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, check: Callable[[str, T], None] | None = None):
         self.kind = kind
+        self._check = check  # raises RegistrationError for an entry this registry cannot use
         self._items: dict[str, T] = {}
         self._declared: dict[str, tuple[str, str]] = {}  # name -> (module, docstring), not yet imported
         self._origins: dict[str, str] = {}  # name -> BUILT_IN, or the plugin that registered it
@@ -114,6 +123,11 @@ class Registry(Generic[T]):
 
         def deco(obj: T) -> T:
             key = name or getattr(obj, "name", None) or obj.__name__
+            if not isinstance(key, str) or not re.match(NAME, key) or len(key) > MAX_NAME:
+                raise RegistrationError(
+                    f"{self.kind} name {key!r}: expected up to {MAX_NAME} letters, digits, '_', '.' or '-', "
+                    "starting with a letter or digit (it names files and reaches reports)"
+                )
             entry = obj
             if fixed:
                 entry = functools.partial(obj, **fixed)
@@ -136,8 +150,12 @@ class Registry(Generic[T]):
                     f"{self.kind} '{key}' registered twice: by {BUILT_IN} ({self._declared[key][0]}) "
                     f"and by {origin} ({module})"
                 )
-            if isinstance(obj, type) and not isinstance(getattr(obj, "name", None), str):
-                obj.name = key  # a class knows the name it was registered under (methods, conditions)
+            if self._check is not None:
+                self._check(key, obj)
+            if isinstance(obj, type) and "name" not in vars(obj):
+                # a class knows the name it was registered under (methods, conditions), its own and
+                # not its base class's (kd_mse subclasses kd); the decorator is the one place it is written
+                obj.name = key
             self._items[key] = entry
             self._origins[key], self._modules[key] = origin, module
             self.generation += 1

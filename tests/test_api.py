@@ -48,6 +48,9 @@ def test_the_api_is_small_and_documented():
         "Method",
         "TeacherMethod",
         "MethodParams",
+        "FeatureMethod",
+        "features",
+        "Features",
         "Batch",
         "Teachers",
         "Condition",
@@ -83,3 +86,18 @@ def test_run_read_verdicts_report_compare_gate(run_dir, tmp_path):
     assert (table["diff"] == 0).all() and len(table) == len(run.metrics)
     result = kdbench.gate(run_dir, run_dir)
     assert result.exit_code in (0, 4) and "kdbench gate" in result.markdown
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected", [({"jobs": 0}, "jobs=0: expected"), ({"threads": 0}, "threads=0: expected")]
+)
+def test_run_refuses_no_jobs_or_threads_clearly(tmp_path, kwargs, expected):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ndataset: {name: synthetic, params: {n_train: 64, n_test: 32}}\n"
+        "students:\n  s: {arch: cnn_tiny, method: baseline}\n"
+    )
+    from kdbench.util.errors import UserError
+
+    with pytest.raises(UserError, match=expected):
+        kdbench.run(suite, out=tmp_path / "out", device="cpu", **kwargs)

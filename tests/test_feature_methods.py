@@ -20,7 +20,7 @@ from kdbench.training.methods.crd import contrast_indices, crd_modules, nce_loss
 from kdbench.training.methods.fitnets import conv_regressor
 from kdbench.training.methods.rkd import angles, relative_distances
 
-FEATURE_METHODS = ["fitnets", "at", "rkd", "crd"]
+FEATURE_METHODS = ["fitnets", "at", "rkd", "crd", "sp", "pkt", "vid", "nst"]
 
 
 @pytest.mark.parametrize("arch", [name for name, _ in MODELS.items()])
@@ -281,7 +281,7 @@ def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
 
     student, method, history, initial = run()
     assert len(history) == 2 and all(math.isfinite(v) for row in history for v in row.values())
-    parts = {"fitnets": "connector", "crd": "parts"}.get(name)
+    parts = {"fitnets": "connector", "crd": "parts", "vid": "heads"}.get(name)
     assert bool(initial) == bool(parts)
     if parts:  # in the optimiser: every parameter moved
         trained = dict(getattr(method, parts).named_parameters())

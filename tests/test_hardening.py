@@ -480,3 +480,87 @@ def test_a_dry_run_downloads_nothing(tmp_path, capsys, monkeypatch):
         and "no CIFAR-10 data found" in err
         and "--dry-run downloads nothing: run without it to download" in err
     )
+
+
+# ------------------------------------------------------------------------ round 3: names, seeds, arguments
+@pytest.mark.parametrize(
+    "old,new,expected",
+    [
+        ("name: tiny", "name: " + "n" * 300, "name: String should have at most 64 characters"),
+        ("name: tiny", "name: runs.sqlite", "name: 'runs.sqlite' is a file kdbench writes beside the suites' folders"),
+        ("name: tiny", "name: MLRUNS", "is a file kdbench writes"),
+        ("  base: {arch", "  " + "b" * 65 + ": {arch", "should have at most 64 characters"),
+        ("seeds: [0, 1]}\n  kd", "seeds: [true, 1]}\n  kd", "students.base.seeds.0: expected a valid integer"),
+        ("seeds: [0, 1]}\n  kd", "seeds: ['0', 1]}\n  kd", "students.base.seeds.0: expected a valid integer"),
+        ("t: {arch: cnn_small}", "t: {arch: cnn_small, seed: yes}", "teachers.t.seed: expected a valid integer"),
+        ("t: {arch: cnn_small}", "t: {arch: cnn_small, arch_args: {widht: 2}}", "cnn_small takes no argument 'widht'"),
+        ("t: {arch: cnn_small}", "t: {arch: resnet20, arch_args: {num_classes: 3}}", "num_classes is the dataset's"),
+        (
+            "train: {epochs: 1, batch_size: 50, lr: 0.05}",
+            "train: {epochs: 3, batch_size: 50, lr: 0.05, schedule: {name: StepLR, args: {step_size: -3}}}",
+            "args.step_size: expected a number > 0, got -3",
+        ),
+        (
+            "train: {epochs: 1, batch_size: 50, lr: 0.05}",
+            "train: {epochs: 3, batch_size: 50, lr: 0.05, schedule: {name: MultiStepLR, args: {milestones: [2, 1]}}}",
+            "args.milestones: expected increasing whole numbers > 0",
+        ),
+    ],
+)
+def test_names_seeds_and_arguments_are_refused_at_validate(tmp_path, capsys, old, new, expected):
+    assert old in GOOD
+    err = validate_error(capsys, suite_file(tmp_path, GOOD.replace(old, new, 1)))
+    assert expected in err, err
+
+
+def test_a_loaded_students_seed_must_be_an_integer(tmp_path, capsys):
+    (tmp_path / "a.pt").write_bytes(b"")
+    text = GOOD.replace(
+        "base: {arch: cnn_small, method: baseline, seeds: [0, 1]}",
+        "base: {arch: cnn_small, method: baseline, checkpoints: {yes: a.pt}}",
+    )
+    err = validate_error(capsys, suite_file(tmp_path, text))
+    assert "checkpoints" in err and "expected a valid integer" in err, err
+
+
+def test_control_characters_in_an_error_are_shown_escaped(tmp_path, capsys):
+    text = GOOD.replace("  n: 50", '  n: 50\n  "\\e]0;owned\\a\\u202emal": 1')
+    err = validate_error(capsys, suite_file(tmp_path, text))
+    assert "\x1b" not in err and "\u202e" not in err and "\x07" not in err
+    assert "\\x1b]0;owned\\x07\\u202emal" in err, err
+
+
+def test_a_named_pipe_in_an_image_folder_is_refused_not_waited_on(tmp_path):
+    from kdbench.data.errors import DataError
+    from kdbench.data.imagefolder import list_split
+
+    (tmp_path / "test" / "cat").mkdir(parents=True)
+    os.mkfifo(tmp_path / "test" / "cat" / "a.png")
+    with pytest.raises(DataError, match="a.png: not a regular file"):
+        list_split(tmp_path / "test")
+
+
+def test_a_foreign_sqlite_file_at_the_index_path_is_left_alone(tmp_path, capsys):
+    import sqlite3
+
+    db = tmp_path / "runs.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE runs (id INTEGER, note TEXT)")
+    con.execute("INSERT INTO runs VALUES (1, 'mine')")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    code, _, err = cli(capsys, "index", tmp_path, "--db", db)
+    assert code == 2 and "a SQLite file kdbench did not write (tables: runs)" in err, err
+    assert db.read_bytes() == before
+
+
+def test_mlflow_naming_a_plain_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    from kdbench.tracking.session import TrackingError, _check_mlflow_uri
+
+    (tmp_path / "f").write_text("")
+    for uri in (str(tmp_path / "f"), (tmp_path / "f").as_uri()):
+        with pytest.raises(TrackingError, match="names a file, not an MLflow store folder"):
+            _check_mlflow_uri(uri)
+    _check_mlflow_uri(str(tmp_path))  # a folder
+    _check_mlflow_uri("http://localhost:5000")

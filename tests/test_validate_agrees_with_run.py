@@ -72,9 +72,9 @@ CASES = {
         {"student": "kd: {arch: cnn_tiny, method: kd, teachers: [t, t], ensemble: mean_probs}"},
         "lists a teacher twice",
     ),
-    "a scheduler that fails only when stepped": (
+    "a scheduler whose period is zero": (
         {"train": ", schedule: {name: StepLR, args: {step_size: 0}}"},
-        r"train: torch.optim.lr_scheduler.StepLR\(step_size=0\) with sgd: ZeroDivisionError",
+        r"train.schedule.torch: args.step_size: expected a number > 0, got 0",
     ),
     "a OneCycleLR shorter than the training": (
         {"train": ", schedule: {name: OneCycleLR, args: {max_lr: 0.1, total_steps: 2}}"},

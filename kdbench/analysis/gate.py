@@ -58,6 +58,8 @@ class GateResult:
     tolerances: Tolerances
     alpha: float
     notes: list[str] = field(default_factory=list)
+    # --identical: what is not bit-identical to the baseline (empty: everything is); None: not asked
+    not_identical: list[str] | None = None
 
 
 def machine_notes(base: dict, run: dict) -> list[str]:
@@ -67,6 +69,17 @@ def machine_notes(base: dict, run: dict) -> list[str]:
     for key, what in (("device_name", "device"), ("cpu", "CPU"), ("threads", "torch threads")):
         if base.get(key) is not None and run.get(key) is not None and base.get(key) != run.get(key):
             differ.append(f"{what} {base[key]} in the baseline, {run[key]} in the run")
+    modes = [_mode(m) for m in (base, run)]
+    if modes == ["portable", "portable"]:
+        if differ:  # the set-ups differ, but portable mode computes the same bytes on any x86-64 CPU
+            return [
+                "Both runs were computed in portable mode ("
+                + "; ".join(differ)
+                + "): the networks and results should be identical on any x86-64 CPU."
+            ]
+        return []
+    if modes[0] != modes[1]:
+        differ.append(f"reproducible: {modes[0]} in the baseline, {modes[1]} in the run")
     if not differ:
         return []
     return [
@@ -77,7 +90,44 @@ def machine_notes(base: dict, run: dict) -> list[str]:
     ]
 
 
-def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: bool = False) -> GateResult:
+def not_identical(base: Run, run: Run) -> list[str]:
+    """Why the run's networks are not the baseline's, bit for bit: each network whose weights hash
+    differs (or is not recorded), and each metric whose per-example results differ on the same
+    networks; empty when every network and result is identical."""
+    from kdbench.analysis.compare import _rows_by_key, network_identity
+
+    out = []
+    identity = network_identity(base, run)
+    for model in sorted(identity):
+        if identity[model] != "same":
+            what = "not recorded" if identity[model] == "unknown" else "differ"
+            out.append(f"{model}: weights hashes {what} (the network was trained differently)")
+    for model in sorted(set(base.metrics["model"]) ^ set(run.metrics["model"])):
+        out.append(f"{model}: in one run only")
+    br, rr = _rows_by_key(base), _rows_by_key(run)
+    for key in sorted(set(br) & set(rr)):
+        if identity.get(key[0]) != "same":
+            continue
+        for seed in sorted(set(br[key]) & set(rr[key])):
+            a, b = base.correct_rows([br[key][seed]]), run.correct_rows([rr[key][seed]])
+            if a.shape != b.shape or not np.array_equal(a, b):
+                model, _, condition, level = key
+                changed = int((a != b).sum()) if a.shape == b.shape else "all"
+                out.append(
+                    f"{model} seed {seed}, {condition}{' ' + level if level else ''}: {changed} per-example "
+                    "result(s) differ on the same network"
+                )
+    return out
+
+
+def _mode(manifest: dict) -> str:
+    mode = manifest.get("reproducible")
+    return mode.get("mode", "machine") if isinstance(mode, dict) else "machine"
+
+
+def evaluate(
+    base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: bool = False, identical: bool = False
+) -> GateResult:
     require_provenance(base)
     require_provenance(run)
     problems = comparability_problems(base, run)
@@ -103,18 +153,24 @@ def evaluate(base: Run, run: Run, tolerances: Tolerances, alpha: float, strict: 
         ["new, not gated", "summary, not gated", "REGRESSION", "INCONCLUSIVE", "fell, not significant"],
         default="ok",
     )
-    if (t["verdict"] == "REGRESSION").any():
+    differ = not_identical(base, run) if identical else None
+    if differ == []:  # the same networks and the same per-example results: nothing can have fallen
+        t.loc[gated, "verdict"] = "identical"
+    if (t["verdict"] == "REGRESSION").any() or differ:
         code = ExitCode.FAIL
     elif strict and (t["verdict"] == "INCONCLUSIVE").any():
         code = ExitCode.INCONCLUSIVE
     else:
         code = ExitCode.OK
-    result = GateResult(t, code, "", tolerances, alpha, machine_notes(base.manifest, run.manifest))
+    notes = machine_notes(base.manifest, run.manifest)
+    result = GateResult(t, code, "", tolerances, alpha, notes, differ)
     result.markdown = gate_markdown(result, base.path, run.path)
     return result
 
 
-def gate_paths(run_dir, baseline_dir, tolerance_args=None, alpha=None, strict: bool = False) -> GateResult:
+def gate_paths(
+    run_dir, baseline_dir, tolerance_args=None, alpha=None, strict: bool = False, identical: bool = False
+) -> GateResult:
     """Load both (ResultsError on bad input), settle tolerances and alpha, and judge."""
     base = load_run(baseline_dir)
     run = load_run(run_dir)
@@ -122,7 +178,7 @@ def gate_paths(run_dir, baseline_dir, tolerance_args=None, alpha=None, strict: b
         tol, a = settings(run, tolerance_args, alpha)
     except ValueError as exc:
         raise GateUsageError(str(exc)) from None
-    return evaluate(base, run, tol, a, strict)
+    return evaluate(base, run, tol, a, strict, identical)
 
 
 def gate_markdown(result: GateResult, base_path, run_path) -> str:
@@ -130,14 +186,15 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
     n_reg = int((t["verdict"] == "REGRESSION").sum())
     n_inc = int((t["verdict"] == "INCONCLUSIVE").sum())
     n_gated = int((t["status"] == "both").sum())
-    head = "FAIL" if n_reg else "INCONCLUSIVE" if n_inc else "PASS"
+    not_same = bool(result.not_identical)
+    head = "FAIL" if n_reg or not_same else "INCONCLUSIVE" if n_inc else "PASS"
     counts = f"{n_reg} regression{'s' if n_reg != 1 else ''}" + (f", {n_inc} inconclusive" if n_inc else "")
     tol = result.tolerances
     tol_text = f"{tol.default:g} pp" + (
         "".join(f", {k}: {v:g} pp" for k, v in tol.by_key.items()) if tol.by_key else ""
     )
     lines = [
-        f"## kdbench gate: {head} ({counts} in {n_gated} metrics)",
+        f"## kdbench gate: {head} ({counts} in {n_gated} metrics{'; networks not identical' if not_same else ''})",
         "",
         md_escape(
             f"Run {run_path} against baseline {base_path}. A metric regresses when its accuracy falls by more than "
@@ -155,6 +212,16 @@ def gate_markdown(result: GateResult, base_path, run_path) -> str:
         ),
         "",
     ]
+    if result.not_identical:
+        lines += [
+            "**NOT IDENTICAL**: the gate expected every network and per-example result to equal the baseline's, "
+            "bit for bit (`--identical`), and these do not:",
+            "",
+            *(f"- {md_escape(d)}" for d in result.not_identical),
+            "",
+        ]
+    elif result.not_identical == []:
+        lines += ["Identical: every network's weights and every per-example result equal the baseline's.\n"]
     lines += [md_escape(note) + "\n" for note in result.notes]
     if n_inc:
         inc = t[t["verdict"] == "INCONCLUSIVE"]

@@ -13,6 +13,7 @@ import sys
 from kdbench.cli import corruptions, results, run, suites
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
+from kdbench.util.terminal import printable
 
 USER_HELP = """Does knowledge distillation make a student more robust than its hard-label twin?
 kdbench trains the students of a suite (YAML) next to their baseline twins, scores clean
@@ -47,13 +48,16 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad flags already; keep its code
         return int(exc.code or 0)
+    # a command that must set the environment before torch is imported (run --portable) starts
+    # itself again with it: only as a program of its own, never inside a caller's process
+    args.argv, args.may_reexec = (sys.argv[1:], True) if argv is None else (list(argv), False)
     try:
         from kdbench.config.plugins import load_entry_points
 
         load_entry_points()  # installed packages' plugins, for every command
         return int(args.func(args) or 0)
     except UserError as exc:  # CliError among them
-        print(f"kdbench: error: {exc}", file=sys.stderr)
+        print(f"kdbench: error: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("kdbench: interrupted; finished jobs are kept and the next run resumes from them", file=sys.stderr)

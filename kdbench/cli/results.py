@@ -62,7 +62,7 @@ def add_commands(sub) -> None:
         from kdbench.results.contract import ResultsError
 
         try:
-            result = g.gate_paths(args.run_dir, args.baseline, args.tolerance, args.alpha, args.strict)
+            result = g.gate_paths(args.run_dir, args.baseline, args.tolerance, args.alpha, args.strict, args.identical)
         except (ResultsError, g.GateUsageError) as exc:
             raise bad_input(exc) from None
         except g.NotComparable as exc:
@@ -192,5 +192,11 @@ def add_commands(sub) -> None:
         "--strict",
         action="store_true",
         help="exit 4 when any metric is INCONCLUSIVE (its test could not detect a fall of its tolerance)",
+    )
+    p.add_argument(
+        "--identical",
+        action="store_true",
+        help="expect the run's networks and per-example results to equal the baseline's bit for bit (both in "
+        "portable mode, or the same machine): exit 1 naming each network or metric that differs",
     )
     p.set_defaults(func=gate)

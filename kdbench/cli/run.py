@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -42,6 +43,12 @@ def add_commands(sub) -> None:
         metavar="N",
         help="CPU threads for torch, per job (default: torch's choice, all cores, shared among --jobs); on a shared "
         "machine 1 is often faster. CPU results depend on it, and the job store records it",
+    )
+    p.add_argument(
+        "--portable",
+        action="store_true",
+        help="the same bytes from every CPU job on any x86-64 CPU (the suite's reproducible: portable): ATen's "
+        "baseline kernels, no oneDNN, MKL's compatible path, one thread per job; slower. Enters the job hashes",
     )
     p.add_argument(
         "--nondeterministic",
@@ -119,6 +126,10 @@ def cmd_run(args) -> int:
     for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
         _check_directory(flag, value)
     suite = load_or_fail(args.suite, args.overrides)
+    if args.portable:
+        suite = suite.model_copy(update={"reproducible": "portable"})
+    if suite.reproducible == "portable":
+        _portable_process(args)
     if args.threads is not None and args.threads < 1:
         raise CliError(f"--threads {args.threads}: expected a whole number of threads, 1 or more")
     if args.jobs < 1:
@@ -174,6 +185,20 @@ def cmd_run(args) -> int:
     return ExitCode.OK
 
 
+def _portable_process(args) -> None:
+    """Portable mode's environment must precede torch's import: set it and start again, once."""
+    from kdbench.util import portable
+
+    if args.threads not in (None, portable.THREADS):
+        raise CliError(f"--threads {args.threads}: portable mode runs every job at {portable.THREADS} thread")
+    if args.may_reexec and not portable.environment_ready() and not os.environ.get("KDBENCH_PORTABLE_REEXEC"):
+        portable.reexec_pinned(args.argv)
+    try:
+        portable.check_ready()
+    except UserError as exc:
+        raise CliError(str(exc)) from None
+
+
 def _check_device(device: str) -> None:
 
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device or ""):
@@ -189,8 +214,7 @@ def _check_directory(flag: str, value) -> None:
 
 def _print_summary(run_dir, verbose: bool = False) -> None:
     """The end of `kdbench run`: the report's verdict sentences and how to see the rest."""
-    from kdbench.reports.tables import build
-    from kdbench.reports.verdicts import pair_verdicts
+    from kdbench.reports.verdicts import run_verdicts
     from kdbench.results.contract import read_run
 
     run = read_run(run_dir)
@@ -215,7 +239,7 @@ def _print_summary(run_dir, verbose: bool = False) -> None:
             print(f"agreement {r.model} seed {r.seed} with {r.teachers}: {r.agreement:.4f}", file=sys.stderr)
         for model, seconds in (run.manifest.get("attack_seconds") or {}).items():
             print(f"attack time {model}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), file=sys.stderr)
-    for v in pair_verdicts(build(run)):
+    for v in run_verdicts(run):
         print(("" if v.kind == "distilled" else "control: ") + v.sentence(), file=sys.stderr)
     from kdbench.evaluation.diagnostics import flagged_summary
 

@@ -10,7 +10,9 @@ from kdbench.registry import UnknownName
 from kdbench.util.strict import STRICT
 
 # Seeds reach numpy and torch generators, which take at most 64 bits; the plan hashes them anyway.
-Seed = Annotated[int, Field(ge=0, lt=2**63, description="0 <= seed < 2**63")]
+Seed = Annotated[
+    int, Field(strict=True, ge=0, lt=2**63, description="0 <= seed < 2**63, an integer (not a boolean or a string)")
+]
 
 # torch.compile of the training step (recipe) or the attack steps (evaluate); false: eager
 Compile = Annotated[

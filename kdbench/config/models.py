@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
@@ -9,7 +11,9 @@ from pydantic import Field, field_validator, model_validator
 from kdbench.config.fields import Seed, Strict, architectures, registered_in
 from kdbench.config.recipe import TrainOverride
 from kdbench.evaluation.conditions import CONDITIONS
+from kdbench.models import MODELS
 from kdbench.models.external import check_external, is_external
+from kdbench.registry import did_you_mean
 from kdbench.training.methods import METHODS, method_spec_type
 from kdbench.training.methods.base import EnsembleMode
 
@@ -36,10 +40,12 @@ class Architecture(Strict):
         return registered_in(architectures)(v)
 
     @model_validator(mode="after")
-    def _external_args(self):
+    def _args(self):
         arch = getattr(self, "arch", None)
         if arch is not None and is_external(arch):
             check_external(arch, self.arch_args)
+        elif arch is not None and self.arch_args:
+            check_factory_args(arch, self.arch_args)
         return self
 
     @property
@@ -51,6 +57,43 @@ class Architecture(Strict):
         if self.feature_stages:
             out["feature_stages"] = list(self.feature_stages)
         return out
+
+
+_SIMPLE = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+
+
+def check_factory_args(arch: str, args: dict) -> None:
+    """`arch_args` against the registered factory's signature (importing it): every argument one it
+    takes, of the simple type it annotates; so a misspelt argument fails at validate, not when the
+    network is built."""
+    factory = MODELS.get(arch)
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return  # a callable without a signature: what it takes shows when it is built
+    params = sig.parameters
+    takes = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "num_classes"]
+    if "num_classes" in args:
+        raise ValueError("arch_args: num_classes is the dataset's, not an argument to give")
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in args if k not in params]
+        if unknown:
+            raise ValueError(
+                f"arch_args: {arch} takes no argument {', '.join(repr(k) for k in unknown)}"
+                f"{did_you_mean(unknown[0], takes)}; it takes: {', '.join(takes) or 'none'}"
+            )
+    hints = _hints(factory)
+    for key, value in args.items():
+        kinds = _SIMPLE.get(hints.get(key))
+        if kinds is not None and (not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool))):
+            raise ValueError(f"arch_args.{key}: {arch} expects {hints[key].__name__}, got {value!r}")
+
+
+def _hints(factory) -> dict:
+    try:
+        return typing.get_type_hints(getattr(factory, "func", factory))
+    except Exception:  # noqa: BLE001 - unresolvable annotations: the types go unchecked
+        return {}
 
 
 class TeacherSpec(Architecture):

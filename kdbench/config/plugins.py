@@ -6,8 +6,9 @@ or importable module names), imported before the suite is validated; and the ent
 installed packages in the group `kdbench.plugins`, loaded for every command. Importing a plugin
 runs its code, as importing any Python module does.
 
-Each loaded plugin is remembered with a hash of its source files: a job that uses a name a plugin
-registered has that hash in its own, so editing the plugin reruns exactly those jobs.
+A plugin file's folder is importable while it loads, so that helper modules beside it import;
+the plugin's files are the file and every such module of the user's own (not installed, not
+Python's). A job's hash covers what it uses of them (config/plugin_hash.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import sysconfig
+import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdbench.registry import BUILT_IN, DuplicateName, registering_from
+from kdbench.registry import BUILT_IN, DuplicateName, RegistrationError, registering_from
 from kdbench.util.errors import UserError
 
 ENTRY_POINT_GROUP = "kdbench.plugins"
@@ -35,9 +38,10 @@ class PluginError(UserError):
 class Plugin:
     origin: str  # "plugin file /abs/x.py", "plugin module mypkg", "package dist (entry point name)"
     spec: str  # what the suite or entry point named: an absolute file path or a module name
-    files: list[Path]  # its source, hashed
+    files: list[Path]  # its source, hashed: the file or package, and the user's own modules it imports
     modules: set[str] = field(default_factory=set)  # the module names it defines
     sha256: str = ""
+    helpers: dict[str, Path] = field(default_factory=dict)  # own module imported while loading -> its file
 
     @property
     def is_file(self) -> bool:
@@ -102,32 +106,61 @@ def load_entry_points() -> list[Plugin]:
 
 def _edited(plugin: Plugin) -> bool:
     try:
+        if plugin.helpers or plugin.is_file:
+            return _file_plugin_sha(plugin.files[0], plugin.helpers) != plugin.sha256
         return _sha256(plugin.files) != plugin.sha256
     except OSError:  # gone: importing it again says so
         return True
 
 
-def shippable(specs: list[str]) -> tuple[tuple[str, bytes | None], ...]:
+def _file_plugin_sha(file: Path, helpers: dict[str, Path], data: bytes | None = None) -> str:
+    """A file plugin's identity: its bytes and its helper modules' (by module name, never by folder)."""
+    main = data if data is not None else file.read_bytes()
+    return _sha256_sources([(file.name, main), *((f"{m}.py", f.read_bytes()) for m, f in sorted(helpers.items()))])
+
+
+def shippable(specs: list[str]) -> tuple[tuple[str, bytes | None, tuple[tuple[str, bytes], ...]], ...]:
     """What a Ray task carries to import the suite's plugins on any node: each file plugin's
-    source, and module plugins by name (they must be installed there)."""
-    return tuple((s, Path(s).read_bytes() if is_file_spec(s) else None) for s in specs)
+    source with its helper modules' (module name, source), and module plugins by name (they must
+    be installed there)."""
+    out = []
+    for s in specs:
+        if not is_file_spec(s):
+            out.append((s, None, ()))
+            continue
+        known = _LOADED.get(s)
+        helpers = tuple((m, f.read_bytes()) for m, f in sorted(known.helpers.items())) if known else ()
+        out.append((s, Path(s).read_bytes(), helpers))
+    return tuple(out)
 
 
-def load_shipped(items: tuple[tuple[str, bytes | None], ...]) -> None:
-    """On a Ray worker: import the plugins a task carries, unless already imported as they are."""
-    for spec, source in items:
+def load_shipped(items) -> None:
+    """On a worker: import the plugins a task carries, unless already imported as they are. Helper
+    modules are written under the temporary folder (named by their content) and imported from
+    there, so the plugin's own folder need not exist on the node."""
+    for spec, source, helpers in items:
         if source is None:
             load_plugins([spec], Path("/"))
             continue
         file = Path(spec)
-        sha = _sha256_sources([(file.name, source)])
+        sha = _sha256_sources([(file.name, source), *((f"{m}.py", data) for m, data in helpers)])
         known = _LOADED.get(spec)
         if known is not None and known.sha256 == sha:
             continue
+        folder = Path(tempfile.gettempdir()) / "kdbench-plugins" / sha[:16]
+        for module, data in helpers:
+            path = folder / (module.replace(".", "/") + ".py")
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{sha[:8]}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)
         origin = f"plugin file {file}"
         name = _module_name(file)
-        import_source(name, file, source.decode("utf-8"), origin)
-        _LOADED[spec] = Plugin(origin, spec, [file], {name}, sha)
+        _forget_modules({m for m, _ in helpers})
+        with _importable(folder if helpers else None):
+            import_source(name, file, source, origin)
+        _LOADED[spec] = Plugin(origin, spec, [file], {name, *(m for m, _ in helpers)}, sha)
 
 
 def _module_name(file: Path) -> str:
@@ -145,16 +178,65 @@ def _load_file(path: str, raw: str, where: str) -> Plugin:
     name = _module_name(file)
     try:
         data = file.read_bytes()
-        source = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PluginError(f"{where}: plugin file '{raw}' cannot be read ({exc})") from None
-    import_source(name, file, source, origin)
-    return Plugin(origin, path, [file], {name}, _sha256_sources([(file.name, data)]))
+    previous = _LOADED.get(path)
+    if previous is not None:  # edited: its helpers import afresh too
+        _forget_modules(set(previous.helpers))
+    before = set(sys.modules)
+    with _importable(file.parent):
+        import_source(name, file, data, origin)
+    helpers = _own_modules(set(sys.modules) - before - {name})
+    files = [file, *helpers.values()]
+    return Plugin(origin, path, files, {name, *helpers}, _file_plugin_sha(file, helpers, data), helpers)
 
 
-def import_source(name: str, file: Path, source: str, origin: str):
+@contextlib.contextmanager
+def _importable(folder: Path | None):
+    """`folder` on the import path while a plugin loads (helpers beside it import, as beside a script)."""
+    entry = str(folder) if folder is not None else None
+    if entry is not None:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry is not None and entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _installed_roots() -> list[Path]:
+    paths = sysconfig.get_paths()
+    roots = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    roots |= {p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))}
+    roots.add(str(Path(__file__).resolve().parents[1]))  # kdbench itself
+    return [Path(r).resolve() for r in roots]
+
+
+def _own_modules(names: set[str]) -> dict[str, Path]:
+    """Of the modules a plugin imported, the user's own: source files neither installed, nor
+    Python's, nor kdbench's."""
+    roots = _installed_roots()
+    out = {}
+    for name in sorted(names):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        # a real source file only: some extension modules name a relative, made-up one (torch._classes)
+        if not isinstance(file, str) or not file.endswith(".py") or not Path(file).is_absolute():
+            continue
+        path = Path(file).resolve()
+        if path.is_file() and not any(path.is_relative_to(r) for r in roots):
+            out[name] = path
+    return out
+
+
+def _forget_modules(names: set[str]) -> None:
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def import_source(name: str, file: Path, source: bytes, origin: str):
     """Run a plugin's source as module `name` (its tracebacks name `file`), attributing what it
-    registers to `origin`. Used for plugin files here and on Ray workers, which get the source."""
+    registers to `origin`. Used for plugin files here and on workers, which get the source. The
+    bytes compile as Python reads a file: a BOM, an encoding line and CRLF line ends as it does."""
     parent = name.rpartition(".")[0]
     if parent and parent not in sys.modules:
         sys.modules[parent] = importlib.util.module_from_spec(
@@ -168,7 +250,7 @@ def import_source(name: str, file: Path, source: str, origin: str):
         with importing(origin, [file]):
             exec(compile(source, str(file), "exec"), module.__dict__)  # noqa: S102 - a plugin is code the user named
     except PluginError:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise
     return module
 
@@ -198,9 +280,10 @@ def importing(origin: str, files: list[Path]):
             raise PluginError(
                 f"{origin}, line {exc.lineno}: SyntaxError: {exc.msg}" + (f"\n    {text}" if text else "")
             ) from None
-        except DuplicateName as exc:
+        except (DuplicateName, RegistrationError) as exc:
             raise PluginError(f"{origin}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - whatever a plugin raises is the plugin's to fix
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - the plugin's to fix
+            # sys.exit(0) in a plugin must not end `validate` with success having checked nothing
             raise PluginError(_import_failure(origin, exc, files)) from None
 
 
@@ -224,6 +307,20 @@ def _import_failure(origin: str, exc: BaseException, files: list[Path]) -> str:
     own = {str(f.resolve()) for f in files}
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()) in own]
     lines = [f"{origin} raised {type(exc).__name__} while being imported: {exc}"]
+    for f in frames:
+        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
+    return "\n".join(lines)
+
+
+def plugin_failure(exc: BaseException) -> str | None:
+    """What a loaded plugin's code raised while a job ran, with the plugin's own frames; None when
+    no frame of the traceback is a plugin's (kdbench's own error, to propagate as it is)."""
+    files = [f for p in _LOADED.values() for f in p.files]
+    own = {str(f.resolve()) for f in files}
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()) in own]
+    if not frames:
+        return None
+    lines = [f"plugin code raised {type(exc).__name__}: {exc}"]
     for f in frames:
         lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
     return "\n".join(lines)
@@ -255,16 +352,37 @@ def plugin_of(module: str) -> Plugin | None:
 
 
 def plugin_hashes(*registered) -> list[str]:
-    """The source hashes of the plugins that define these (registry, name) pairs, sorted; empty
-    for built-ins, so that built-in jobs keep their hashes."""
+    """The hashes of what these (registry, name) pairs are made of when a plugin defines them
+    (config/plugin_hash.py; the plugin's whole files where the source cannot be followed), sorted;
+    empty for built-ins, so that built-in jobs keep their hashes."""
+    from kdbench.config.plugin_hash import object_hash
+
     out = set()
     for registry, name in registered:
         if name is None or name not in registry or registry.origin(name) == BUILT_IN:
             continue
         plugin = plugin_of(registry.module(name))
         if plugin is not None:
-            out.add(plugin.sha256)
+            files = {str(f.resolve()) for f in plugin.files}
+            own = {m for m in plugin.modules if _file_of(m) in files}
+            out.add(object_hash(registry.get(name), own) or plugin.sha256)
     return sorted(out)
+
+
+def _file_of(module: str) -> str | None:
+    file = getattr(sys.modules.get(module), "__file__", None)
+    return str(Path(file).resolve()) if file else None
+
+
+def plugin_files() -> dict[str, str]:
+    """Every loaded plugin's files (absolute path -> sha256 of its bytes): what a run compares with
+    the job store's record to say which plugin file changed."""
+    out = {}
+    for plugin in _LOADED.values():
+        for f in plugin.files:
+            with contextlib.suppress(OSError):
+                out[str(f.resolve())] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
 
 
 def unload_all() -> None:

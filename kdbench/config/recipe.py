@@ -27,6 +27,11 @@ TORCH_SCHEDULERS = {
 }
 
 
+# Scheduler arguments that are lengths, periods or factors, meaningless at zero or below.
+_POSITIVE = {"step_size", "gamma", "T_max", "T_0", "T_mult", "total_iters", "total_steps", "step_size_up"}
+_POSITIVE |= {"step_size_down", "epochs", "steps_per_epoch", "max_lr", "div_factor", "final_div_factor"}
+
+
 class TorchSchedule(Strict):
     """A learning-rate scheduler of torch.optim.lr_scheduler by class name, with its arguments, as
     torchdistill takes them: `{name: OneCycleLR, args: {max_lr: 0.1}}`. OneCycleLR and CyclicLR
@@ -60,6 +65,19 @@ class TorchSchedule(Strict):
         bad = [k for k, v in self.args.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad:
             raise ValueError(f"args: {', '.join(bad)} must be a finite number")
+        for key, value in self.args.items():
+            # torch takes these without complaint and then runs a meaningless schedule (StepLR with
+            # step_size -3 raises the learning rate each epoch)
+            if key in _POSITIVE and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+                raise ValueError(f"args.{key}: expected a number > 0, got {value!r}")
+            if key == "milestones" and not (
+                isinstance(value, list)
+                and all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in value)
+                and value == sorted(set(value))
+            ):
+                raise ValueError(f"args.milestones: expected increasing whole numbers > 0, got {value!r}")
+            if key == "last_epoch":
+                raise ValueError("args: last_epoch resumes a schedule mid-way; leave it out (runs resume by job)")
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
         try:
             self.build(opt, 10, 10)

@@ -5,16 +5,15 @@ subclass of `Suite`, so that every `isinstance` check holds) when the registries
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Optional
 
 from pydantic import Field, create_model
 
 from kdbench.config.evaluate import evaluate_model
 from kdbench.config.models import StudentSpec, TeacherSpec
-from kdbench.config.suite import Suite
+from kdbench.config.suite import Name, Suite
 from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.training.methods import METHODS, method_spec_type
-from kdbench.util.names import NAME
 
 
 def _generations() -> tuple[int, int]:
@@ -44,12 +43,11 @@ def suite_model() -> type[Suite]:
             method=(method, Field(description=StudentSpec.model_fields["method"].description)),
         )
         evaluate = evaluate_model()
-        name = Annotated[str, Field(pattern=NAME)]
         _CACHE[key] = create_model(
             "Suite",
             __base__=Suite,
-            teachers=(dict[name, teacher], Field(default_factory=dict)),
-            students=(dict[name, student], Field(default_factory=dict)),
+            teachers=(dict[Name, teacher], Field(default_factory=dict)),
+            students=(dict[Name, student], Field(default_factory=dict)),
             evaluate=(evaluate, Field(default_factory=evaluate)),
         )
     return _CACHE[key]

@@ -4,7 +4,7 @@ span sections, and the pairs and partners every later stage reads."""
 from __future__ import annotations
 
 import math
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -16,7 +16,9 @@ from kdbench.config.recipe import TorchSchedule, TrainRecipe, resolve_recipe
 from kdbench.evaluation.conditions.robust import EXPANDS_TO
 from kdbench.registry import did_you_mean
 from kdbench.training.methods import METHODS, twin_pairs
-from kdbench.util.names import NAME
+from kdbench.util.names import MAX_NAME, NAME, OUT_RESERVED
+
+Name = Annotated[str, Field(pattern=NAME, max_length=MAX_NAME)]
 
 
 class ComparePair(Strict):
@@ -28,7 +30,7 @@ class ComparePair(Strict):
 class Suite(Strict):
     """A benchmark suite: dataset, training recipe, teachers, students in compare pairs, evaluation."""
 
-    name: str = Field(pattern=NAME, description="names the results directory")
+    name: str = Field(pattern=NAME, max_length=MAX_NAME, description="names the results directory")
     description: str = ""
     plugins: list[str] = Field(
         default_factory=list,
@@ -37,8 +39,8 @@ class Suite(Strict):
     )
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     train: TrainRecipe = Field(default_factory=TrainRecipe)
-    teachers: dict[Annotated[str, Field(pattern=NAME)], TeacherSpec] = Field(default_factory=dict)
-    students: dict[Annotated[str, Field(pattern=NAME)], StudentSpec] = Field(default_factory=dict)
+    teachers: dict[Name, TeacherSpec] = Field(default_factory=dict)
+    students: dict[Name, StudentSpec] = Field(default_factory=dict)
     evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)  # type: ignore[valid-type]
     compare: Optional[list[ComparePair]] = Field(
         None,
@@ -46,9 +48,20 @@ class Suite(Strict):
         "(baseline; pgd_at for robust methods)",
     )
     gate: Optional[GateSpec] = None
+    reproducible: Literal["machine", "portable"] = Field(
+        "machine",
+        description="machine: the same numbers on the same machine and thread count; portable: the same bytes "
+        "from every CPU job on any x86-64 CPU (ATen's baseline kernels, no oneDNN, MKL's compatible path, one "
+        "thread per job; slower)",
+    )
 
     @model_validator(mode="after")
     def _references(self):
+        if self.name.lower() in OUT_RESERVED:
+            raise ValueError(
+                f"name: '{self.name}' is a file kdbench writes beside the suites' folders in --out; "
+                f"choose another (reserved: {', '.join(OUT_RESERVED)})"
+            )
         problems = []
         if not self.teachers and not self.students:
             raise ValueError("nothing to run: the suite has no teachers and no students")

@@ -17,6 +17,7 @@ import json
 import math
 import multiprocessing
 import os
+import stat
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ class Listing:
             st = os.stat(path)
         except OSError as exc:  # a dangling link, say
             raise DataError(f"{path}: {missing} ({exc.strerror})") from None
+        if not stat.S_ISREG(st.st_mode):  # reading a named pipe would wait for a writer forever
+            raise DataError(f"{path}: not a regular file (a pipe, socket or device); an image folder holds image files")
         self.paths.append(path)
         self.names.append(name)
         self.labels.append(label)

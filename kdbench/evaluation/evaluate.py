@@ -23,11 +23,12 @@ from torch import nn
 
 from kdbench.evaluation.conditions import Condition
 from kdbench.results.contract import level_str
+from kdbench.util.contracts import check_images
 from kdbench.util.names import WORST_CASE, attack_condition, norm_of
 from kdbench.util.progress import bar
 from kdbench.util.progress import enabled as progress_enabled
 
-FLOAT_BYTES = 2**30
+FLOAT_SET_BUDGET_BYTES = 2**30  # the most memory a whole test set converted to floats may take at once
 
 
 @dataclass(frozen=True)
@@ -159,17 +160,25 @@ def evaluate(
     labels_d = labels.to(device)
     # Converted once, then sliced: a fresh buffer per batch costs a cheap model a quarter of its time.
     # Conditions must not write into their input (the clean batch is shared by all of them).
-    # A set whose floats would pass FLOAT_BYTES (ImageNet's) is converted batch by batch instead:
+    # A set whose floats would pass FLOAT_SET_BUDGET_BYTES (ImageNet's) is converted batch by batch instead:
     # the same values, without a second copy of the whole set.
-    whole = images.numel() * 4 <= FLOAT_BYTES
+    whole = images.numel() * 4 <= FLOAT_SET_BUDGET_BYTES
     floats = images.to(device).float().div_(255) if whole else None
 
     def as_floats(sl: slice) -> torch.Tensor:
         return floats[sl] if whole else images[sl].to(device).float().div_(255)
 
+    checked: set[str] = set()  # the conditions whose first output has been looked at
+
+    def first_output(cond, x_new, x) -> None:
+        if cond.name not in checked:
+            checked.add(cond.name)
+            check_images(x_new, x, f"condition '{cond.name}'", cond)
+
     def run_attack(k, cond, x, y, idx, level):
         start = time.perf_counter()
         x_adv = cond.attack(models[k], x, y, idx, level, source=sources.get(k, {}).get(type(cond).name))
+        first_output(cond, x_adv, x)
         if x_adv.is_cuda:
             torch.cuda.synchronize(x_adv.device)
         seconds[k][cond.name] = seconds[k].get(cond.name, 0.0) + time.perf_counter() - start
@@ -236,6 +245,7 @@ def evaluate(
                 else:
                     with torch.inference_mode():
                         xp = cond.perturb(x, y, idx, level)
+                    first_output(cond, xp, x)
                     for k in scored:
                         if type(cond).name == "clean" and start < saliency:
                             z = clean_with_saliency(k, x, y, saliency - start)

@@ -14,7 +14,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Sequence
+from typing import Callable
 
 from kdbench.executors.base import EVAL_GROUP, job_groups
 from kdbench.executors.store import JobFailed, OutOfMemory, Store, plan_todo, run_group
@@ -25,7 +25,7 @@ from kdbench.util.progress import elapsed
 
 
 class LocalExecutor:
-    """Runs jobs on this machine. Up to `group_size` consecutive jobs of a batched kind run together
+    """Runs jobs on this machine. Up to `group_size` consecutive evaluation jobs run together
     (evaluation: every perturbed batch made once for the models of a group, and only a group's
     models held at once). With `jobs` > 1 (and the `context` worker processes rebuild the run
     from), up to `jobs` ready groups run at once, each in its own process at `threads` torch
@@ -34,7 +34,6 @@ class LocalExecutor:
     def __init__(
         self,
         store: Store,
-        batched: Sequence[str] = ("evaluate",),
         group_size: int = EVAL_GROUP,
         log: Callable[[str], None] = print,
         jobs: int = 1,
@@ -43,12 +42,12 @@ class LocalExecutor:
     ):
         if jobs > 1 and context is None:
             raise ValueError("jobs > 1 needs the WorkerContext its worker processes start from")
-        self.store, self.batched, self.group_size, self.log = store, set(batched), group_size, log
+        self.store, self.group_size, self.log = store, group_size, log
         self.jobs, self.context, self.threads = jobs, context, threads
 
     def run(self, jobs, handlers, *, force=False):
         todo, records = plan_todo(self.store, jobs, force, self.log, self.threads)
-        groups = job_groups(todo, self.group_size, self.batched)
+        groups = job_groups(todo, self.group_size)
         if self.jobs > 1 and len(groups) > 1:
             self._run_processes(groups, len(todo), records, force)
             return [records[j.hash] for j in jobs]

@@ -96,7 +96,15 @@ class RayExecutor:
     def __init__(self, store: Store, context: WorkerContext, options: RayOptions, log: Callable[[str], None] = print):
         self.store, self.context, self.options, self.log = store, context, options, log
 
-    def run(self, jobs, handlers=None, *, force=False):
+    def _runtime_env(self) -> dict | None:
+        """Portable mode's environment, set in every worker before it imports torch."""
+        if self.context.suite.get("reproducible") != "portable":
+            return None
+        from kdbench.util.portable import environment
+
+        return {"env_vars": environment()}
+
+    def run(self, jobs, *, force=False):
         try:
             import ray
         except ImportError:
@@ -104,7 +112,12 @@ class RayExecutor:
         started_here = not ray.is_initialized()
         if started_here:
             try:
-                ray.init(address=self.options.address, include_dashboard=False, log_to_driver=True)
+                ray.init(
+                    address=self.options.address,
+                    include_dashboard=False,
+                    log_to_driver=True,
+                    runtime_env=self._runtime_env(),
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RayError(f"cannot reach the Ray cluster at {self.options.address}: {exc}") from None
         try:

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from kdbench.config.plugins import plugin_failure
 from kdbench.pipeline.plan import Job
-from kdbench.util.atomic import atomic_dir, remove_stale_parts
-from kdbench.util.errors import UserError
+from kdbench.util.atomic import atomic_dir, remove_stale_parts, write_text
+from kdbench.util.errors import CodeFailed, UserError
 from kdbench.util.exit_codes import ExitCode
 
 
@@ -60,6 +61,21 @@ class Store:
     def done(self, job: Job) -> bool:
         return (self.path(job) / "job.json").is_file()
 
+    def plugin_files_changed(self, current: dict[str, str]) -> list[str]:
+        """Of the plugin files a run loaded (path -> sha256), those whose bytes differ from the last
+        run on this store that loaded them; records `current` for the next run."""
+        path = self.root / "plugin_files.json"
+        try:
+            seen = json.loads(path.read_text())
+            seen = seen if isinstance(seen, dict) else {}
+        except (OSError, ValueError):
+            seen = {}
+        changed = sorted(f for f, sha in current.items() if seen.get(f) not in (None, sha))
+        if current and any(seen.get(f) != sha for f, sha in current.items()):
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps({**seen, **current}, indent=1, sort_keys=True))
+        return changed
+
     def record(self, job: Job, cached: bool) -> JobRecord:
         meta = json.loads((self.path(job) / "job.json").read_text())
         return JobRecord(
@@ -95,15 +111,23 @@ def run_group(
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(atomic_dir(store.path(j), replace=force)) for j in group]
+        ids = ", ".join(j.id for j in group)
         try:
             handler(group, outs)
-        except Exception as exc:  # noqa: BLE001 - only out-of-memory is translated; the rest propagates
+        except CodeFailed as exc:  # a broken contract: said with the jobs it stopped
+            if not str(exc).startswith(tuple(j.id for j in group)):
+                raise CodeFailed(f"{ids}: {exc}") from None
+            raise
+        except Exception as exc:  # noqa: BLE001 - out-of-memory and plugin errors are translated; the rest propagates
             if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's, without torch
                 text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise OutOfMemory(
-                    f"{', '.join(j.id for j in group)}: out of memory ({text}); lower the recipe's batch_size, "
+                    f"{ids}: out of memory ({text}); lower the recipe's batch_size, "
                     "evaluate.batch_size or --eval-group, or run on a larger device"
                 ) from None
+            told = plugin_failure(exc)
+            if told is not None:
+                raise CodeFailed(f"{ids}: {told}") from None
             raise
         wall = (time.perf_counter() - start) / len(group)
         for j, out in zip(group, outs):

@@ -5,6 +5,7 @@ jobs; and `run_jobs`, which runs a group of jobs into the store as the driver wo
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import uuid
@@ -32,7 +33,7 @@ class WorkerContext:
     device: str
     deterministic: bool
     threads: dict[str, int]  # per job kind
-    plugins: tuple = ()  # (spec, source or None) per plugin of the suite: see config.plugins.shippable
+    plugins: tuple = ()  # (spec, source or None, helper sources) per plugin of the suite: config.plugins.shippable
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
     tracking: object = None  # kdbench.tracking.Tracking: the models trained here log there
 
@@ -68,7 +69,9 @@ def runner_for(ctx: WorkerContext):
             load_shipped(ctx.plugins)
         except PluginError as exc:
             raise WorkerError(f"a worker on {socket.gethostname()} cannot import the suite's plugins: {exc}") from None
-        suite = suite_model().model_validate(ctx.suite)
+        # through JSON, as it travelled: its checkpoints' seeds are JSON keys (strings), which only
+        # JSON validation reads as the integers that seeds must be
+        suite = suite_model().model_validate_json(json.dumps(ctx.suite))
         make_deterministic(ctx.deterministic)
         store = Store(Path(ctx.store_root))
         splits, test_eval, plan = prepare(suite, ctx.data_root, store.root / "robustbench", fetch=False)
@@ -96,6 +99,10 @@ def run_jobs(
 
     keep_freed_memory()
     torch.set_num_threads(ctx.threads[kind])  # a worker may run jobs of every kind
+    if ctx.suite.get("reproducible") == "portable":  # the environment came from the driver's
+        from kdbench.util import portable
+
+        portable.apply()
     store = Store(Path(ctx.store_root))
     by_hash, runner = runner_for(ctx)
     runner.tracking = ctx.tracking  # not in the runner's key: a worker kept from an earlier run logs to this one

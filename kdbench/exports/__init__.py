@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdbench.registry import Registry
+from kdbench.util.names import run_stem
 
 EXPORTERS: Registry = Registry("export format")
 register_exporter = EXPORTERS.register
@@ -28,8 +29,7 @@ EXPORTERS.declare_from_sources(
 
 def default_output(run_dir, fmt: str, root="reports") -> Path:
     """reports/<suite>-<run-id>.<ext> (a directory <suite>-<run-id>-robustbench for RobustBench's files)."""
-    run_dir = Path(run_dir).resolve()
-    stem = f"{run_dir.parent.name}-{run_dir.name}"
+    stem = run_stem(run_dir)
     ext = EXTENSIONS[fmt]
     return Path(root) / (f"{stem}.{ext}" if ext else f"{stem}-{fmt}")
 

@@ -26,11 +26,15 @@ from pathlib import Path
 
 from kdbench.util.errors import UserError
 from kdbench.util.lazy import lazy
+from kdbench.util.names import INDEX_FILE
 
 pd = lazy("pandas")
 
 SCHEMA_VERSION = 1
-FILE_NAME = "runs.sqlite"
+# `PRAGMA application_id` of every index kdbench makes ("kdbn"): a SQLite file without it, and with
+# tables that are not an index's, is someone else's and is left alone
+APPLICATION_ID = int.from_bytes(b"kdbn", "big")
+FILE_NAME = INDEX_FILE
 TIMEOUT_S = 120.0  # how long a writer waits for another one
 
 RESULT_TABLES = {
@@ -56,7 +60,17 @@ def _schema() -> list[str]:
     for name, columns in RESULT_TABLES.items():
         statements.append(f"CREATE TABLE IF NOT EXISTS {name} (path TEXT NOT NULL, {columns})")
         statements.append(f"CREATE INDEX IF NOT EXISTS {name}_path ON {name} (path)")
-    return statements + [f"PRAGMA user_version = {SCHEMA_VERSION}"]
+    return statements + [f"PRAGMA user_version = {SCHEMA_VERSION}", f"PRAGMA application_id = {APPLICATION_ID}"]
+
+
+def _foreign(con: sqlite3.Connection) -> list[str] | None:
+    """The tables of a SQLite file kdbench did not write (None when it is an index, or empty)."""
+    if con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        return None
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not tables or tables == {"runs", *RESULT_TABLES}:  # empty, or an index from before application_id
+        return None
+    return sorted(tables)
 
 
 def connect(db: Path, create: bool = True) -> sqlite3.Connection:
@@ -68,6 +82,13 @@ def connect(db: Path, create: bool = True) -> sqlite3.Connection:
     db.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(db, timeout=TIMEOUT_S, isolation_level=None)
     try:
+        foreign = _foreign(con)
+        if foreign is not None:
+            raise IndexFileError(
+                f"{db}: a SQLite file kdbench did not write (tables: {', '.join(foreign[:8])}"
+                f"{', ...' if len(foreign) > 8 else ''}); kdbench leaves it alone: give another index file "
+                "(--db FILE, or another --out)"
+            )
         version = con.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise IndexFileError(
@@ -132,12 +153,11 @@ def _plain(v):
 
 
 def _verdict_rows(run) -> list[dict]:
-    from kdbench.reports.tables import build
-    from kdbench.reports.verdicts import pair_verdicts
+    from kdbench.reports.verdicts import run_verdicts
 
     columns = [c.strip() for c in RESULT_TABLES["verdicts"].split(",")]
     rows = []
-    for pv in pair_verdicts(build(run)):
+    for pv in run_verdicts(run):
         for f in pv.findings:
             values = (pv.distilled, pv.baseline, pv.kind, pv.arch, pv.seeds, f.question, f.verdict)
             rows.append(dict(zip(columns, (*values, f.diff, f.lo, f.hi, f.mdd, f.masking))))

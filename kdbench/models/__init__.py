@@ -24,12 +24,23 @@ def create_model(name: str, num_classes: int = 10, arch_args: dict | None = None
     registered one, or `torchvision:NAME` / `timm:NAME` (kdbench.models.external), built with
     `arch_args`. `feature_stages` names the modules whose outputs feature-based methods read,
     where the family does not (else they are inferred from the resolutions)."""
+    from torch import nn
+
     from kdbench.models.external import create_external, is_external
 
     if is_external(name):
         net = create_external(name, num_classes, arch_args or {})
     else:
-        net = MODELS.get(name)(num_classes=num_classes, **(arch_args or {}))
+        factory = MODELS.get(name)
+        net = factory(num_classes=num_classes, **(arch_args or {}))
+        if not isinstance(net, nn.Module):
+            from kdbench.util.contracts import located
+            from kdbench.util.errors import CodeFailed
+
+            raise CodeFailed(
+                f"architecture '{name}' ({located(factory)}): its factory returned {type(net).__name__}, "
+                "expected a torch.nn.Module"
+            )
     if feature_stages:
         net.feature_stages = tuple(feature_stages)
     # Kept on the instance so checkpoint errors can say which architecture was tried.

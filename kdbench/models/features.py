@@ -29,6 +29,10 @@ class FeatureError(UserError, ValueError):
 
 @dataclass
 class Features:
+    """What `features(model, x)` returns: the logits (B, classes), the stage outputs shallow to deep
+    (each (B, C_i, H_i, W_i)) and the pooled embedding the classifier reads (B, D). A student's
+    carry gradients; a teacher's (`Teachers.features`, `Teachers.features_of`) do not."""
+
     logits: torch.Tensor
     stages: list[torch.Tensor]  # (B, C_i, H_i, W_i), shallow to deep
     embedding: torch.Tensor  # (B, D): the pooled features the classifier reads

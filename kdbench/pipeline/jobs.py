@@ -23,6 +23,7 @@ from kdbench.evaluation.diagnostics import diagnose
 from kdbench.evaluation.evaluate import evaluate
 from kdbench.executors.base import Handlers
 from kdbench.executors.store import Store
+from kdbench.models import MODELS
 from kdbench.models.compiled import compiled
 from kdbench.models.teachers import (
     build_architecture,
@@ -36,6 +37,7 @@ from kdbench.tracking.logs import ModelLogs
 from kdbench.training.loop import predict_logits, train
 from kdbench.training.methods import build_method
 from kdbench.util.atomic import atomic_path
+from kdbench.util.contracts import check_logits
 from kdbench.util.hashing import content_hash
 from kdbench.util.seeding import derive_seed
 
@@ -116,6 +118,7 @@ class JobRunner:
         # Twins share initial weights: the init seed depends on architecture and seed, not on the method.
         torch.manual_seed(derive_seed("init", spec["arch"], spec["seed"]))
         model = build_architecture(spec["arch"], spec["normalize"], self.num_classes, **build_args(spec))
+        self._check_outputs(model, job)
         history = []
         logs = ModelLogs(self.tracking, job, self, self.log)
         try:
@@ -146,6 +149,17 @@ class JobRunner:
         # its students train next; a student is reloaded when evaluated (a plan may train thousands)
         if job.kind == "teacher":
             self._models[job.hash] = model.eval()
+
+    def _check_outputs(self, model: nn.Module, job: Job) -> None:
+        """The network's logits on two training images (eval mode, no gradient: no state or random
+        draw changes) have the data's classes, before anything trains on them."""
+        arch = job.spec["arch"]
+        x = self.splits.train.images[:2].float().div(255)
+        model.eval()
+        with torch.no_grad():
+            z = model(x)
+        code = MODELS.get(arch) if arch in MODELS else model.net
+        check_logits(z, len(x), self.num_classes, f"{job.id}: architecture '{arch}'", code)
 
     def run_teacher(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
         job, out = jobs[0], outs[0]

@@ -114,10 +114,14 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
         used = plugin_hashes((MODELS, arch), (METHODS, method))
         return spec | {"plugins": used} if used else spec
 
+    # portable mode computes differently (ATen's baseline kernels, no oneDNN, one thread): in the
+    # hash of every job that computes, absent otherwise so that existing jobs keep their hashes
+    mode = {"reproducible": suite.reproducible} if suite.reproducible != "machine" else {}
+
     for name, t in suite.teachers.items():
         spec = {"source": t.source, "arch": t.arch, "normalize": t.normalize, **t.build_args}
         if t.source == "recipe":
-            spec |= {"recipe": suite.recipe_of(name).hash_spec(), "seed": t.seed, "data": data}
+            spec |= {"recipe": suite.recipe_of(name).hash_spec(), "seed": t.seed, "data": data, **mode}
             if t.method is not None:  # absent for the default, so that existing teachers keep their hashes
                 spec["method"] = t.method.model_dump(mode="json")
         elif t.source == "checkpoint":
@@ -159,6 +163,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
                 "recipe": suite.recipe_of(name).hash_spec(),
                 "seed": seed,
                 "data": data,
+                **mode,
             }
             job = Job("student", name, seed, with_plugins(spec, s.arch, s.method.name), deps=teacher_jobs)
             jobs.append(job)
@@ -168,7 +173,7 @@ def make_plan(suite: Suite, data_identity: str, example_ids_sha256: str, identit
     attacked = suite.evaluate.fidelity_under_attack and any(c["group"] == "attack" for c in eval_spec["conditions"])
     eval_jobs = {}
     for (name, seed), mj in model_jobs.items():
-        spec = {"eval": eval_spec, "data": data}
+        spec = {"eval": eval_spec, "data": data, **mode}
         deps = [mj]
         choice = suite.teachers[name].evaluate if name in suite.teachers else "all"
         if choice != "all":

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from kdbench.config import Suite, conditions_of, transfer_source
+from kdbench.config.plugins import plugin_failure, plugin_files
 from kdbench.data.errors import DataError
 from kdbench.evaluation.model_metrics.rows import model_metric_rows
 from kdbench.executors.base import EVAL_GROUP, KINDS
@@ -29,7 +30,9 @@ from kdbench.pipeline.prepare import data_root_of, make_deterministic, prepare, 
 from kdbench.results.contract import DIAGNOSTIC_COLUMNS, TRAINING_COLUMNS, write_run
 from kdbench.training.loop import epoch_metrics
 from kdbench.training.methods import teacher_log_probs
+from kdbench.util import portable
 from kdbench.util.allocator import keep_freed_memory
+from kdbench.util.errors import CodeFailed, UserError
 from kdbench.util.hashing import content_hash, weights_sha256
 from kdbench.util.names import RESULTS_FORMAT, corruption_condition
 from kdbench.version import __version__
@@ -59,9 +62,20 @@ def run_suite(
         from kdbench.tracking import check_installed
 
         check_installed(track)  # before any work: exit 2 naming the extra to install
+    if not isinstance(jobs, int) or jobs < 1:
+        raise UserError(f"jobs={jobs!r}: expected a whole number of jobs, 1 or more")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UserError(f"threads={threads!r}: expected a whole number of threads, 1 or more")
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     keep_freed_memory()
+    if suite.reproducible == "portable":
+        if threads not in (None, portable.THREADS):
+            raise portable.PortableError(
+                f"threads={threads}: portable mode runs every job at {portable.THREADS} thread"
+            )
+        portable.apply()  # refuses when torch was imported without the pinned environment
+        threads = portable.THREADS
     if threads is not None:  # per job: with --jobs N, each worker process runs its jobs at this many
         torch.set_num_threads(threads)
     elif jobs > 1:  # the cores shared among the jobs at once
@@ -81,6 +95,8 @@ def run_suite(
         dry_run_estimate(plan, store, splits, test_eval, dev, force, jobs if executor == "local" else 1, group, log)
         return None
     runner = JobRunner(plan, splits, test_eval, conditions_of(suite.evaluate), store, dev, log=log)
+    for file in store.plugin_files_changed(plugin_files()):
+        log(f"plugin file {file} changed since this job store last ran it: the jobs that use what changed run again")
     tracking = None
     if track:
         from kdbench.tracking import Tracking
@@ -154,6 +170,7 @@ def run_suite(
         "cpu": _cpu_name(),
         "threads": job_threads(records),
         "deterministic": deterministic,
+        "reproducible": portable.describe() if suite.reproducible == "portable" else {"mode": "machine"},
         "executor": executor_info,  # where each job ran and how often: "jobs"
         "started": started.isoformat(),
         "finished": finished.isoformat(),
@@ -359,9 +376,15 @@ def assemble(plan: Plan, store: Store, test_eval):
     metrics = pd.DataFrame(rows)
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
-    model_metrics = model_metric_rows(
-        suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by, attack_refs
-    )
+    try:
+        model_metrics = model_metric_rows(
+            suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by, attack_refs
+        )
+    except Exception as exc:  # noqa: BLE001 - a plugin metric's exception is said with its own frames
+        told = plugin_failure(exc)
+        if told is None:
+            raise
+        raise CodeFailed(f"the model metrics: {told}") from None
     return metrics, correct, pd.DataFrame(agreement), diagnostics, seconds, model_metrics
 
 

@@ -1,24 +1,25 @@
 """Reports: a run directory becomes one self-contained HTML page or a Markdown summary.
 
-    keys.py         the metrics in reading order, accuracy tables, per-example lookup
-    pairs.py        each compare pair: method-level tests, Holm, MDD, the verdict words
-    tables.py       everything a report shows, built once (`build(run) -> ReportData`)
-    calibration.py  the calibration and fidelity table
-    verdicts.py     the sentences "at a glance"
-    format.py       numbers and labels as text
-    rows.py         the tables as display strings, shared by both renderers
-    plots.py        matplotlib figures as SVG data URIs
-    html.py         the Jinja2 page (templates/report.html.j2), autoescaped, no scripts, nothing fetched
-    markdown.py     the same tables in Markdown
+keys.py         the metrics in reading order, accuracy tables, per-example lookup
+pairs.py        each compare pair: method-level tests, Holm, MDD, the verdict words
+tables.py       everything a report shows, built once (`build(run) -> ReportData`)
+calibration.py  the calibration and fidelity table
+verdicts.py     the sentences "at a glance"
+format.py       numbers and labels as text
+rows.py         the tables as display strings, shared by both renderers
+plots.py        matplotlib figures as SVG data URIs
+html.py         the Jinja2 page (templates/report.html.j2), autoescaped, no scripts, nothing fetched
+markdown.py     the same tables in Markdown
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from kdbench.results.checks import load_run
 from kdbench.reports.tables import build
+from kdbench.results.checks import load_run
 from kdbench.util.atomic import write_text
+from kdbench.util.names import run_stem
 
 FORMATS = ("html", "md")
 
@@ -37,9 +38,9 @@ def render(run_dir, fmt: str = "html") -> str:
 
 
 def default_output(run_dir, fmt: str = "html", root="reports") -> Path:
-    """reports/<suite>-<run-id>.<ext>: results/<suite>/<run-id>/ gives both names."""
-    run_dir = Path(run_dir).resolve()
-    return Path(root) / f"{run_dir.parent.name}-{run_dir.name}.{fmt}"
+    """reports/<suite>-<run-id>.<fmt>: the report's name for results/<suite>/<run-id>/ (exports
+    name theirs after the same stem, kdbench.util.names.run_stem)."""
+    return Path(root) / f"{run_stem(run_dir)}.{fmt}"
 
 
 def write_report(run_dir, out=None, fmt: str = "html") -> Path:

@@ -21,18 +21,32 @@ from kdbench.util.names import norm_of
 
 pd = lazy("pandas")
 
-CALIBRATION_NOTE = ("Mean ± sd over seeds; Δ = distilled − baseline with its 95% CI and p from the method-level test accuracy gets (seeds and "
-                    "test examples both vary, two-sided), on per-example values; p Holm: Holm's correction over the rows of this "
-                    "table that have a p (read it, not p, when scanning the table for differences); ECE has no "
-                    "per-example form and is descriptive. Mean confidence above accuracy: overconfident. Saliency: cosine of the input "
-                    "gradients of the true-class logit on the first clean examples, with the teacher, and (distilled only) with the "
-                    "baseline twin of the same seed. Transfer rate: of the adversarial examples crafted on the source (the teacher) "
-                    "that fool it, the share that also fool the student. ECE: 15 equal-width confidence bins; "
-                    "NLL in nats; Brier summed over classes (0 to 2); agreement: same top-1 class as the teacher (%); KL(teacher ‖ student) "
-                    "at T = 1 and at the distillation temperature. Both twins are measured against the distilled student's teacher, "
-                    "on the inputs the teacher was scored on. Lower is better except agreement and saliency.")
+CALIBRATION_NOTE = (
+    "Mean ± sd over seeds; Δ = distilled − baseline with its 95% CI and p from the method-level test "
+    "accuracy gets (seeds and "
+    "test examples both vary, two-sided), on per-example values; p Holm: Holm's correction over the rows of this "
+    "table that have a p (read it, not p, when scanning the table for differences); ECE has no "
+    "per-example form and is descriptive. Mean confidence above accuracy: overconfident. Saliency: cosine of the input "
+    "gradients of the true-class logit on the first clean examples, with the teacher, and (distilled only) with the "
+    "baseline twin of the same seed. Transfer rate: of the adversarial examples crafted on the source (the teacher) "
+    "that fool it, the share that also fool the student. ECE: 15 equal-width confidence bins; "
+    "NLL in nats; Brier summed over classes (0 to 2); agreement: same top-1 class as the teacher "
+    "(%); KL(teacher ‖ student) "
+    "at T = 1 and at the distillation temperature. Both twins are measured against the distilled student's teacher, "
+    "on the inputs the teacher was scored on. Lower is better except agreement and saliency."
+)
 ORDER = {"clean": 0, "noise": 1, "corruption": 2, "attack": 3}
-METRICS = ("ece", "nll", "brier", "confidence", "agreement", "kl_teacher", "saliency_teacher", "saliency_twin", "transfer_rate")
+METRICS = (
+    "ece",
+    "nll",
+    "brier",
+    "confidence",
+    "agreement",
+    "kl_teacher",
+    "saliency_teacher",
+    "saliency_twin",
+    "transfer_rate",
+)
 PERCENT = {"agreement", "transfer_rate"}
 
 
@@ -42,7 +56,11 @@ def summarised(mm, model: str):
     m["temperature"] = m["temperature"].fillna(0.0)
     corr = m["group"] == "corruption"
     m.loc[corr, "condition"] = "corruptions"
-    return m.groupby(["seed", "metric", "temperature", "group", "condition", "level"], sort=False)["value"].mean().reset_index()
+    return (
+        m.groupby(["seed", "metric", "temperature", "group", "condition", "level"], sort=False)["value"]
+        .mean()
+        .reset_index()
+    )
 
 
 def calibration_table(run, baseline: str, distilled: str):
@@ -62,8 +80,10 @@ def calibration_table(run, baseline: str, distilled: str):
     t["ci_hi"] = [x.ci[1] if x else math.nan for x in tests]
     t["p"] = [x.pvalue if x else math.nan for x in tests]
     t["p_holm"] = stats.holm(t["p"].to_numpy(dtype=float))  # the family: this pair's tested rows
-    t["order"] = [(METRICS.index(m), temp, ORDER.get(g, 9), float(lv) if lv not in ("", None) else 0.0)
-                  for m, temp, g, lv in zip(t["metric"], t["temperature"], t["group"], t["level"])]
+    t["order"] = [
+        (METRICS.index(m), temp, ORDER.get(g, 9), float(lv) if lv not in ("", None) else 0.0)
+        for m, temp, g, lv in zip(t["metric"], t["temperature"], t["group"], t["level"])
+    ]
     return t.sort_values("order").drop(columns="order").reset_index(drop=True)
 
 
@@ -74,7 +94,13 @@ def per_example_matrix(run, model: str, metric: str, temperature: float, group: 
     if mm is None or not values:
         return None
     temp = mm["temperature"].fillna(0.0)
-    hit = (mm["model"] == model) & (mm["metric"] == metric) & (temp == temperature) & (mm["group"] == group) & (mm["level"] == level)
+    hit = (
+        (mm["model"] == model)
+        & (mm["metric"] == metric)
+        & (temp == temperature)
+        & (mm["group"] == group)
+        & (mm["level"] == level)
+    )
     if group != "corruption":
         hit &= mm["condition"] == condition
     rows = mm[hit]
@@ -113,19 +139,41 @@ def calibration_rows(run, baseline: str, distilled: str) -> list[dict]:
         return []
     out = []
     for r in t.itertuples(index=False):
-        name = r.metric + (" (%)" if r.metric in PERCENT else "") + (f" T={r.temperature:g}" if r.metric == "kl_teacher" else "")
-        where = ("clean" if r.group == "clean" else f"{r.condition} σ={level_text('noise', r.level)}" if r.group == "noise"
-                 else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (crafted on the source)" if r.condition.startswith("transfer")
-                 else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (own adversarial inputs)" if r.group == "attack"
-                 else f"corruptions severity {r.level}")
+        name = (
+            r.metric
+            + (" (%)" if r.metric in PERCENT else "")
+            + (f" T={r.temperature:g}" if r.metric == "kl_teacher" else "")
+        )
+        where = (
+            "clean"
+            if r.group == "clean"
+            else f"{r.condition} σ={level_text('noise', r.level)}"
+            if r.group == "noise"
+            else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (crafted on the source)"
+            if r.condition.startswith("transfer")
+            else f"{r.condition} ε={level_text('attack', r.level, norm_of(r.condition))} (own adversarial inputs)"
+            if r.group == "attack"
+            else f"corruptions severity {r.level}"
+        )
 
         def cell(mean, sd, n, metric=r.metric):
             return _value(metric, mean) + (f" ± {_value(metric, sd)}" if n > 1 and not math.isnan(sd) else "")
 
-        signed = lambda v, metric=r.metric: (f"{100 * v:+.1f}" if metric in PERCENT else f"{v:+.3f}").replace("-", "−")
+        def signed(v, metric=r.metric):
+            return (f"{100 * v:+.1f}" if metric in PERCENT else f"{v:+.3f}").replace("-", "−")
+
         diff = "—" if math.isnan(r.diff) else signed(r.diff)
         ci = "—" if math.isnan(r.ci_lo) else f"[{signed(r.ci_lo)}, {signed(r.ci_hi)}]"
-        out.append({"metric": name, "where": where, "baseline": cell(r.mean_base, r.std_base, r.count_base),
-                    "distilled": cell(r.mean_dist, r.std_dist, r.count_dist), "diff": diff, "ci": ci,
-                    "p": "—" if math.isnan(r.p) else pvalue(r.p), "p_holm": "—" if math.isnan(r.p_holm) else pvalue(r.p_holm)})
+        out.append(
+            {
+                "metric": name,
+                "where": where,
+                "baseline": cell(r.mean_base, r.std_base, r.count_base),
+                "distilled": cell(r.mean_dist, r.std_dist, r.count_dist),
+                "diff": diff,
+                "ci": ci,
+                "p": "—" if math.isnan(r.p) else pvalue(r.p),
+                "p_holm": "—" if math.isnan(r.p_holm) else pvalue(r.p_holm),
+            }
+        )
     return out

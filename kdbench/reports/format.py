@@ -39,7 +39,13 @@ def metric_label(group: str, condition: str, level: str) -> str:
         return condition
     sym = level_symbol(group)
     text = level_text(group, level, norm_of(condition))
-    return f"{condition} {sym}{text}" if sym.endswith(" ") else f"{condition} {sym}={text}" if sym else f"{condition} {text}"
+    return (
+        f"{condition} {sym}{text}"
+        if sym.endswith(" ")
+        else f"{condition} {sym}={text}"
+        if sym
+        else f"{condition} {text}"
+    )
 
 
 def pct(x, digits: int = 1) -> str:

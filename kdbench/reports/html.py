@@ -10,16 +10,22 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from kdbench.version import __version__
 from kdbench.reports import plots, rows, verdicts
 from kdbench.reports.calibration import CALIBRATION_NOTE, calibration_rows
 from kdbench.reports.tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
+from kdbench.version import __version__
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def context(data: ReportData) -> dict:
@@ -27,17 +33,19 @@ def context(data: ReportData) -> dict:
     agreement = rows.agreement_rows(data)
     pairs = []
     for pair, figs in zip(data.pairs, figures["pairs"]):
-        pairs.append({
-            "header": rows.pair_header(pair),
-            "rows": rows.headline_rows(data, pair),
-            "corruption_rows": rows.corruption_rows(pair),
-            "per_seed_rows": rows.per_seed_pair_rows(pair),
-            "calibration_rows": calibration_rows(data.run, pair.baseline, pair.distilled),
-            "teachers": pair.teachers,
-            "agreement": [a for a in agreement if a["model"] == pair.distilled],
-            "mce_note": data.mce_note,
-            "figures": figs,
-        })
+        pairs.append(
+            {
+                "header": rows.pair_header(pair),
+                "rows": rows.headline_rows(data, pair),
+                "corruption_rows": rows.corruption_rows(pair),
+                "per_seed_rows": rows.per_seed_pair_rows(pair),
+                "calibration_rows": calibration_rows(data.run, pair.baseline, pair.distilled),
+                "teachers": pair.teachers,
+                "agreement": [a for a in agreement if a["model"] == pair.distilled],
+                "mce_note": data.mce_note,
+                "figures": figs,
+            }
+        )
     teacher_names, teacher_rows = rows.teacher_rows(data)
     corruption_cols, corruption_matrix = rows.corruption_matrix_rows(data)
     man = data.run.manifest
@@ -78,8 +86,11 @@ def glance(data: ReportData) -> list[dict]:
     """The verdict block: per kind of pair (distilled, control), one sentence per pair."""
     out, every = [], verdicts.pair_verdicts(data)
     for kind, heading in verdicts.KINDS:
-        sentences = [{"title": v.title, "findings": [{"text": t, "significant": sig} for t, sig in v.clauses()]}
-                     for v in every if v.kind == kind]
+        sentences = [
+            {"title": v.title, "findings": [{"text": t, "significant": sig} for t, sig in v.clauses()]}
+            for v in every
+            if v.kind == kind
+        ]
         if sentences:
             out.append({"heading": heading, "sentences": sentences})
     return out

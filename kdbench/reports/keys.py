@@ -62,8 +62,13 @@ def per_seed_table(run: Run, keys: pd.DataFrame) -> pd.DataFrame:
 def accuracy_table(per_seed: pd.DataFrame) -> pd.DataFrame:
     """Per model and metric: mean over seeds, sample sd (nan for one seed), Wilson interval for one seed."""
     g = per_seed.groupby(["model", "role", "method", "arch", *KEY, "label"], sort=False)
-    out = g.agg(seeds=("seed", "nunique"), accuracy=("accuracy", "mean"), sd=("accuracy", lambda a: a.std(ddof=1) if len(a) > 1 else np.nan),
-                lo=("lo", "first"), hi=("hi", "first")).reset_index()
+    out = g.agg(
+        seeds=("seed", "nunique"),
+        accuracy=("accuracy", "mean"),
+        sd=("accuracy", lambda a: a.std(ddof=1) if len(a) > 1 else np.nan),
+        lo=("lo", "first"),
+        hi=("hi", "first"),
+    ).reset_index()
     multi = out["seeds"] > 1
     out.loc[multi, ["lo", "hi"]] = np.nan  # a Wilson interval describes one model, not a mean over seeds
     return out

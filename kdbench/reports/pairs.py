@@ -96,13 +96,27 @@ def pair_table(run: Run, idx: MetricIndex, keys: pd.DataFrame, distilled: str, b
     rows, per_seed = [], []
     sd = lambda v: float(v.std(ddof=1)) if len(v) > 1 else np.nan  # noqa: E731
 
+    def side_by_side(key, label, va, vb, diff) -> dict:
+        """A row's columns that every metric has: the two sides' per-seed values and their difference."""
+        return dict(
+            zip(KEY, key),
+            label=label,
+            seed_pairs=len(seed_pairs),
+            base_seeds=len(bs),
+            dist_seeds=len(ds),
+            base_acc=va.mean(),
+            base_sd=sd(va),
+            dist_acc=vb.mean(),
+            dist_sd=sd(vb),
+            diff=diff,
+            diff_sd=sd(vb - va) if design == "paired" else np.nan,
+        )
+
     def add(key, label, a, b, binary: bool):
         acc_a, acc_b = a.mean(axis=1), b.mean(axis=1)
         test = stats.method_test_paired(a, b) if design == "paired" else stats.method_test_unpaired(a, b)
-        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_seeds=len(bs), dist_seeds=len(ds),
-                   base_acc=acc_a.mean(), base_sd=sd(acc_a), dist_acc=acc_b.mean(), dist_sd=sd(acc_b),
-                   diff=test.difference, diff_sd=sd(acc_b - acc_a) if design == "paired" else np.nan,
-                   ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, test=test)
+        row = side_by_side(key, label, acc_a, acc_b, test.difference)
+        row.update(ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, test=test)
         if len(bs) == 1 and len(ds) == 1 and binary:
             n = a.shape[1]
             row["base_lo"], row["base_hi"] = stats.wilson_interval(int(a.sum()), n)
@@ -111,10 +125,26 @@ def pair_table(run: Run, idx: MetricIndex, keys: pd.DataFrame, distilled: str, b
             for sb, sdist in seed_pairs:
                 ra, rb = a[bs.index(sb)], b[ds.index(sdist)]
                 mc = stats.mcnemar_exact(ra, rb, "two-sided")
-                per_seed.append(dict(zip(KEY, key), label=label, base_seed=sb, dist_seed=sdist, base_acc=ra.mean(), dist_acc=rb.mean(),
-                                     diff=rb.mean() - ra.mean(), only_base=mc.only_a, only_dist=mc.only_b, p=mc.pvalue))
+                per_seed.append(
+                    dict(
+                        zip(KEY, key),
+                        label=label,
+                        base_seed=sb,
+                        dist_seed=sdist,
+                        base_acc=ra.mean(),
+                        dist_acc=rb.mean(),
+                        diff=rb.mean() - ra.mean(),
+                        only_base=mc.only_a,
+                        only_dist=mc.only_b,
+                        p=mc.pvalue,
+                    )
+                )
         for t in teachers:
-            tm = idx.matrix(t, idx.seeds.get(t, []), key) if key[0] != MEAN_CORRUPTION else corruption_matrix(idx, keys, names, t, idx.seeds.get(t, []))
+            tm = (
+                idx.matrix(t, idx.seeds.get(t, []), key)
+                if key[0] != MEAN_CORRUPTION
+                else corruption_matrix(idx, keys, names, t, idx.seeds.get(t, []))
+            )
             row[f"teacher:{t}"] = float(tm.mean()) if tm is not None else np.nan
         rows.append(row)
 
@@ -123,9 +153,7 @@ def pair_table(run: Run, idx: MetricIndex, keys: pd.DataFrame, distilled: str, b
         va, vb = idx.values(baseline, bs, key), idx.values(distilled, ds, key)
         if va is None or vb is None:
             return
-        row = dict(zip(KEY, key), label=label, seed_pairs=len(seed_pairs), base_seeds=len(bs), dist_seeds=len(ds), base_acc=va.mean(),
-                   base_sd=sd(va), dist_acc=vb.mean(), dist_sd=sd(vb), diff=vb.mean() - va.mean(),
-                   diff_sd=sd(vb - va) if design == "paired" else np.nan)
+        row = side_by_side(key, label, va, vb, vb.mean() - va.mean())
         for t in teachers:
             tv = idx.values(t, idx.seeds.get(t, []), key)
             row[f"teacher:{t}"] = float(tv.mean()) if tv is not None else np.nan
@@ -143,13 +171,53 @@ def pair_table(run: Run, idx: MetricIndex, keys: pd.DataFrame, distilled: str, b
         b = corruption_matrix(idx, keys, names, distilled, ds)
         if a is not None and b is not None:
             add((MEAN_CORRUPTION, MEAN_CORRUPTION, ""), mean_label, a, b, binary=False)
-    cols = [*KEY, "label", "seed_pairs", "base_seeds", "dist_seeds", "base_acc", "base_sd", "base_lo", "base_hi", "dist_acc", "dist_sd",
-            "dist_lo", "dist_hi", "diff", "diff_sd", "ci_lo", "ci_hi", "p", "mdd", "test"] + [f"teacher:{t}" for t in teachers]
+    cols = [
+        *KEY,
+        "label",
+        "seed_pairs",
+        "base_seeds",
+        "dist_seeds",
+        "base_acc",
+        "base_sd",
+        "base_lo",
+        "base_hi",
+        "dist_acc",
+        "dist_sd",
+        "dist_lo",
+        "dist_hi",
+        "diff",
+        "diff_sd",
+        "ci_lo",
+        "ci_hi",
+        "p",
+        "mdd",
+        "test",
+    ] + [f"teacher:{t}" for t in teachers]
     table = pd.DataFrame(rows).reindex(columns=cols)
-    per_seed_cols = [*KEY, "label", "base_seed", "dist_seed", "base_acc", "dist_acc", "diff", "only_base", "only_dist", "p"]
-    return Pair(distilled, baseline, seed_pairs, teachers, table, design, (list(bs), list(ds)),
-                str(methods.iloc[0]) if len(methods) else distilled, pd.DataFrame(per_seed, columns=per_seed_cols),
-                "distilled" if _role_of(run, distilled) == "distilled" else "control")
+    per_seed_cols = [
+        *KEY,
+        "label",
+        "base_seed",
+        "dist_seed",
+        "base_acc",
+        "dist_acc",
+        "diff",
+        "only_base",
+        "only_dist",
+        "p",
+    ]
+    return Pair(
+        distilled,
+        baseline,
+        seed_pairs,
+        teachers,
+        table,
+        design,
+        (list(bs), list(ds)),
+        str(methods.iloc[0]) if len(methods) else distilled,
+        pd.DataFrame(per_seed, columns=per_seed_cols),
+        "distilled" if _role_of(run, distilled) == "distilled" else "control",
+    )
 
 
 def verdict(diff, p_holm, mdd, method: str, alpha: float = ALPHA) -> str:
@@ -202,7 +270,11 @@ def apply_holm(pairs: list[Pair]) -> dict[str, int]:
         if "p_holm" not in t:
             t["p_holm"] = np.nan
         level = [ALPHA / max(sizes[holm_family(g)], 1) for g in t["group"]]
-        t["mdd"] = [test.mdd_at(a) if isinstance(test, stats.MethodTest) else np.nan for test, a in zip(t["test"], level)]
+        t["mdd"] = [
+            test.mdd_at(a) if isinstance(test, stats.MethodTest) else np.nan for test, a in zip(t["test"], level)
+        ]
         tested = [isinstance(test, stats.MethodTest) for test in t["test"]]
-        t["verdict"] = [verdict(d, ph, m, p.method) if ok else "" for d, ph, m, ok in zip(t["diff"], t["p_holm"], t["mdd"], tested)]
+        t["verdict"] = [
+            verdict(d, ph, m, p.method) if ok else "" for d, ph, m, ok in zip(t["diff"], t["p_holm"], t["mdd"], tested)
+        ]
     return sizes

@@ -114,7 +114,13 @@ def _level_plot(data: ReportData, pair: Pair, group: str, xlabel, scale, titled:
     axes = fig.subplots(1, len(conds), squeeze=False)[0]
     for ax, cond in zip(axes, conds):
         for model, role in _pair_models(pair):
-            _draw(ax, _series(data, model, group, cond), role, f"{model} ({role})", scale=scale(cond) if callable(scale) else scale)
+            _draw(
+                ax,
+                _series(data, model, group, cond),
+                role,
+                f"{model} ({role})",
+                scale=scale(cond) if callable(scale) else scale,
+            )
         if titled:
             ax.set_title(_text(cond), fontsize=9)
         ax.set_xlabel(xlabel(cond))
@@ -167,8 +173,14 @@ def difference_plot(data: ReportData, pair: Pair) -> str | None:
     ax.set_yticks(y, labels, fontsize=8)
     sig = t["p_holm"].to_numpy(float) < 0.05 if "p_holm" in t else np.zeros(len(t), bool)
     for yi, d, h, s in zip(y, diff, hi, sig):
-        ax.annotate(signed_pp(d / 100) + (" *" if s else ""), (max(h, d, 0), yi), xytext=(4, 0), textcoords="offset points",
-                    va="center", fontsize=7)
+        ax.annotate(
+            signed_pp(d / 100) + (" *" if s else ""),
+            (max(h, d, 0), yi),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
     ax.set_title(f"{_text(pair.distilled)} − {_text(pair.baseline)}", fontsize=9)
     ax.set_xlabel("difference (pp), 95% interval; * Holm p < 0.05")
     ax.margins(x=0.15)
@@ -204,8 +216,15 @@ def heatmap(data: ReportData) -> str | None:
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if not np.isnan(values[i, j]):
-                ax.text(j, i, signed_pp(values[i, j] / 100), ha="center", va="center", fontsize=7,
-                        color="white" if abs(values[i, j]) > 0.6 * reach else "black")
+                ax.text(
+                    j,
+                    i,
+                    signed_pp(values[i, j] / 100),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(values[i, j]) > 0.6 * reach else "black",
+                )
     fig.colorbar(im, ax=ax, label="difference (pp), mean over severities and seeds")
     return to_data_uri(fig)
 
@@ -220,7 +239,12 @@ def scatter(data: ReportData) -> str | None:
     worst = ps[(ps["group"] == "attack") & (ps["condition"] == WORST_CASE)]
     if len(worst):
         top = max(worst["level"], key=level_value)
-        panels.append((f"worst-case attack accuracy at ε={level_text('attack', top)} (%)", worst[worst["level"] == top].set_index(["model", "seed"])["accuracy"]))
+        panels.append(
+            (
+                f"worst-case attack accuracy at ε={level_text('attack', top)} (%)",
+                worst[worst["level"] == top].set_index(["model", "seed"])["accuracy"],
+            )
+        )
     mc = data.mean_corruption
     if mc is not None and len(mc):
         panels.append(("mean corruption accuracy (%)", mc.set_index(["model", "seed"])["accuracy"]))
@@ -233,8 +257,14 @@ def scatter(data: ReportData) -> str | None:
         for model in dict.fromkeys(robust.index.get_level_values(0)):
             both = paired.loc[[model]]
             role = roles.get(model, "")
-            ax.scatter(100 * both["clean"], 100 * both["robust"], s=18, color=COLORS.get(role, "#333333"),
-                       marker="s" if role == "teacher" else "o", label=_text(f"{model} ({role})"))
+            ax.scatter(
+                100 * both["clean"],
+                100 * both["robust"],
+                s=18,
+                color=COLORS.get(role, "#333333"),
+                marker="s" if role == "teacher" else "o",
+                label=_text(f"{model} ({role})"),
+            )
         ax.set_xlabel("clean accuracy (%)")
         ax.set_ylabel(label)
         ax.legend(fontsize=7, frameon=False)
@@ -255,8 +285,14 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     for model in (pair.baseline, pair.distilled):
         s = summarised(mm, model)
         s = s[s["metric"] == "agreement"]
-        series[model] = s.groupby(["group", "condition", "level"], sort=False)["value"].agg(["mean", "std"]).reset_index()
-    panels = [(g, c) for g, c in dict.fromkeys(zip(series[pair.distilled]["group"], series[pair.distilled]["condition"])) if g != "clean"]
+        series[model] = (
+            s.groupby(["group", "condition", "level"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+        )
+    panels = [
+        (g, c)
+        for g, c in dict.fromkeys(zip(series[pair.distilled]["group"], series[pair.distilled]["condition"]))
+        if g != "clean"
+    ]
     if not panels:
         return None
     fig = _figure(3.5 * len(panels) + 0.6, 2.8)
@@ -264,7 +300,9 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     for ax, (group, cond) in zip(axes, panels):
         for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
             t = series[model]
-            rows = pd.concat([t[t["group"] == "clean"].assign(level="0"), t[(t["group"] == group) & (t["condition"] == cond)]])
+            rows = pd.concat(
+                [t[t["group"] == "clean"].assign(level="0"), t[(t["group"] == group) & (t["condition"] == cond)]]
+            )
             x = rows["level"].map(level_value) if group == "noise" else rows["level"].astype(float)
             if group == "attack" and norm_of(cond) == "Linf":
                 x = x * 255
@@ -284,7 +322,11 @@ def agreement_plot(data: ReportData, pair: Pair) -> str | None:
     return to_data_uri(fig)
 
 
-TRAINING_PANELS = (("loss", "training loss (the method's objective)"), ("train_accuracy", "training accuracy (%)"), ("lr", "learning rate"))
+TRAINING_PANELS = (
+    ("loss", "training loss (the method's objective)"),
+    ("train_accuracy", "training accuracy (%)"),
+    ("lr", "learning rate"),
+)
 
 
 @matplotlib.rc_context(RC)
@@ -355,11 +397,17 @@ def all_figures(data: ReportData) -> dict:
     per pair], 'heatmap': uri|None, 'scatter': uri|None}."""
     return {
         "pairs": [
-            {"noise": noise_plot(data, p), "attack": attack_plot(data, p), "corruption": corruption_plot(data, p), "difference": difference_plot(data, p),
-             "agreement": agreement_plot(data, p), "reliability": reliability_plot(data, p), "training": training_plot(data, p)}
+            {
+                "noise": noise_plot(data, p),
+                "attack": attack_plot(data, p),
+                "corruption": corruption_plot(data, p),
+                "difference": difference_plot(data, p),
+                "agreement": agreement_plot(data, p),
+                "reliability": reliability_plot(data, p),
+                "training": training_plot(data, p),
+            }
             for p in data.pairs
         ],
         "heatmap": heatmap(data),
         "scatter": scatter(data),
     }
-

@@ -37,7 +37,8 @@ def facts(data: ReportData) -> list[str]:
     executor = man.get("executor") or {}
     threads = sorted({j.get("threads") for j in jobs if j.get("threads")})
     lines = [
-        f"suite `{man.get('suite_name', '')}`, run `{man.get('run_id', '')}`, kdbench {man.get('kdbench_version', '')}, "
+        f"suite `{man.get('suite_name', '')}`, run `{man.get('run_id', '')}`, kdbench "
+        f"{man.get('kdbench_version', '')}, "
         f"torch {man.get('torch', '')}, commit `{str(man.get('git_commit', ''))[:12]}`",
         f"{md_escape(man.get('device_name') or man.get('device', ''))}; "
         f"{executor.get('jobs', 1)} job(s) at once, {', '.join(map(str, threads)) or '?'} thread(s) each",
@@ -45,7 +46,10 @@ def facts(data: ReportData) -> list[str]:
     ]
     if isinstance(man.get("wall_s"), (int, float)):
         ran = sum(float(j.get("wall_s") or 0) for j in jobs if not j.get("cached"))
-        line = f"this run's wall time {elapsed(man['wall_s'])} ({len(jobs) - len(reused)} job(s), {elapsed(ran)} of job time)"
+        line = (
+            f"this run's wall time {elapsed(man['wall_s'])} "
+            f"({len(jobs) - len(reused)} job(s), {elapsed(ran)} of job time)"
+        )
         if reused:
             earlier = sum(float(j.get("wall_s") or 0) for j in reused)
             line += f"; {len(reused)} job(s) reused from the job store, made in {elapsed(earlier)} of job time"
@@ -58,7 +62,8 @@ def _figures(data: ReportData) -> list[str]:
     for pair in data.pairs:
         figs = [(plot(data, pair), label) for plot, label in FIGURES]
         imgs = [
-            f'<img alt="{md_escape(f"{pair.distilled} vs {pair.baseline}: {label}")}" src="{uri}" style="max-width: 49%">'
+            f'<img alt="{md_escape(f"{pair.distilled} vs {pair.baseline}: {label}")}" '
+            f'src="{uri}" style="max-width: 49%">'
             for uri, label in figs
             if uri
         ]

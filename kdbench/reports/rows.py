@@ -42,7 +42,9 @@ def _seed_list(seeds) -> str:
 
 def pair_header(pair: Pair) -> dict:
     if pair.design == "paired":
-        seeds = f"{len(pair.seed_pairs)} seed pair{'s' if len(pair.seed_pairs) != 1 else ''}: {_seed_list(pair.seeds[0])}"
+        seeds = (
+            f"{len(pair.seed_pairs)} seed pair{'s' if len(pair.seed_pairs) != 1 else ''}: {_seed_list(pair.seeds[0])}"
+        )
         test = "paired by seed" if len(pair.seed_pairs) > 1 else "one seed pair: too few seeds for a method-level test"
     else:
         seeds = f"seeds {_seed_list(pair.seeds[0])} (baseline) and {_seed_list(pair.seeds[1])} (distilled)"
@@ -57,8 +59,12 @@ def pair_header(pair: Pair) -> dict:
         "design": test,
         "n_seeds": len(pair.seed_pairs),
         "teachers": ", ".join(pair.teachers),
-        "acc_note": f"mean ± sd over {max(len(pair.seeds[0]), len(pair.seeds[1]))} seeds" if many else "with its Wilson 95% interval",
-        "diff_note": "mean ± sd of the per-seed differences" if pair.design == "paired" and len(pair.seed_pairs) > 1 else "",
+        "acc_note": f"mean ± sd over {max(len(pair.seeds[0]), len(pair.seeds[1]))} seeds"
+        if many
+        else "with its Wilson 95% interval",
+        "diff_note": "mean ± sd of the per-seed differences"
+        if pair.design == "paired" and len(pair.seed_pairs) > 1
+        else "",
     }
 
 
@@ -89,9 +95,15 @@ def _pair_row(row, teachers, warning: str = "") -> dict:
 def per_seed_pair_rows(pair: Pair) -> list[dict]:
     """Exact McNemar per seed pair: about these two trained networks, never pooled, never the headline."""
     return [
-        {"metric": r.label, "seeds": f"{r.base_seed}" if r.base_seed == r.dist_seed else f"{r.base_seed} / {r.dist_seed}",
-         "baseline": pct(r.base_acc, 2), "distilled": pct(r.dist_acc, 2), "diff": signed_pp(r.diff, 2),
-         "discordant": f"{int(r.only_base)} / {int(r.only_dist)}", "p": pvalue(r.p)}
+        {
+            "metric": r.label,
+            "seeds": f"{r.base_seed}" if r.base_seed == r.dist_seed else f"{r.base_seed} / {r.dist_seed}",
+            "baseline": pct(r.base_acc, 2),
+            "distilled": pct(r.dist_acc, 2),
+            "diff": signed_pp(r.diff, 2),
+            "discordant": f"{int(r.only_base)} / {int(r.only_dist)}",
+            "p": pvalue(r.p),
+        }
         for r in pair.per_seed.itertuples(index=False)
     ]
 
@@ -102,7 +114,11 @@ def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
     for group, rows in headline_groups(pair.table):
         for _, r in rows.iterrows():
             # an attack row never shows a robust-looking model without the masking flag beside it
-            flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"]) if group == "attack" else ""
+            flag = (
+                masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"])
+                if group == "attack"
+                else ""
+            )
             out.append(_pair_row(r, pair.teachers, flag))
         if group == MEAN_CORRUPTION:
             out += mce_rows(data, pair)
@@ -111,7 +127,14 @@ def headline_rows(data: ReportData, pair: Pair) -> list[dict]:
 
 def masking_rows(data: ReportData) -> list[dict]:
     return [
-        {"model": r.model, "seed": int(r.seed), "check": r.check, "eps": level_text("attack", r.eps, r.norm) + (" (L2)" if r.norm == "L2" else "") or DASH, "value": f"{r.value:.3g}", "threshold": f"{r.threshold:g}"}
+        {
+            "model": r.model,
+            "seed": int(r.seed),
+            "check": r.check,
+            "eps": level_text("attack", r.eps, r.norm) + (" (L2)" if r.norm == "L2" else "") or DASH,
+            "value": f"{r.value:.3g}",
+            "threshold": f"{r.threshold:g}",
+        }
         for r in data.masking.itertuples(index=False)
     ]
 
@@ -128,14 +151,33 @@ def mce_rows(data: ReportData, pair: Pair) -> list[dict]:
 
     def value(model, col):
         v = pd.to_numeric(m.loc[m["model"] == model, col], errors="coerce") if col in m else pd.Series(dtype=float)
-        return (f"{v.mean():.3g}" + (f" ± {v.std(ddof=1):.2g}" if len(v) > 1 else "")) if len(v) and not v.isna().all() else DASH
+        return (
+            (f"{v.mean():.3g}" + (f" ± {v.std(ddof=1):.2g}" if len(v) > 1 else ""))
+            if len(v) and not v.isna().all()
+            else DASH
+        )
 
     rows = []
     for col, name in (("mce", "mCE"), ("relative_mce", "relative mCE")):
         if col in m.columns:
-            rows.append({"metric": name, "group": "mce", "baseline": value(pair.baseline, col), "distilled": value(pair.distilled, col),
-                         "diff": DASH, "ci": DASH, "p": DASH, "p_holm": DASH, "mdd": DASH, "verdict": DASH,
-                         "teachers": [value(t, col) for t in pair.teachers], "significant": False, "sign": "flat", "warning": ""})
+            rows.append(
+                {
+                    "metric": name,
+                    "group": "mce",
+                    "baseline": value(pair.baseline, col),
+                    "distilled": value(pair.distilled, col),
+                    "diff": DASH,
+                    "ci": DASH,
+                    "p": DASH,
+                    "p_holm": DASH,
+                    "mdd": DASH,
+                    "verdict": DASH,
+                    "teachers": [value(t, col) for t in pair.teachers],
+                    "significant": False,
+                    "sign": "flat",
+                    "warning": "",
+                }
+            )
     return rows
 
 
@@ -159,11 +201,15 @@ def teacher_rows(data: ReportData) -> tuple[list[str], list[dict]]:
 def agreement_rows(data: ReportData) -> list[dict]:
     rows = []
     for _, r in data.agreement.iterrows():
-        rows.append({
-            "model": r["model"], "teachers": r["teachers"], "seeds": int(r["seeds"]),
-            "agreement": f"{pct(r['agreement'])} ± {pct(r['sd'])}" if r["seeds"] > 1 else pct(r["agreement"]),
-            "per_seed": ", ".join(f"{s}: {pct(v)}" for s, v in r["per_seed"]),
-        })
+        rows.append(
+            {
+                "model": r["model"],
+                "teachers": r["teachers"],
+                "seeds": int(r["seeds"]),
+                "agreement": f"{pct(r['agreement'])} ± {pct(r['sd'])}" if r["seeds"] > 1 else pct(r["agreement"]),
+                "per_seed": ", ".join(f"{s}: {pct(v)}" for s, v in r["per_seed"]),
+            }
+        )
     return rows
 
 
@@ -182,8 +228,15 @@ def corruption_matrix_rows(data: ReportData) -> tuple[list[str], list[dict]]:
 def per_seed_rows(data: ReportData) -> list[dict]:
     p = data.per_seed
     return [
-        {"model": r.model, "role": r.role, "seed": int(r.seed), "metric": r.label, "correct": f"{int(r.correct)}/{int(r.n)}",
-         "accuracy": pct(r.accuracy, 2), "wilson": interval_pct(r.lo, r.hi, 2)}
+        {
+            "model": r.model,
+            "role": r.role,
+            "seed": int(r.seed),
+            "metric": r.label,
+            "correct": f"{int(r.correct)}/{int(r.n)}",
+            "accuracy": pct(r.accuracy, 2),
+            "wilson": interval_pct(r.lo, r.hi, 2),
+        }
         for r in p.itertuples(index=False)
     ]
 
@@ -191,7 +244,10 @@ def per_seed_rows(data: ReportData) -> list[dict]:
 def model_rows(data: ReportData) -> list[dict]:
     a = data.accuracy.drop_duplicates("model")
     seeds = data.per_seed.groupby("model")["seed"].apply(lambda s: ", ".join(str(x) for x in sorted(set(s))))
-    return [{"model": r.model, "role": r.role, "method": r.method, "arch": r.arch, "seeds": seeds.get(r.model, "")} for r in a.itertuples(index=False)]
+    return [
+        {"model": r.model, "role": r.role, "method": r.method, "arch": r.arch, "seeds": seeds.get(r.model, "")}
+        for r in a.itertuples(index=False)
+    ]
 
 
 def provenance_rows(data: ReportData) -> dict:
@@ -201,8 +257,18 @@ def provenance_rows(data: ReportData) -> dict:
     job_rows = []
     if len(jobs):
         for _, j in jobs.iterrows():
-            job_rows.append({k: ("" if _nan(j.get(k)) else (f"{j.get(k):.1f}" if k == "wall_s" and isinstance(j.get(k), (int, float)) else str(j.get(k))))
-                             for k in ("id", "kind", "model", "seed", "wall_s", "cached")})
+            job_rows.append(
+                {
+                    k: (
+                        ""
+                        if _nan(j.get(k))
+                        else (
+                            f"{j.get(k):.1f}" if k == "wall_s" and isinstance(j.get(k), (int, float)) else str(j.get(k))
+                        )
+                    )
+                    for k in ("id", "kind", "model", "seed", "wall_s", "cached")
+                }
+            )
     return {
         "facts": [(k, fmt(v)) for k, v in prov["versions"] + prov["times"] + prov["other"]],
         "hashes": [(k, str(v)) for k, v in prov["hashes"]],

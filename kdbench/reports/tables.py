@@ -58,9 +58,16 @@ def agreement_table(run: Run) -> pd.DataFrame:
     for model, g in a.groupby("model", sort=False):
         g = g.sort_values("seed")
         vals = g["agreement"].astype(float)
-        out.append(dict(model=model, teachers=str(g["teachers"].iloc[0]), seeds=len(g), agreement=vals.mean(),
-                        sd=vals.std(ddof=1) if len(g) > 1 else np.nan,
-                        per_seed=list(zip(g["seed"].astype(int), vals))))
+        out.append(
+            dict(
+                model=model,
+                teachers=str(g["teachers"].iloc[0]),
+                seeds=len(g),
+                agreement=vals.mean(),
+                sd=vals.std(ddof=1) if len(g) > 1 else np.nan,
+                per_seed=list(zip(g["seed"].astype(int), vals)),
+            )
+        )
     return pd.DataFrame(out)
 
 
@@ -72,7 +79,12 @@ def corruption_table(accuracy: pd.DataFrame, per_seed: pd.DataFrame) -> pd.DataF
     models = list(dict.fromkeys(accuracy["model"]))
     names = list(dict.fromkeys(c["condition"]))
     # mean over severities per seed, then over seeds: every seed weighs the same
-    t = c.groupby(["model", "condition", "seed"], sort=False)["accuracy"].mean().groupby(level=[0, 1], sort=False).mean()
+    t = (
+        c.groupby(["model", "condition", "seed"], sort=False)["accuracy"]
+        .mean()
+        .groupby(level=[0, 1], sort=False)
+        .mean()
+    )
     t = t.unstack("model").reindex(index=names, columns=[m for m in models if m in set(c["model"])])
     return t.rename(index=corruption_name)  # rows name corruptions: "fog", not "c:fog"
 
@@ -104,7 +116,17 @@ def mce_table(run: Run) -> tuple[pd.DataFrame | None, str]:
 
 
 # ------------------------------------------------------------------------------------ provenance
-VERSION_KEYS = ("kdbench_version", "python", "torch", "torchvision", "torchattacks", "git_commit", "device", "device_name", "cpu")
+VERSION_KEYS = (
+    "kdbench_version",
+    "python",
+    "torch",
+    "torchvision",
+    "torchattacks",
+    "git_commit",
+    "device",
+    "device_name",
+    "cpu",
+)
 TIME_KEYS = ("started", "finished", "wall_s")
 HASH_KEYS = ("suite_hash", "eval_spec_hash", "example_ids_sha256")
 
@@ -128,7 +150,9 @@ def provenance(run: Run) -> dict:
         "hashes": [(k, man[k]) for k in HASH_KEYS if k in man],
         "other": other,
         "jobs": jobs,
-        "jobs_wall_s": float(pd.to_numeric(jobs.get("wall_s", pd.Series(dtype=float)), errors="coerce").sum()) if len(jobs) else 0.0,
+        "jobs_wall_s": float(pd.to_numeric(jobs.get("wall_s", pd.Series(dtype=float)), errors="coerce").sum())
+        if len(jobs)
+        else 0.0,
         "suite_text": suite_text,
     }
 
@@ -140,7 +164,9 @@ def build(run: Run) -> ReportData:
     accuracy = accuracy_table(per_seed)
     idx = MetricIndex(run)
     # distilled students first, controls (no teacher) after: the order of every section
-    pairs = sorted((pair_table(run, idx, keys, d, b) for d, b in compare_list(run)), key=lambda p: p.role != "distilled")
+    pairs = sorted(
+        (pair_table(run, idx, keys, d, b) for d, b in compare_list(run)), key=lambda p: p.role != "distilled"
+    )
     families = apply_holm(pairs)
     _, mc_label = corruption_set(keys)
     mce, mce_note = mce_table(run)
@@ -224,7 +250,7 @@ STATISTICS_TEXT = (
     "twins trained with the same seeds are compared seed by seed (paired), otherwise the seed spread is "
     "pooled over the two models (unpaired, Student's equal-variance assumption). The test needs two or "
     "more seeds; MDD is the smallest true difference it detects with 80% power at the 5% level, and a "
-    "row reads \"too few seeds to tell\" when the MDD exceeds the observed difference (or 1 pp, for "
+    'row reads "too few seeds to tell" when the MDD exceeds the observed difference (or 1 pp, for '
     "smaller ones). p Holm is corrected within two families: the {family} headline differences, and "
     "the {detail} corruption-by-severity cells; the MDD is taken at the family's Bonferroni level "
     "(5% / family size), which Holm never needs to go below. The exact McNemar tests per seed pair "

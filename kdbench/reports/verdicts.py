@@ -91,14 +91,20 @@ class PairVerdict:
 
     def sentence(self) -> str:
         clauses = self.clauses()
-        return f"{self.title}: " + "; ".join(text for text, _ in clauses) + "." if clauses else f"{self.title}: nothing compared."
+        return (
+            f"{self.title}: " + "; ".join(text for text, _ in clauses) + "."
+            if clauses
+            else f"{self.title}: nothing compared."
+        )
 
 
 def _finding(question: str, row, masking: str = "") -> Finding:
     def value(key: str) -> float:
         return math.nan if row.get(key) is None else float(row.get(key))
 
-    return Finding(question, str(row.get("verdict") or ""), value("diff"), value("ci_lo"), value("ci_hi"), value("mdd"), masking)
+    return Finding(
+        question, str(row.get("verdict") or ""), value("diff"), value("ci_lo"), value("ci_hi"), value("mdd"), masking
+    )
 
 
 def findings(data: ReportData, pair: Pair) -> list[Finding]:
@@ -112,7 +118,11 @@ def findings(data: ReportData, pair: Pair) -> list[Finding]:
     worst = attacks[attacks["condition"].map(is_worst_case)]
     for _, r in (worst if len(worst) else attacks).iterrows():
         norm = norm_of(r["condition"])
-        name = ("worst-case attack" if norm == "Linf" else "worst-case L2 attack") if is_worst_case(r["condition"]) else r["condition"]
+        name = (
+            ("worst-case attack" if norm == "Linf" else "worst-case L2 attack")
+            if is_worst_case(r["condition"])
+            else r["condition"]
+        )
         flag = masking_warning(data.masking, (pair.distilled, pair.baseline), r["level"], r["condition"])
         out.append(_finding(f"{name} ε={level_text('attack', r['level'], norm)}", r, flag))
     return out
@@ -124,5 +134,17 @@ def pair_verdicts(data: ReportData) -> list[PairVerdict]:
     out = []
     for pair in data.pairs:
         seeds = max(len(pair.seeds[0]), len(pair.seeds[1]))
-        out.append(PairVerdict(pair.distilled, pair.baseline, pair.role, str(arch.get(pair.distilled, "")), seeds, findings(data, pair)))
+        out.append(
+            PairVerdict(
+                pair.distilled, pair.baseline, pair.role, str(arch.get(pair.distilled, "")), seeds, findings(data, pair)
+            )
+        )
     return out  # in the report's order: distilled pairs first, controls after
+
+
+def run_verdicts(run) -> list[PairVerdict]:
+    """The verdicts of a loaded run (results.contract.Run): what the command line prints at the end,
+    the runs index stores and `kdbench.verdicts` returns, built once here."""
+    from kdbench.reports.tables import build
+
+    return pair_verdicts(build(run))

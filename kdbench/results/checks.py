@@ -53,7 +53,9 @@ def check_run(run: Run) -> None:
         raise ResultsError(metrics_file, f"line {i + 2}: role {m['role'].iloc[i]!r} is not one of {', '.join(ROLES)}")
     # a row covers the first n examples: all of them, or a condition's own n (results format 3)
     n_rows = m["n"].to_numpy()
-    bad_n = (n_rows > n_examples) | (n_rows < 1) | ((n_rows != n_examples) & (run.manifest.get("results_format", 1) < 3))
+    bad_n = (
+        (n_rows > n_examples) | (n_rows < 1) | ((n_rows != n_examples) & (run.manifest.get("results_format", 1) < 3))
+    )
     if bad_n.any():
         i = int(np.flatnonzero(bad_n)[0])
         raise ResultsError(metrics_file, f"line {i + 2}: n = {m['n'].iloc[i]} but the run scored {n_examples} examples")
@@ -61,7 +63,8 @@ def check_run(run: Run) -> None:
     if (run.correct & beyond).any():
         i = int(np.flatnonzero((run.correct & beyond).any(1))[0])
         raise ResultsError(
-            run.path / "per_example.npz", f"row {i}: correct past the first n = {n_rows[i]} examples its metrics row covers"
+            run.path / "per_example.npz",
+            f"row {i}: correct past the first n = {n_rows[i]} examples its metrics row covers",
         )
     expected = m["correct"].to_numpy() / np.maximum(m["n"].to_numpy(), 1)
     acc = m["accuracy"].to_numpy(dtype=float)
@@ -70,7 +73,9 @@ def check_run(run: Run) -> None:
     bad_acc |= ~np.isfinite(acc)
     if bad_acc.any():
         i = int(np.flatnonzero(bad_acc)[0])
-        raise ResultsError(metrics_file, f"line {i + 2}: accuracy {acc[i]} is not correct/n = {expected[i]:.6g} (truncated?)")
+        raise ResultsError(
+            metrics_file, f"line {i + 2}: accuracy {acc[i]} is not correct/n = {expected[i]:.6g} (truncated?)"
+        )
     keys = m[["model", "seed", "group", "condition", "level"]]
     dup = keys.duplicated()
     if dup.any():
@@ -84,6 +89,8 @@ def check_run(run: Run) -> None:
         bad = ~(np.abs(got - expected) <= 1e-6) | (a["agree"].to_numpy() > a["n"].to_numpy())
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ResultsError(agreement_file, f"line {i + 2}: agreement {got[i]} is not agree/n = {expected[i]:.6g} (truncated?)")
+            raise ResultsError(
+                agreement_file, f"line {i + 2}: agreement {got[i]} is not agree/n = {expected[i]:.6g} (truncated?)"
+            )
     if len(np.unique(run.example_index)) != n_examples:
         raise ResultsError(run.path / "per_example.npz", "example_index repeats an example")

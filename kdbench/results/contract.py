@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,16 +45,30 @@ import numpy as np
 import pandas as pd
 
 from kdbench.util.atomic import atomic_path, write_text
+from kdbench.util.errors import UserError
 from kdbench.util.levels import level_str
 from kdbench.util.names import NAME, RESULTS_FORMAT, corruption_condition
-from kdbench.util.errors import UserError
 
 METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "n", "correct", "accuracy"]
 AGREEMENT_COLUMNS = ["model", "seed", "teachers", "n", "agree", "agreement"]
 ROLES = ("teacher", "baseline", "distilled", "control")
 SUMMARY_COLUMNS = ["model", "seed", "statistic", "corruption", "value", "cells"]
 DIAGNOSTIC_COLUMNS = ["model", "seed", "check", "eps", "value", "threshold", "flagged", "norm"]
-MODEL_METRIC_COLUMNS = ["model", "role", "method", "arch", "seed", "condition", "group", "level", "metric", "value", "n", "reference", "temperature"]
+MODEL_METRIC_COLUMNS = [
+    "model",
+    "role",
+    "method",
+    "arch",
+    "seed",
+    "condition",
+    "group",
+    "level",
+    "metric",
+    "value",
+    "n",
+    "reference",
+    "temperature",
+]
 TRAINING_COLUMNS = ["model", "role", "method", "seed", "epoch", "metric", "value"]
 FILES = ("manifest.json", "metrics.csv", "per_example.npz", "agreement.csv")
 
@@ -89,17 +104,29 @@ class Run:
     def correct_for(self, model: str, seed: int, condition: str, level="") -> np.ndarray:
         m = self.metrics
         hit = np.flatnonzero(
-            (m["model"] == model) & (m["seed"] == int(seed)) & (m["condition"] == condition) & (m["level"] == level_str(level))
+            (m["model"] == model)
+            & (m["seed"] == int(seed))
+            & (m["condition"] == condition)
+            & (m["level"] == level_str(level))
         )
         if len(hit) != 1:
             raise KeyError(f"{self.path}: no single row for {model} seed {seed} {condition} {level!r}")
         return self.correct_rows(hit)[0]
 
 
-def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correct, agreement: pd.DataFrame,
-              summary: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None,
-              model_metrics: pd.DataFrame | None = None, model_metric_values: dict | None = None,
-              training: pd.DataFrame | None = None) -> Path:
+def write_run(
+    path,
+    manifest: dict,
+    metrics: pd.DataFrame,
+    example_index,
+    correct,
+    agreement: pd.DataFrame,
+    summary: pd.DataFrame | None = None,
+    diagnostics: pd.DataFrame | None = None,
+    model_metrics: pd.DataFrame | None = None,
+    model_metric_values: dict | None = None,
+    training: pd.DataFrame | None = None,
+) -> Path:
     """Write the files, each atomically; manifest last, so its presence marks a complete run."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -143,8 +170,11 @@ def write_run(path, manifest: dict, metrics: pd.DataFrame, example_index, correc
             if rows[-1] >= len(out) or any(len(model_metric_values[r]) != len(example_index) for r in rows):
                 raise ValueError("model_metric_values must map model_metrics rows to one value per example")
             with atomic_path(path / "model_metrics.npz") as tmp, open(tmp, "wb") as fh:
-                savez_stable(fh, row=np.asarray(rows, dtype=np.int64),
-                                    values=np.stack([np.asarray(model_metric_values[r], dtype=np.float32) for r in rows]))
+                savez_stable(
+                    fh,
+                    row=np.asarray(rows, dtype=np.int64),
+                    values=np.stack([np.asarray(model_metric_values[r], dtype=np.float32) for r in rows]),
+                )
     if training is not None and len(training):
         with atomic_path(path / "training.csv") as tmp:
             training.reindex(columns=TRAINING_COLUMNS).to_csv(tmp, index=False, float_format="%.10g")
@@ -188,22 +218,37 @@ def read_run(path) -> Run:
             keys = {k: z[k] for k in ("model", "seed", "condition", "level")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         if "pickle" in str(exc):  # never pass on numpy's hint to load it unsafely
-            raise ResultsError(path / "per_example.npz", "holds Python objects, which kdbench never unpickles; a run's per_example.npz holds plain arrays only") from None
+            raise ResultsError(
+                path / "per_example.npz",
+                "holds Python objects, which kdbench never unpickles; a run's per_example.npz holds plain arrays only",
+            ) from None
         raise ResultsError(path / "per_example.npz", f"unreadable ({exc})") from None
     n = len(example_index)
     if packed.ndim == 2 and packed.shape[0] != len(metrics):
         # a metrics.csv cut at a line end still parses; only the row counts tell
-        raise ResultsError(path / "metrics.csv", f"has {len(metrics)} rows but per_example.npz has {packed.shape[0]}: one of the two is truncated (or they come from different runs)")
+        raise ResultsError(
+            path / "metrics.csv",
+            f"has {len(metrics)} rows but per_example.npz has {packed.shape[0]}: one of the two is "
+            "truncated (or they come from different runs)",
+        )
     if packed.ndim != 2 or packed.shape[1] != (n + 7) // 8:
-        raise ResultsError(path / "per_example.npz", f"correct has shape {packed.shape}, expected ({len(metrics)}, {(n + 7) // 8})")
+        raise ResultsError(
+            path / "per_example.npz", f"correct has shape {packed.shape}, expected ({len(metrics)}, {(n + 7) // 8})"
+        )
     for key, values in keys.items():
         if not np.array_equal(values.astype(str), metrics[key].astype(str).to_numpy()):
             raise ResultsError(path / "per_example.npz", f"its '{key}' keys do not match metrics.csv row by row")
-    fmt = manifest.get("results_format", 1) if isinstance(manifest, dict) else 1  # a non-mapping manifest: the caller's check
+    fmt = (
+        manifest.get("results_format", 1) if isinstance(manifest, dict) else 1
+    )  # a non-mapping manifest: the caller's check
     if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt < 1:
         raise ResultsError(path / "manifest.json", f"results_format must be a whole number >= 1, found {fmt!r}")
     if fmt > RESULTS_FORMAT:
-        raise ResultsError(path / "manifest.json", f"results format {fmt} was written by a newer kdbench; this one reads formats 1 to {RESULTS_FORMAT}: upgrade kdbench")
+        raise ResultsError(
+            path / "manifest.json",
+            f"results format {fmt} was written by a newer kdbench; this one reads formats 1 to "
+            f"{RESULTS_FORMAT}: upgrade kdbench",
+        )
     if fmt < 2:  # format 1 named corruption rows by the corruption alone; read them as format 2 names them
         corr = metrics["group"] == "corruption"
         metrics.loc[corr, "condition"] = metrics.loc[corr, "condition"].map(corruption_condition)
@@ -216,24 +261,43 @@ def read_run(path) -> Run:
     diagnostics = None
     if (path / "diagnostics.csv").is_file():
         # `norm` came with the L2 threat model: older runs' checks with an epsilon are Linf ones
-        diagnostics = _read_csv(path / "diagnostics.csv", DIAGNOSTIC_COLUMNS[:-1], {"model": str, "check": str, "eps": str, "norm": str})
+        diagnostics = _read_csv(
+            path / "diagnostics.csv", DIAGNOSTIC_COLUMNS[:-1], {"model": str, "check": str, "eps": str, "norm": str}
+        )
         if "norm" not in diagnostics.columns:
             diagnostics["norm"] = np.where(diagnostics["eps"] != "", "Linf", "")
         try:
-            diagnostics["flagged"] = diagnostics["flagged"].map({"True": True, "False": False, True: True, False: False}).astype(bool)
+            diagnostics["flagged"] = (
+                diagnostics["flagged"].map({"True": True, "False": False, True: True, False: False}).astype(bool)
+            )
             diagnostics["threshold"] = pd.to_numeric(diagnostics["threshold"], errors="coerce")
         except (ValueError, TypeError) as exc:
             raise ResultsError(path / "diagnostics.csv", f"'flagged' must be True or False ({exc})") from None
     model_metrics = None
     if (path / "model_metrics.csv").is_file():
-        model_metrics = _read_csv(path / "model_metrics.csv", MODEL_METRIC_COLUMNS,
-                                  {"model": str, "condition": str, "level": str, "metric": str, "reference": str})
+        model_metrics = _read_csv(
+            path / "model_metrics.csv",
+            MODEL_METRIC_COLUMNS,
+            {"model": str, "condition": str, "level": str, "metric": str, "reference": str},
+        )
         model_metrics["temperature"] = pd.to_numeric(model_metrics["temperature"].replace("", np.nan), errors="coerce")
     values = _read_model_metric_values(path, model_metrics, n)
     training = None
     if (path / "training.csv").is_file():
         training = _read_csv(path / "training.csv", TRAINING_COLUMNS, {"model": str, "metric": str, "method": str})
-    return Run(path, manifest, metrics, example_index, correct, agreement, summary, diagnostics, model_metrics, values, training)
+    return Run(
+        path,
+        manifest,
+        metrics,
+        example_index,
+        correct,
+        agreement,
+        summary,
+        diagnostics,
+        model_metrics,
+        values,
+        training,
+    )
 
 
 def _read_model_metric_values(path: Path, model_metrics, n: int) -> dict[int, np.ndarray] | None:
@@ -246,10 +310,16 @@ def _read_model_metric_values(path: Path, model_metrics, n: int) -> dict[int, np
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ResultsError(file, f"unreadable ({exc})") from None
     if values.shape != (len(rows), n) or (len(rows) and (rows.min() < 0 or rows.max() >= len(model_metrics))):
-        raise ResultsError(file, f"values {values.shape} for rows up to {rows.max() if len(rows) else '-'} do not fit "
-                                 f"model_metrics.csv ({len(model_metrics)} rows) and {n} examples")
-    means = np.nanmean(values.astype(np.float64), axis=1) if len(rows) else np.zeros(0)
-    if not np.allclose(means, model_metrics["value"].to_numpy(dtype=float)[rows], rtol=1e-4, atol=1e-5):
+        raise ResultsError(
+            file,
+            f"values {values.shape} for rows up to {rows.max() if len(rows) else '-'} do not fit "
+            f"model_metrics.csv ({len(model_metrics)} rows) and {n} examples",
+        )
+    with warnings.catch_warnings():  # a row with no finite value (a network that outputs NaN) means NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(values.astype(np.float64), axis=1) if len(rows) else np.zeros(0)
+    csv = model_metrics["value"].to_numpy(dtype=float)[rows]
+    if not np.allclose(means, csv, rtol=1e-4, atol=1e-5, equal_nan=True):
         raise ResultsError(file, "per-example values do not average to model_metrics.csv 'value' (from another run?)")
     return dict(zip(rows.tolist(), values))
 
@@ -277,5 +347,9 @@ def _read_csv(file: Path, columns, dtypes) -> pd.DataFrame:
             names = {n for v in values for n in v.split("+") if n} if col == "teachers" else values
             bad = sorted(n for n in names if not re.match(NAME, n))
             if bad:
-                raise ResultsError(file, f"'{col}' holds {bad[0][:80]!r}, which is not a model name (letters, digits, _ . -, starting with a letter or digit)")
+                raise ResultsError(
+                    file,
+                    f"'{col}' holds {bad[0][:80]!r}, which is not a model name (letters, digits, _ . "
+                    "-, starting with a letter or digit)",
+                )
     return df

@@ -5,8 +5,11 @@ that train models, so each logs its own epochs as they happen."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kdbench.util.errors import UserError
 
@@ -30,6 +33,24 @@ def check_installed(backends) -> None:
                 f"--track {name}: the {module} package is not installed; install it with "
                 f"pip install 'kdbench[{extra}]' (or pip install -e '.[{extra}]' in a checkout)"
             )
+        if name == "mlflow":
+            _check_mlflow_uri(os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+def _check_mlflow_uri(uri: str | None) -> None:
+    """A tracker the user asked for that cannot work is refused before any work (exit 2), never
+    dropped mid-run: MLFLOW_TRACKING_URI naming a local path that is a file, not a store folder."""
+    if not uri:
+        return
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme not in ("", "file") or (parsed.scheme == "" and uri.startswith(("sqlite", "http"))):
+        return  # a server or a database: only it can say whether it works
+    path = Path(urllib.parse.unquote(parsed.path) if parsed.scheme == "file" else uri).expanduser()
+    if path.exists() and not path.is_dir():
+        raise TrackingError(
+            f"--track mlflow: MLFLOW_TRACKING_URI={uri} names a file, not an MLflow store folder; "
+            "unset it (the store is then OUT/mlruns) or name a folder, a database or a server"
+        )
 
 
 @dataclass(frozen=True)

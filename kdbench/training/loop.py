@@ -20,6 +20,7 @@ from torch import nn
 from kdbench.models.compiled import Compiled, eager_reason
 from kdbench.training.methods import Method
 from kdbench.training.methods.base import Batch, FeatureCache, Teachers
+from kdbench.util.contracts import check_logits, check_losses
 from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
 from kdbench.util.progress import bar
@@ -191,6 +192,7 @@ def train(
     check_every = CHECK_EVERY if cuda else 1
     layout = torch.channels_last if channels_last else torch.contiguous_format
     history, step = [], 0
+    what = f"{desc}: method '{method.name}', forward_train"
     for epoch in range(recipe.epochs):
         progress = epoch / max(1, recipe.epochs - 1)
         perm = torch.randperm(n, generator=order_gen)
@@ -215,6 +217,9 @@ def train(
                 logits, losses = method.forward_train(
                     step_net, sources, Batch(x, y, idx, progress, seed, step, epoch + 1)
                 )
+            if step == 0:
+                check_logits(logits, len(idx), logits.shape[-1] if logits.dim() == 2 else -1, what, method)
+                check_losses(losses, what, method)
             total = functools.reduce(operator.add, losses.values())
             b = len(idx)
             for k, v in losses.items():

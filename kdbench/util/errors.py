@@ -6,3 +6,10 @@ from kdbench.util.exit_codes import ExitCode
 
 class UserError(Exception):
     exit_code: ExitCode = ExitCode.BAD_INPUT
+
+
+class CodeFailed(UserError):
+    """A user's own code (a plugin's network, method or condition) that broke its contract while a
+    job ran: exit 1, with a sentence naming the job, the code's file and line and what was wrong."""
+
+    exit_code = ExitCode.FAIL

@@ -4,6 +4,21 @@ metrics.csv cannot carry markup into a report), condition groups and their order
 rows and the threat models' names, the data splits and the CIFAR-10-C corruption names."""
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Names become folder and file names (OUT/<suite>/<stamp>/, per-model files): kept well under the
+# file systems' 255 bytes, with room for what kdbench appends.
+MAX_NAME = 64
+# What kdbench itself writes in `--out` beside the suites' folders (the job store is `_cache`, which
+# NAME refuses already): a suite may not be named as one of them.
+INDEX_FILE = "runs.sqlite"
+OUT_RESERVED = (
+    INDEX_FILE,
+    f"{INDEX_FILE}-journal",
+    f"{INDEX_FILE}-wal",
+    f"{INDEX_FILE}-shm",
+    "mlruns",
+    "tensorboard",
+    "wandb",
+)
 
 # Results format 2: a CIFAR-10-C corruption's rows in metrics.csv are named "c:<corruption>", so
 # that `condition == "gaussian_noise"` means the noise sweep alone, never the corruption of the
@@ -80,3 +95,11 @@ def metric_rank(group: str, condition: str, level: float, first_seen: dict[str, 
     group, other conditions as first seen, then by level."""
     g = GROUP_ORDER.index(group) if group in GROUP_ORDER else len(GROUP_ORDER)
     return g, -1 if is_worst_case(condition) else first_seen[condition], level
+
+
+def run_stem(run_dir) -> str:
+    """<suite>-<run-id> for results/<suite>/<run-id>/: the stem of its report's and exports' names."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir).resolve()
+    return f"{run_dir.parent.name}-{run_dir.name}"

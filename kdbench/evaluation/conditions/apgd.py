@@ -37,7 +37,6 @@ class APGD(Attack):
     The step size adapts to the loss' progress, so there is none to tune; restarts run on the
     examples not yet fooled, as in pyautoattack."""
 
-    name = "apgd"
     Params = APGDParams
 
     @property

@@ -28,7 +28,6 @@ class APGDT(Attack):
     As its `perturb`: the targets in order of the model's clean scores, each run on the examples
     that survived the earlier targets; the start is drawn per example and target."""
 
-    name = "apgd_t"
     kind = "margin"
     Params = APGDTParams
 

@@ -38,7 +38,6 @@ class AutoAttackCondition(Attack):
     Its published budget, Linf or L2, run once on all evaluated examples per model with the
     evaluation seed."""
 
-    name = "autoattack"
     kind = "composite"
     whole_set = True
     batch_independent = False  # it batches internally, seeding each batch

@@ -72,6 +72,14 @@ class Condition:
         raise NotImplementedError
 
     def attack(
-        self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, indices: torch.Tensor, level
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        indices: torch.Tensor,
+        level,
+        source: Optional[torch.nn.Module] = None,
     ) -> torch.Tensor:
+        """The adversarial batch for `model`; `source` is the model a transfer attack crafts on
+        (None for the others, which ignore it)."""
         raise NotImplementedError

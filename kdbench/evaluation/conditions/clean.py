@@ -22,7 +22,6 @@ class CleanParams(Params):
 class Clean(Condition):
     """The test images as they are; always scored (agreement and the robust convention need it)."""
 
-    name = "clean"
     group = "clean"
     Params = CleanParams
 

@@ -28,7 +28,6 @@ class CWParams(PGDParams):
 class CW(PGD):
     """Linf PGD on the Carlini-Wagner margin loss (max_{j!=y} z_j - z_y) with a fixed budget."""
 
-    name = "cw"
     kind = "margin"
     Params = CWParams
     loss = staticmethod(margin_loss)

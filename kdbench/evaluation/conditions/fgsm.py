@@ -15,7 +15,6 @@ class FGSM(Attack):
     Under L2 its form is the fast gradient method: x + eps * grad / ||grad||_2 (one step of
     torchattacks.PGDL2 from the clean image with step eps)."""
 
-    name = "fgsm"
     kind = "single_step"
     Params = AttackParams
 

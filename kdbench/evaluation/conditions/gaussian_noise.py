@@ -19,7 +19,6 @@ class NoiseParams(Params):
 class GaussianNoise(Condition):
     """Gaussian noise sweep: clip(x + sigma * N(0, 1), 0, 1), one seeded generator per test image."""
 
-    name = "gaussian_noise"
     group = "noise"
     Params = NoiseParams
 

@@ -51,7 +51,6 @@ class PGD(Attack):
     The same steps as torchattacks.PGD and PGDL2 (checked against them from a common start); the
     random start is drawn per example, so the result does not depend on the batch size."""
 
-    name = "pgd"
     kind = "ce"
     Params = PGDParams
     loss = staticmethod(cross_entropy)

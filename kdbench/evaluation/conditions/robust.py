@@ -27,7 +27,6 @@ class Robust(Attack):
 
     The worst case over them is the headline; the single attacks feed the masking checks."""
 
-    name = "robust"
     Params = RobustParams
 
     @classmethod

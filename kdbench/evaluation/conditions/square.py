@@ -21,7 +21,6 @@ class Square(Attack):
     Random search on the margin loss with queries only, no gradients, so gradient masking cannot
     stop it."""
 
-    name = "square"
     kind = "black_box"
     Params = SquareParams
     batch_independent = False  # its squares are drawn once per step for the whole batch

@@ -25,7 +25,6 @@ class Transfer(Attack):
 
     The source is the model's teacher, its baseline twin, or a named model."""
 
-    name = "transfer"
     kind = "black_box"
     needs_source = True
     Params = TransferParams

@@ -40,10 +40,26 @@ class ModelMetric:
         return self.fn
 
     def values(self, *args, **kw):
-        """(the metric, its per-example values (N,) float32 numpy or None)."""
-        out = self.fn(*args, **kw)
+        """(the metric, its per-example values (N,) float32 numpy or None). What a plugin's metric
+        returns is checked: one number, or a tensor of one value per example."""
+        from kdbench.util.contracts import located
+        from kdbench.util.errors import CodeFailed
+
+        what = f"model metric '{self.name}'"
+        out = self.fn(*args, **kw)  # an exception in a plugin's metric is said by the run (assemble)
         if not self.per_example:
-            return float(out), None
+            try:
+                return float(out), None
+            except (TypeError, ValueError, RuntimeError):
+                raise CodeFailed(
+                    f"{what} ({located(self.fn)}) returned {type(out).__name__}, expected one number"
+                ) from None
+        n = len(args[0])
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (n,):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise CodeFailed(
+                f"{what} ({located(self.fn)}) returned {shape}, expected per-example values of shape ({n},)"
+            )
         out = out.detach().double()
         return float(torch.nanmean(out)), out.float().cpu().numpy()  # NaN: an example the metric does not cover
 

@@ -16,28 +16,13 @@ import math
 import numpy as np
 
 from kdbench.evaluation.model_metrics import MODEL_METRICS
+from kdbench.results.contract import MODEL_METRIC_COLUMNS
 from kdbench.training.methods.base import teacher_log_probs
 from kdbench.training.methods.temperature import temperature_at
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
 pd = lazy("pandas")
-
-COLUMNS = [
-    "model",
-    "role",
-    "method",
-    "arch",
-    "seed",
-    "condition",
-    "group",
-    "level",
-    "metric",
-    "value",
-    "n",
-    "reference",
-    "temperature",
-]
 
 
 def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
@@ -148,7 +133,7 @@ def model_metric_rows(
                 temperature=math.nan,
             )
             add(base | dict(metric=metric.name), metric, right, source_right)
-    return pd.DataFrame(rows, columns=COLUMNS), values
+    return pd.DataFrame(rows, columns=MODEL_METRIC_COLUMNS), values
 
 
 def _saliency_rows(suite, grads_by: dict, describe, add) -> None:

@@ -1,17 +1,44 @@
 """Training methods, found by the names the suite uses: clean-data (`baseline`, `label_smoothing`,
-`kd`, `kd_mse`, `dkd`, `dist`, `kd_logit_std`), feature-based (`fitnets`, `at`, `rkd`, `crd`) and
-adversarial (`pgd_at`, `trades`, `ard`, `rslad`)."""
+`kd`, `kd_mse`, `dkd`, `dist`, `kd_logit_std`), feature-based (`fitnets`, `at`, `rkd`, `crd`, `sp`,
+`pkt`, `vid`, `nst`) and adversarial (`pgd_at`, `trades`, `ard`, `rslad`)."""
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from kdbench.registry import Registry
+from kdbench.registry import RegistrationError, Registry
 from kdbench.training.methods.base import EnsembleMode, Method, MethodParams, teacher_log_probs
 
-METHODS: Registry[type[Method]] = Registry("method")
+
+def _check_method(name: str, cls) -> None:
+    """A method is a Method subclass whose `Params` is a MethodParams with `name: Literal["<name>"]`:
+    the suite's `method:` union is keyed by that literal, so another one would register the
+    method under two names."""
+    where = f"method '{name}' ({getattr(cls, '__qualname__', cls)})"
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise RegistrationError(f"{where}: register a subclass of kdbench.Method (or TeacherMethod)")
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise RegistrationError(f"{where}: `Params` must be a pydantic model subclassing kdbench.MethodParams")
+    field = params.model_fields.get("name")
+    literal = typing.get_args(field.annotation) if field is not None else ()
+    if field is None or typing.get_origin(field.annotation) is not typing.Literal:
+        raise RegistrationError(
+            f'{where}: its parameters model {params.__name__} needs the field `name: Literal["{name}"] = "{name}"`'
+        )
+    if literal != (name,) or field.default != name:
+        shown = ", ".join(repr(v) for v in literal)
+        raise RegistrationError(
+            f"{where}: its parameters model {params.__name__} says name is Literal[{shown}]"
+            f"{'' if field.default == name else f' (default {field.default!r})'}, but the decorator registers "
+            f'\'{name}\': make them the same (`name: Literal["{name}"] = "{name}"`)'
+        )
+
+
+METHODS: Registry[type[Method]] = Registry("method", check=_check_method)
 register_method = METHODS.register
 
 # A new method is one new module that registers itself. Listed in this order (`kdbench list`, the
@@ -33,6 +60,10 @@ METHODS.declare_from_sources(
         "at",
         "rkd",
         "crd",
+        "sp",
+        "pkt",
+        "vid",
+        "nst",
         "pgd_at",
         "trades",
         "ard",

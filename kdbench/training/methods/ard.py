@@ -44,7 +44,6 @@ class ARD(RobustDistillMethod):
     clean forward runs even at alpha = 1, as in the authors' code (it moves BatchNorm's running
     statistics towards clean images)."""
 
-    name = "ard"
     Params = ARDParams
 
     def forward_train(self, student, teachers, batch):

@@ -28,7 +28,6 @@ class AT(FeatureMethod):
     the smaller first. Stages pair from the deepest (all three on the CIFAR ResNets).
     """
 
-    name = "at"
     Params = ATParams
 
     def forward_train(self, student, teachers, batch):

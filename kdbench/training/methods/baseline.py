@@ -27,7 +27,6 @@ class Baseline(Method):
     T = 1 is the ordinary baseline. A high T trains large logits, so at test time (T = 1) the
     softmax saturates: Papernot et al.'s (2016) defensive-distillation teacher."""
 
-    name = "baseline"
     role = "baseline"
     Params = BaselineParams
 

@@ -76,7 +76,6 @@ class CRD(FeatureMethod):
     The heads train with the student; the banks are not trained; all are dropped after training.
     """
 
-    name = "crd"
     Params = CRDParams
 
     @classmethod

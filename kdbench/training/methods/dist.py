@@ -36,7 +36,6 @@ class DIST(TeacherMethod):
     row, the intra-class term that of each class's column over the batch. Defaults: the authors'
     DIST class."""
 
-    name = "dist"
     Params = DISTParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):

@@ -30,7 +30,6 @@ class DKD(TeacherMethod):
     epochs count from 1. Defaults: mdistiller's CIFAR-100 configuration.
     """
 
-    name = "dkd"
     Params = DKDParams
 
     def forward_train(self, student, teachers, batch):

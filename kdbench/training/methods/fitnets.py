@@ -35,7 +35,6 @@ class FitNets(FeatureMethod):
     conv), then BN and ReLU. It is trained with the student and dropped afterwards.
     """
 
-    name = "fitnets"
     Params = FitNetsParams
 
     def setup(self, student, teachers, labels):

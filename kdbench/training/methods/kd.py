@@ -20,7 +20,6 @@ class KD(SoftTargetMethod):
     p^T = softmax(z / T); KL is summed over classes and averaged over the batch (`batchmean`).
     """
 
-    name = "kd"
     soft_name = "kd"
     Params = KDParams
 

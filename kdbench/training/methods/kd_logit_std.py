@@ -33,7 +33,6 @@ class KDLogitStd(TeacherMethod):
     std is the per-example z-score of the logits. Defaults: the authors' CIFAR-100 KD run
     (--logit-stand --base-temp 2 --kd-weight 9, with mdistiller's CE weight 0.1)."""
 
-    name = "kd_logit_std"
     Params = KDLogitStdParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):

@@ -21,7 +21,6 @@ class KDMSE(SoftTargetMethod):
     batch, like `kd`'s KL.
     """
 
-    name = "kd_mse"
     soft_name = "mse"
     Params = KDMSEParams
 

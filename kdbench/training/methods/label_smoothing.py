@@ -20,7 +20,6 @@ class LabelSmoothingParams(MethodParams):
 class LabelSmoothing(Method):
     """The control for KD: soft targets with no teacher (Szegedy et al., 2016; torch's label_smoothing)."""
 
-    name = "label_smoothing"
     Params = LabelSmoothingParams
 
     def losses(self, student_logits, teacher_logits, labels, progress):

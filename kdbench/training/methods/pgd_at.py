@@ -27,7 +27,6 @@ class PGDAT(Method):
     Trains on adversarial examples only; training accuracy is counted on them. The hard-label twin
     of the robust distillation methods, and a way to train a robust teacher inside a suite."""
 
-    name = "pgd_at"
     role = "baseline"
     Params = PGDATParams
 

@@ -32,7 +32,6 @@ class RKD(FeatureMethod):
     The teacher's side carries no gradient. The embeddings may differ in width.
     """
 
-    name = "rkd"
     Params = RKDParams
 
     def forward_train(self, student, teachers, batch):

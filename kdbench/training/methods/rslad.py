@@ -36,7 +36,6 @@ class RSLAD(RobustDistillMethod):
 
     Its twin is pgd_at, at the same attack budget."""
 
-    name = "rslad"
     Params = RSLADParams
 
     def forward_train(self, student, teachers, batch):

@@ -41,7 +41,6 @@ class TRADES(Method):
     a control for the robust distillation methods (a better adversarial loss, no teacher), held
     against pgd_at."""
 
-    name = "trades"
     twin = "pgd_at"
     Params = TRADESParams
 

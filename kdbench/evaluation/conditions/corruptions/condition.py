@@ -88,7 +88,6 @@ class CorruptionsParams(Params):
 class Corruptions(Condition):
     """Hendrycks & Dietterich's corruptions: one condition per name, severities as levels."""
 
-    name = "corruptions"
     group = "corruption"
     Params = CorruptionsParams
 
