@@ -116,7 +116,12 @@ def _edited(plugin: Plugin) -> bool:
 def _file_plugin_sha(file: Path, helpers: dict[str, Path], data: bytes | None = None) -> str:
     """A file plugin's identity: its bytes and its helper modules' (by module name, never by folder)."""
     main = data if data is not None else file.read_bytes()
-    return _sha256_sources([(file.name, main), *((f"{m}.py", f.read_bytes()) for m, f in sorted(helpers.items()))])
+    return _shipped_sha(file.name, main, [(m, f.read_bytes()) for m, f in sorted(helpers.items())])
+
+
+def _shipped_sha(name: str, source: bytes, helpers) -> str:
+    """The same identity from the sources themselves (a worker has no files): helpers (module, bytes), sorted."""
+    return _sha256_sources([(name, source), *((f"{m}.py", data) for m, data in helpers)])
 
 
 def shippable(specs: list[str]) -> tuple[tuple[str, bytes | None, tuple[tuple[str, bytes], ...]], ...]:
@@ -143,7 +148,7 @@ def load_shipped(items) -> None:
             load_plugins([spec], Path("/"))
             continue
         file = Path(spec)
-        sha = _sha256_sources([(file.name, source), *((f"{m}.py", data) for m, data in helpers)])
+        sha = _shipped_sha(file.name, source, helpers)
         known = _LOADED.get(spec)
         if known is not None and known.sha256 == sha:
             continue
@@ -304,26 +309,27 @@ def _module_files(name: str) -> list[Path]:
 def _import_failure(origin: str, exc: BaseException, files: list[Path]) -> str:
     """What went wrong while importing a plugin, with the plugin's own frames only (kdbench's and
     importlib's are noise to its author)."""
-    own = {str(f.resolve()) for f in files}
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()) in own]
-    lines = [f"{origin} raised {type(exc).__name__} while being imported: {exc}"]
-    for f in frames:
-        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
-    return "\n".join(lines)
+    frames = _own_frames(exc, files)
+    return "\n".join([f"{origin} raised {type(exc).__name__} while being imported: {exc}", *frames])
 
 
 def plugin_failure(exc: BaseException) -> str | None:
     """What a loaded plugin's code raised while a job ran, with the plugin's own frames; None when
     no frame of the traceback is a plugin's (kdbench's own error, to propagate as it is)."""
-    files = [f for p in _LOADED.values() for f in p.files]
-    own = {str(f.resolve()) for f in files}
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if str(Path(f.filename).resolve()) in own]
+    frames = _own_frames(exc, [f for p in _LOADED.values() for f in p.files])
     if not frames:
         return None
-    lines = [f"plugin code raised {type(exc).__name__}: {exc}"]
-    for f in frames:
-        lines.append(f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else ""))
-    return "\n".join(lines)
+    return "\n".join([f"plugin code raised {type(exc).__name__}: {exc}", *frames])
+
+
+def _own_frames(exc: BaseException, files: list[Path]) -> list[str]:
+    """The traceback's frames in `files`, as Python prints them."""
+    own = {str(f.resolve()) for f in files}
+    return [
+        f'  File "{f.filename}", line {f.lineno}, in {f.name}' + (f"\n    {f.line}" if f.line else "")
+        for f in traceback.extract_tb(exc.__traceback__)
+        if str(Path(f.filename).resolve()) in own
+    ]
 
 
 def _identifier(text: str) -> str:

@@ -22,16 +22,22 @@ def located(obj) -> str:
         return getattr(inner, "__module__", "?")
 
 
-def check_logits(z, batch: int, num_classes: int, what: str, code) -> None:
-    """A network's outputs on a batch: a floating tensor of shape (batch, num_classes)."""
+def check_logits(z, batch: int, num_classes: int | None, what: str, code) -> None:
+    """A network's outputs on a batch: a floating tensor of shape (batch, num_classes); any number
+    of classes when `num_classes` is None (where the caller does not know the data's)."""
     import torch
 
     if not isinstance(z, torch.Tensor):
         raise CodeFailed(f"{what} ({located(code)}) returned {type(z).__name__}, expected a tensor of logits")
-    if z.dim() != 2 or z.shape[0] != batch or z.shape[1] != num_classes:
+    if z.dim() != 2 or z.shape[0] != batch or num_classes not in (None, z.shape[1]):
+        expected = f"({batch}, classes)"
+        if num_classes is not None:
+            expected = (
+                f"({batch}, {num_classes}): the data has {num_classes} classes (a factory must use its num_classes)"
+            )
+        shape = tuple(z.shape)
         raise CodeFailed(
-            f"{what} ({located(code)}) returned logits of shape {tuple(z.shape)} for {batch} images, expected "
-            f"({batch}, {num_classes}): the data has {num_classes} classes (a factory must use its num_classes)"
+            f"{what} ({located(code)}) returned logits of shape {shape} for {batch} images, expected {expected}"
         )
     if not z.is_floating_point():
         raise CodeFailed(f"{what} ({located(code)}) returned {z.dtype} logits, expected floating point")
