@@ -25,7 +25,7 @@ from kdbench.evaluation.conditions.base import Params as ConditionParams
 from kdbench.evaluation.model_metrics import register_metric
 from kdbench.models import register_model
 from kdbench.training.methods import Method, MethodParams, register_method, teacher_log_probs
-from kdbench.training.methods.base import Batch, FeatureMethod, TeacherMethod, Teachers
+from kdbench.training.methods.base import Batch, FeatureMethod, PretrainParams, TeacherMethod, Teachers
 from kdbench.version import __version__
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "Method",
     "TeacherMethod",
     "MethodParams",
+    "PretrainParams",
     "FeatureMethod",
     "features",
     "Features",

@@ -45,24 +45,38 @@ def run(
     (default: none); `track` names experiment trackers ("mlflow", "tensorboard", "wandb"), offline by default.
     `portable` (or the suite's `reproducible: portable`) needs its environment set before torch was
     imported (docs/reproducibility.md), and refuses clearly without it."""
-    from kdbench.pipeline.run import run_suite
+    from kdbench.pipeline.options import RunOptions
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
     if portable:
         suite = suite.model_copy(update={"reproducible": "portable"})
-    return run_suite(
-        suite,
+    options = RunOptions.of(
         data_root=data_root,
         out=out,
         cache_dir=cache_dir,
         device=device,
         force=force,
-        jobs=int(jobs),
-        threads=None if threads is None else int(threads),
+        jobs=jobs,
+        threads=threads,
         track=tuple(track),
         log=log or (lambda _: None),
     )
+    return run_with(suite, options)
+
+
+def run_with(suite: Suite, options):
+    """Run `suite` with `options` (pipeline.options.RunOptions), the runs index and the options'
+    trackers listening: what `kdbench run` and `kdbench.run` both call."""
+    from kdbench.index.hook import IndexHook
+    from kdbench.pipeline.run import run_suite
+
+    hooks = [IndexHook(str(options.out))]
+    if options.track:
+        from kdbench.tracking.hook import TrackingHook
+
+        hooks.append(TrackingHook(options.track, str(options.out)))
+    return run_suite(suite, options, hooks)
 
 
 def read_run(run_dir: str | os.PathLike):

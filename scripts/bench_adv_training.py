@@ -20,7 +20,8 @@ import torch
 
 from kdbench.config import TrainRecipe
 from kdbench.models import create_model, wrap
-from kdbench.training.loop import predict_logits, train
+from kdbench.training.batches import predict_logits
+from kdbench.training.loop import train
 from kdbench.training.methods import METHODS, build_method
 
 METHOD_NAMES = ("baseline", "pgd_at", "trades", "ard", "rslad")

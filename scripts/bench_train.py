@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdbench.config import TrainRecipe
 from kdbench.models import create_model, wrap
-from kdbench.training.loop import PAD, train
+from kdbench.training.batches import PAD
+from kdbench.training.loop import train
 from kdbench.training.methods import METHODS, build_method
 
 T, ALPHA = 4.0, 0.1

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import special
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from kdbench.analysis import stats
+from kdbench.analysis import mcnemar, stats
 
 ACC = 0.85
 SD_THETA, SD_GAMMA = 2.0, 0.5
@@ -116,7 +116,7 @@ def cell(args) -> dict:
         out["p_cov"] += tp.ci[0] <= 0 <= tp.ci[1]
         out["u_rej"] += tu.pvalue < ALPHA
         out["u_cov"] += tu.ci[0] <= 0 <= tu.ci[1]
-        out["pooled_rej"] += stats.mcnemar_exact(a, b).pvalue < ALPHA
+        out["pooled_rej"] += mcnemar.mcnemar_exact(a, b).pvalue < ALPHA
         mdd_p.append(tp.mdd)
         mdd_u.append(tu.mdd)
         a, b = world(rng, s, s, n, sd, effect_pp=2.0)
@@ -125,11 +125,11 @@ def cell(args) -> dict:
         # gate, same networks re-evaluated
         base, run = reevaluated(rng, s, n, sd)
         out["same_fa"] += (
-            stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+            mcnemar.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
         )
         base, run = reevaluated(rng, s, n, sd, drop_pp=2.0)
         out["same_pow"] += (
-            stats.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
+            mcnemar.mcnemar_exact(base, run, "less").pvalue < ALPHA and run.mean() - base.mean() < -TOLERANCE
         )
         # gate, retrained with fresh seeds (same recipe)
         base, run = world(rng, s, s, n, sd, same_method=True)

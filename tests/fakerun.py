@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from kdbench.results.contract import write_run
+from kdbench.results.write import write_run
 from kdbench.util.names import BENCHMARK_CORRUPTIONS, RESULTS_FORMAT, corruption_condition
 
 SIGMAS = (0.05, 0.1)

@@ -48,6 +48,7 @@ def test_the_api_is_small_and_documented():
         "Method",
         "TeacherMethod",
         "MethodParams",
+        "PretrainParams",
         "FeatureMethod",
         "features",
         "Features",

@@ -12,7 +12,8 @@ from kdbench.cli import main
 from kdbench.data import load_dataset
 from kdbench.data.subsets import nested_order, stratified_subset
 from kdbench.results.checks import check_run
-from kdbench.results.contract import ResultsError, read_run
+from kdbench.results.contract import ResultsError
+from kdbench.results.read import read_run
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
 SUBSETS = ["evaluate.pgd.n=30", "--set", "evaluate.gaussian_noise.n=50", "--set", "students.kd.seeds=[0, 1]"]

@@ -8,7 +8,7 @@ import pytest
 
 from kdbench.cli import main
 from kdbench.reports import render
-from kdbench.results.contract import read_run
+from kdbench.results.read import read_run
 
 SUITE = Path(__file__).parent / "suites" / "defensive_synthetic.yaml"
 EPS = "0.0313725"

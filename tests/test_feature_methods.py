@@ -20,7 +20,10 @@ from kdbench.training.methods.crd import contrast_indices, crd_modules, nce_loss
 from kdbench.training.methods.fitnets import conv_regressor
 from kdbench.training.methods.rkd import angles, relative_distances
 
-FEATURE_METHODS = ["fitnets", "at", "rkd", "crd", "sp", "pkt", "vid", "nst"]
+FEATURE_METHODS = ["fitnets", "at", "rkd", "crd", "sp", "pkt", "vid", "nst", "cc", "ft", "ab", "fsp"]
+# AB reads pre-activations (stages that end in a ReLU) and FSP needs the teacher's widths: a ResNet
+STUDENT = {"ab": "resnet8", "fsp": "resnet8"}
+PARAMS = {"crd": {"nce_k": 32}, "ft": {"init_epochs": 1}, "ab": {"init_epochs": 1}, "fsp": {"init_epochs": 1}}
 
 
 @pytest.mark.parametrize("arch", [name for name, _ in MODELS.items()])
@@ -257,11 +260,12 @@ def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
         torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g),
         torch.randint(0, 10, (64,), generator=g),
     )
-    params = METHODS.get(name).Params(**({"nce_k": 32} if name == "crd" else {}))
+    params = METHODS.get(name).Params(**PARAMS.get(name, {}))
 
     def run():
         torch.manual_seed(0)
-        teacher, student = wrap(create_model("resnet8"), "cifar10").eval(), wrap(create_model("cnn_tiny"), "cifar10")
+        teacher = wrap(create_model("resnet8"), "cifar10").eval()
+        student = wrap(create_model(STUDENT.get(name, "cnn_tiny")), "cifar10")
         t_state = {k: v.clone() for k, v in teacher.state_dict().items()}
         method, initial = build_method(params), {}
         setup = method.setup
@@ -281,7 +285,7 @@ def test_each_trains_its_own_parts_and_leaves_the_teacher(name):
 
     student, method, history, initial = run()
     assert len(history) == 2 and all(math.isfinite(v) for row in history for v in row.values())
-    parts = {"fitnets": "connector", "crd": "parts", "vid": "heads"}.get(name)
+    parts = {"fitnets": "connector", "crd": "parts", "vid": "heads", "cc": "embed", "ft": "translator"}.get(name)
     assert bool(initial) == bool(parts)
     if parts:  # in the optimiser: every parameter moved
         trained = dict(getattr(method, parts).named_parameters())
@@ -379,3 +383,83 @@ def test_cached_teacher_features_train_the_same_student(method, monkeypatch):
     assert history == fresh_history
     for k in cached:
         assert torch.equal(cached[k], fresh[k]), k
+
+
+@pytest.mark.parametrize("name", ["ft", "ab", "fsp"])
+def test_a_pretraining_stage_trains_its_parts_then_leaves_the_students_draws_alone(name):
+    """FT's paraphraser, AB's connectors and the student (AB, FSP) move in the pre-training stage;
+    FT's paraphraser is frozen afterwards. The stage draws its own data order, so the training
+    that follows sees the batches its baseline twin sees."""
+    from kdbench.config import TrainRecipe
+    from kdbench.training.loop import train
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (48,), generator=g)
+    recipe = TrainRecipe(epochs=2, batch_size=16, lr=0.01, augment=True)
+
+    def run(method_name, **kw):
+        torch.manual_seed(0)
+        teacher = wrap(create_model("resnet8"), "cifar10").eval()
+        student = wrap(create_model("resnet8"), "cifar10")
+        method = build_method(METHODS.get(method_name).Params(**kw))
+        seen, forward, before = [], method.forward_train, {}
+        method.forward_train = lambda s, t, b: (seen.append(b.index.tolist()), forward(s, t, b))[1]
+        setup = method.setup
+
+        def recording(*args):
+            out = setup(*args)
+            if method_name == "ft":
+                before.update({k: v.detach().clone() for k, v in method.paraphraser.state_dict().items()})
+            return out
+
+        method.setup = recording
+        lines = []
+        train(student, images, labels, recipe, method, 0, teachers=[teacher], say=lines.append)
+        return method, student, seen, before, lines
+
+    method, student, seen, before, lines = run(name, init_epochs=2)
+    _, baseline, twin_seen, _, _ = run("baseline")
+    assert seen == twin_seen
+    assert [line.split(":")[1].strip() for line in lines] == ["pre-training epoch 1/2", "pre-training epoch 2/2"]
+    if name == "ft":
+        after = method.paraphraser.state_dict()
+        assert all(not torch.equal(v, after[k]) for k, v in before.items())
+        assert not method.paraphraser.training
+    _, unpretrained, *_ = run(name, init_epochs=0)
+    changed = [k for k, v in student.state_dict().items() if not torch.equal(v, unpretrained.state_dict()[k])]
+    assert changed  # the pre-trained layers (AB, FSP) or the pre-trained paraphraser's factors (FT) told
+    if name == "ft":  # whose stage trains the paraphraser alone
+        assert {id(p) for p in method.pretrain_setup(student).parameters()}.isdisjoint(map(id, student.parameters()))
+    if name == "ab":  # with no pre-training, AB is the baseline's cross-entropy: the same student
+        assert all(
+            torch.equal(a, b) for a, b in zip(unpretrained.state_dict().values(), baseline.state_dict().values())
+        )
+
+
+def test_ab_refuses_stages_without_a_preactivation_and_fsp_unequal_widths():
+    from kdbench.config import TrainRecipe
+    from kdbench.training.loop import train
+
+    images, labels = torch.zeros(8, 3, 32, 32, dtype=torch.uint8), torch.zeros(8, dtype=torch.long)
+    teacher = wrap(create_model("resnet8"), "cifar10").eval()
+    with pytest.raises(FeatureError, match="does not end in a ReLU, so it has no pre-activation"):
+        train(
+            wrap(create_model("cnn_tiny"), "cifar10"),
+            images,
+            labels,
+            TrainRecipe(epochs=1, batch_size=8),
+            build_method(METHODS.get("ab").Params(init_epochs=1)),
+            0,
+            teachers=[teacher],
+        )
+    with pytest.raises(FeatureError, match=r"fsp: the student's and the teacher's channels differ \(\[3, 16, 32, 64\]"):
+        train(
+            wrap(create_model("cnn_tiny"), "cifar10"),
+            images,
+            labels,
+            TrainRecipe(epochs=1, batch_size=8),
+            build_method(METHODS.get("fsp").Params(init_epochs=1)),
+            0,
+            teachers=[teacher],
+        )

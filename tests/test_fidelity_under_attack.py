@@ -43,7 +43,7 @@ def test_the_teachers_see_the_students_own_adversarial_examples():
 def test_both_twins_get_fidelity_in_every_attack_cell_and_the_report_tests_it(tmp_path):
     from kdbench.cli import main
     from kdbench.reports.calibration import calibration_table
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     suite = tmp_path / "tiny.yaml"
     suite.write_text(suite_text("fid", 1))

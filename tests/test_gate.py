@@ -440,7 +440,7 @@ def test_the_gate_says_when_the_runs_come_from_different_set_ups(tmp_path, capsy
 
 
 def test_format_1_runs_are_read_with_format_2_names(tmp_path, capsys):
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     new = fakerun.fake_results(n=300, seeds=(0,), corruptions=True)
     old = new.copy()  # as kdbench wrote it before corruption rows had their own names

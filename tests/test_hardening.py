@@ -14,8 +14,8 @@ import yaml
 from test_suite import GOOD
 
 from kdbench.cli import main
-from kdbench.reports.markdown import md_escape
 from kdbench.util.atomic import atomic_dir, remove_stale_parts
+from kdbench.util.markdown import md_escape
 
 SHIPPED = sorted((Path(__file__).parents[1] / "suites").glob("*.yaml")) + sorted(
     (Path(__file__).parent / "suites").glob("*.yaml")
@@ -396,7 +396,7 @@ def test_two_runs_of_one_suite_into_one_folder_at_once(tmp_path):
     import subprocess
     import sys
 
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     suite = Path(__file__).parent / "suites" / "synthetic.yaml"
     args = [

@@ -69,6 +69,67 @@ def test_no_import_cycles():
             visit(module, [])
 
 
+# The layers, lowest first: a module imports from its own layer or below, never above, so data flow
+# one way (suite -> plan -> jobs -> results -> analysis -> reports). docs/contributing.md lists them.
+LAYERS = [
+    ("util", "version"),
+    ("registry",),
+    ("results", "data", "models"),
+    ("evaluation",),
+    ("training",),
+    ("config",),
+    ("executors",),
+    ("pipeline",),
+    ("analysis",),
+    ("reports",),
+    ("exports", "index", "tracking"),
+    ("api",),
+    ("cli", "__main__", "kdbench"),  # kdbench: the package's __init__
+]
+
+
+def _layer_of(module: str) -> int:
+    top = module.split(".")[1] if "." in module else module
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module}: its package {top!r} is in no layer of LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{m} (layer {_layer_of(m)}) imports {t} (layer {_layer_of(t)})"
+        for m, targets in graph.items()
+        for t in targets
+        if _layer_of(t) > _layer_of(m)
+    )
+
+
+def test_data_flow_one_way_through_the_layers():
+    assert upward_imports(_import_graph()) == []
+
+
+def test_the_layer_check_fails_on_an_upward_import():
+    graph = _import_graph()
+    graph["kdbench.executors.store"] = graph["kdbench.executors.store"] | {"kdbench.pipeline.plan"}
+    graph["kdbench.util.format"] = graph["kdbench.util.format"] | {"kdbench.reports.tables"}
+    assert upward_imports(graph) == [
+        "kdbench.executors.store (layer 6) imports kdbench.pipeline.plan (layer 7)",
+        "kdbench.util.format (layer 0) imports kdbench.reports.tables (layer 9)",
+    ]
+
+
+def test_no_module_is_longer_than_300_lines_but_the_corruption_kernels():
+    """One idea per module: the corruption kernels (the reference's parameters, one function per
+    corruption, kept together as the reference keeps them) are the one exception."""
+    long = {
+        str(f.relative_to(ROOT)): n
+        for f in (ROOT / "kdbench").rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > 300
+    }
+    assert set(long) <= {"kdbench/evaluation/conditions/corruptions/kernels.py"}, long
+
+
 def test_condition_order_is_pinned():
     """The conditions' order enters every evaluation's hash (the evaluation specification lists them
     in registry order): a new condition goes last, and none moves."""

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from kdbench.models.soft_targets import TemperatureSchedule, temperature_at
 from kdbench.training.methods import METHODS, build_method
-from kdbench.training.methods.temperature import TemperatureSchedule, temperature_at
 
 S = [[2.0, 0.5, -1.0], [0.0, 1.0, 0.2]]
 T1 = [[3.0, 0.0, -2.0], [0.5, 2.5, 0.0]]

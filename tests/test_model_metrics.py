@@ -97,7 +97,7 @@ def _run_with_model_metrics(tmp_path, shift: float = 0.05):
     import pandas as pd
     from fakerun import fake_results
 
-    from kdbench.results.contract import write_run
+    from kdbench.results.write import write_run
 
     p = fake_results(n=300, seeds=(0, 1, 2))
     rng = np.random.default_rng(5)
@@ -142,7 +142,7 @@ def test_the_report_tests_per_example_metrics_as_it_tests_accuracy(tmp_path):
 
     from kdbench.analysis import stats
     from kdbench.reports.calibration import calibration_rows, calibration_table
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     path, mm, values = _run_with_model_metrics(tmp_path)
     run = read_run(path)
@@ -175,7 +175,8 @@ def test_the_report_tests_per_example_metrics_as_it_tests_accuracy(tmp_path):
 def test_per_example_values_that_do_not_match_the_csv_are_refused(tmp_path):
     import numpy as np
 
-    from kdbench.results.contract import ResultsError, read_run
+    from kdbench.results.contract import ResultsError
+    from kdbench.results.read import read_run
 
     path, _, _ = _run_with_model_metrics(tmp_path)
     with np.load(path / "model_metrics.npz") as z:

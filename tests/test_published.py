@@ -10,7 +10,7 @@ from fakerun import fake_results, write
 
 from kdbench.reports.published import answer, published_page
 from kdbench.reports.tables import build
-from kdbench.results.contract import read_run
+from kdbench.results.read import read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "results" / "published" / "cifar_noise"

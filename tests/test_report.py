@@ -12,7 +12,8 @@ from scipy import stats as sps
 from kdbench.cli import main
 from kdbench.reports import keys, pairs, render, tables
 from kdbench.results.checks import load_run
-from kdbench.results.contract import ResultsError, read_run
+from kdbench.results.contract import ResultsError
+from kdbench.results.read import read_run
 
 KD, BASE, TEACHER = "resnet20-kd", "resnet20-baseline", "wrn40_2-teacher"
 EVIL = "<script>alert(1)</script>"
@@ -339,7 +340,7 @@ def test_the_teacher_does_not_set_the_scale_of_a_plot():
 def test_the_heat_map_shows_distilled_minus_baseline(tmp_path):
     pieces = fakerun.fake_results(n=200, seeds=(0,), corruptions=True)
     data = tables.build(load_run(fakerun.write(tmp_path / "run", pieces)))
-    from kdbench.reports.plots import corruption_differences, heatmap
+    from kdbench.reports.run_plots import corruption_differences, heatmap
 
     diffs = corruption_differences(data)
     assert list(diffs.columns) == [f"{KD} − {BASE}"] and len(diffs) == 15

@@ -8,7 +8,8 @@ import pytest
 
 from kdbench.cli import main
 from kdbench.pipeline import jobs
-from kdbench.results.contract import METRIC_COLUMNS, read_run
+from kdbench.results.contract import METRIC_COLUMNS
+from kdbench.results.read import read_run
 
 SUITE = Path(__file__).parent / "suites" / "synthetic.yaml"
 

@@ -6,22 +6,22 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from kdbench.analysis import stats
+from kdbench.analysis import mcnemar, stats
 
 
 @pytest.mark.parametrize("k,n", [(0, 10), (1, 10), (5, 10), (10, 10), (0, 1), (731, 1000), (9999, 10000), (3, 7)])
 @pytest.mark.parametrize("conf", [0.9, 0.95, 0.99])
 def test_wilson_matches_scipy(k, n, conf):
     ref = sps.binomtest(k, n).proportion_ci(confidence_level=conf, method="wilson")
-    lo, hi = stats.wilson_interval(k, n, conf)
+    lo, hi = mcnemar.wilson_interval(k, n, conf)
     assert lo == pytest.approx(ref.low, abs=1e-12)
     assert hi == pytest.approx(ref.high, abs=1e-12)
 
 
 def test_wilson_vectorised_and_empty():
-    lo, hi = stats.wilson_interval(np.array([0, 5]), np.array([10, 10]))
+    lo, hi = mcnemar.wilson_interval(np.array([0, 5]), np.array([10, 10]))
     assert lo.shape == (2,) and lo[0] == 0.0 and 0 < hi[0] < 0.35
-    assert all(np.isnan(stats.wilson_interval(0, 0)))
+    assert all(np.isnan(mcnemar.wilson_interval(0, 0)))
 
 
 def _table(a11, a10, a01, a00):
@@ -37,7 +37,7 @@ def _table(a11, a10, a01, a00):
 @pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
 def test_mcnemar_exact_equals_binomial_test_on_discordant_pairs(cells, alternative):
     a, b = _table(*cells)
-    res = stats.mcnemar_exact(a, b, alternative)
+    res = mcnemar.mcnemar_exact(a, b, alternative)
     assert (res.only_a, res.only_b) == (cells[1], cells[2])
     d = cells[1] + cells[2]
     ref = 1.0 if d == 0 else sps.binomtest(cells[2], d, 0.5, alternative=alternative).pvalue
@@ -47,21 +47,21 @@ def test_mcnemar_exact_equals_binomial_test_on_discordant_pairs(cells, alternati
 def test_mcnemar_direction():
     # B loses 20 examples A got right and gains 2: "B is worse" must be significant, "B better" not.
     a, b = _table(500, 20, 2, 100)
-    assert stats.mcnemar_exact(a, b, "less").pvalue < 1e-3
-    assert stats.mcnemar_exact(a, b, "greater").pvalue > 0.99
-    assert stats.mcnemar_exact(a, a, "less").pvalue == 1.0
+    assert mcnemar.mcnemar_exact(a, b, "less").pvalue < 1e-3
+    assert mcnemar.mcnemar_exact(a, b, "greater").pvalue > 0.99
+    assert mcnemar.mcnemar_exact(a, a, "less").pvalue == 1.0
 
 
 def test_mcnemar_pools_seed_pairs_of_the_same_networks():
     a1, b1 = _table(10, 4, 1, 5)
     a2, b2 = _table(12, 3, 0, 5)
-    res = stats.mcnemar_exact(np.stack([a1, a2]), np.stack([b1, b2]), "less")
+    res = mcnemar.mcnemar_exact(np.stack([a1, a2]), np.stack([b1, b2]), "less")
     assert (res.only_a, res.only_b) == (7, 1)
     assert res.pvalue == pytest.approx(sps.binomtest(1, 8, 0.5, alternative="less").pvalue)
     with pytest.raises(ValueError):
-        stats.mcnemar_exact(a1, b1[:-1])
+        mcnemar.mcnemar_exact(a1, b1[:-1])
     with pytest.raises(ValueError):
-        stats.binomial_discordant_p(1, 2, "smaller")
+        mcnemar.binomial_discordant_p(1, 2, "smaller")
 
 
 def test_two_way_mean_squares_by_definition():
@@ -127,18 +127,18 @@ def test_mcnemar_mdd_by_exact_power():
     """The MDD's power, by simulating its own model (Poisson counts) and the exact test."""
     rng = np.random.default_rng(4)
     for discordant, n, level in ((0, 10000, 0.05), (0, 1000, 0.05 / 21), (60, 1000, 0.05), (600, 10000, 0.01)):
-        m = stats.mcnemar_mdd(discordant, n, level)
+        m = mcnemar.mcnemar_mdd(discordant, n, level)
         lost = rng.poisson(discordant / 2 + m * n, 4000)
         gained = rng.poisson(discordant / 2, 4000)
-        rejected = np.mean([stats.binomial_discordant_p(a, b, "less") <= level for a, b in zip(lost, gained)])
+        rejected = np.mean([mcnemar.binomial_discordant_p(a, b, "less") <= level for a, b in zip(lost, gained)])
         assert 0.77 <= rejected <= 0.84, (discordant, n, level, rejected)
     # nothing discordant: p = 2^-k for k examples lost, so about log2(1/level) of them are enough
-    assert 7 <= stats.mcnemar_mdd(0, 1000, 0.05 / 21) * 1000 <= 13
+    assert 7 <= mcnemar.mcnemar_mdd(0, 1000, 0.05 / 21) * 1000 <= 13
     # many discordant: close to the normal approximation delta*sqrt(n) = k*sqrt(r + delta)
     k = sps.norm.ppf(0.99) + sps.norm.ppf(0.8)
-    m = stats.mcnemar_mdd(600, 10000, 0.01)
+    m = mcnemar.mcnemar_mdd(600, 10000, 0.01)
     assert m * np.sqrt(10000) == pytest.approx(k * np.sqrt(0.06 + m), rel=0.1)
-    assert stats.mcnemar_mdd(600, 10000, one_sided=False) > stats.mcnemar_mdd(600, 10000)
+    assert mcnemar.mcnemar_mdd(600, 10000, one_sided=False) > mcnemar.mcnemar_mdd(600, 10000)
 
 
 def test_two_seeds_that_agree_exactly_claim_no_certainty():
@@ -222,7 +222,7 @@ def test_holm_controls_familywise_error_under_the_null():
 
 @pytest.mark.parametrize("only_a,only_b", list(itertools.product([0, 1, 3, 12], [0, 2, 9])))
 def test_binomial_discordant_tails_sum_above_one(only_a, only_b):
-    less = stats.binomial_discordant_p(only_a, only_b, "less")
-    greater = stats.binomial_discordant_p(only_a, only_b, "greater")
+    less = mcnemar.binomial_discordant_p(only_a, only_b, "less")
+    greater = mcnemar.binomial_discordant_p(only_a, only_b, "greater")
     assert less + greater >= 1.0 - 1e-12  # the observed value is in both tails
-    assert stats.binomial_discordant_p(only_a, only_b) <= 1.0
+    assert mcnemar.binomial_discordant_p(only_a, only_b) <= 1.0

@@ -13,7 +13,7 @@ import pytest
 from tiny_suite import run, same_results, suite_text
 
 from kdbench.cli import main
-from kdbench.results.contract import read_run
+from kdbench.results.read import read_run
 from kdbench.tracking.values import final_values, key, params_of
 
 with warnings.catch_warnings():

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from kdbench.config import SuiteError, TrainRecipe
 from kdbench.models import create_model, wrap
-from kdbench.training.loop import PAD, train
+from kdbench.training.batches import PAD
+from kdbench.training.loop import train
 from kdbench.training.methods import METHODS, build_method
 from kdbench.util.seeding import generator
 

@@ -174,7 +174,7 @@ students:
 def test_a_zoo_teacher_distils_a_robust_student_offline(tmp_path, offline):
     """A RobustBench teacher from hand-placed weights (no network) teaches an rslad student, end to end."""
     from kdbench.cli import main
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     torch.manual_seed(0)
     model_dir = tmp_path / "out" / "_cache" / "robustbench"  # where the runner's adapter looks

@@ -19,7 +19,8 @@ import pandas as pd
 
 from kdbench.analysis.comparability import REQUIRED
 from kdbench.results.checks import load_run
-from kdbench.results.contract import ResultsError, write_run
+from kdbench.results.contract import ResultsError
+from kdbench.results.write import write_run
 from kdbench.util.atomic import atomic_dir
 
 SPREAD = "seed_spread.csv"

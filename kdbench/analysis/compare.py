@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kdbench.analysis import stats
+from kdbench.analysis import mcnemar, stats
 from kdbench.analysis.comparability import comparability_problems
 from kdbench.analysis.tolerances import DEFAULT_ALPHA
-from kdbench.reports.format import DASH, mdd_pp, metric_label, pct, pvalue, signed_pp
-from kdbench.reports.markdown import md_escape, table
 from kdbench.results.checks import is_per_example, load_run
 from kdbench.results.contract import Run
+from kdbench.util.format import DASH, mdd_pp, metric_label, pct, pvalue, signed_pp
 from kdbench.util.levels import level_value
+from kdbench.util.markdown import md_escape, table
 from kdbench.util.names import metric_rank
 
 KEY = ["model", "group", "condition", "level"]
@@ -72,9 +72,9 @@ def _test_metric(base: Run, run: Run, bs: dict, rs: dict, identity: str, alterna
         # changed", so the seed pairs pool into one exact test
         seeds = sorted(bs)
         a, b = _matrix(base, bs, seeds), _matrix(run, rs, seeds)
-        res = stats.mcnemar_exact(a, b, alternative)
+        res = mcnemar.mcnemar_exact(a, b, alternative)
         n = a.size
-        mdd = lambda level: stats.mcnemar_mdd(res.only_a + res.only_b, n, level, one_sided=alternative != "two-sided")  # noqa: E731
+        mdd = lambda level: mcnemar.mcnemar_mdd(res.only_a + res.only_b, n, level, one_sided=alternative != "two-sided")  # noqa: E731
         return dict(
             test=f"McNemar, same networks, {len(seeds)} seed(s) ({res.only_a} lost / {res.only_b} gained)",
             p=res.pvalue,

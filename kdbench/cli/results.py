@@ -59,6 +59,7 @@ def add_commands(sub) -> None:
     def gate(args) -> int:
         from kdbench.analysis import gate as g
         from kdbench.analysis.compare import not_comparable_markdown
+        from kdbench.analysis.gate_summary import append_step_summary
         from kdbench.results.contract import ResultsError
 
         try:
@@ -66,10 +67,10 @@ def add_commands(sub) -> None:
         except (ResultsError, g.GateUsageError) as exc:
             raise bad_input(exc) from None
         except g.NotComparable as exc:
-            g.append_step_summary(not_comparable_markdown(exc.problems))
+            append_step_summary(not_comparable_markdown(exc.problems))
             raise CliError(str(exc), ExitCode.NOT_COMPARABLE) from None
         sys.stdout.write(result.markdown)
-        g.append_step_summary(result.markdown)
+        append_step_summary(result.markdown)
         return result.exit_code
 
     def export(args) -> int:

@@ -119,8 +119,9 @@ def add_commands(sub) -> None:
 
 
 def cmd_run(args) -> int:
+    from kdbench.api import run_with
     from kdbench.executors.ray_config import RayOptions
-    from kdbench.pipeline.run import run_suite
+    from kdbench.pipeline.options import RunOptions
 
     _check_device(args.device)
     for flag, value in (("--out", args.out), ("--cache-dir", args.cache_dir)):
@@ -130,10 +131,6 @@ def cmd_run(args) -> int:
         suite = suite.model_copy(update={"reproducible": "portable"})
     if suite.reproducible == "portable":
         _portable_process(args)
-    if args.threads is not None and args.threads < 1:
-        raise CliError(f"--threads {args.threads}: expected a whole number of threads, 1 or more")
-    if args.jobs < 1:
-        raise CliError(f"--jobs {args.jobs}: expected a whole number of jobs, 1 or more")
     if args.jobs > 1 and args.executor == "ray":
         raise CliError("--jobs: only with --executor local; on Ray, --cpus-per-job and --gpus-per-job pack the jobs")
     ray_flags = {
@@ -143,8 +140,6 @@ def cmd_run(args) -> int:
         "eval_group": args.eval_group,
         "max_retries": args.max_retries,
     }
-    if args.eval_group is not None and args.eval_group < 1:  # either executor's
-        raise CliError(f"--eval-group {args.eval_group}: expected a whole number of jobs, 1 or more")
     ray_options = None
     if args.executor == "ray":
         try:
@@ -160,8 +155,7 @@ def cmd_run(args) -> int:
         if given:
             raise CliError(f"{', '.join(given)}: only with --executor ray")
     try:
-        run_dir = run_suite(
-            suite,
+        options = RunOptions.of(
             data_root=args.data_root,
             out=args.out,
             cache_dir=args.cache_dir,
@@ -177,12 +171,23 @@ def cmd_run(args) -> int:
             track=tuple(args.track),
             log=lambda m: print(m, file=sys.stderr, flush=True),
         )
+    except UserError as exc:
+        raise CliError(_as_flags(str(exc))) from None
+    try:
+        run_dir = run_with(suite, options)
     except UserError as exc:  # bad data, checkpoints, Ray unreachable or a path the nodes do not share
         raise CliError(f"{args.suite}: {exc}", exc.exit_code) from None
     if run_dir is not None:
         _print_summary(run_dir, args.verbose)
         print(run_dir)
     return ExitCode.OK
+
+
+def _as_flags(message: str) -> str:
+    """The options' names as the command line writes them: jobs=0 -> --jobs 0."""
+    import re
+
+    return re.sub(r"\b(eval_group|jobs|threads)=(\S+?):", lambda m: f"--{m[1].replace('_', '-')} {m[2]}:", message)
 
 
 def _portable_process(args) -> None:
@@ -215,7 +220,7 @@ def _check_directory(flag: str, value) -> None:
 def _print_summary(run_dir, verbose: bool = False) -> None:
     """The end of `kdbench run`: the report's verdict sentences and how to see the rest."""
     from kdbench.reports.verdicts import run_verdicts
-    from kdbench.results.contract import read_run
+    from kdbench.results.read import read_run
 
     run = read_run(run_dir)
     if verbose:

@@ -10,7 +10,8 @@ from pydantic import ValidationError
 
 from kdbench.config.errors import SuiteError, describe_error
 from kdbench.config.overrides import apply_overrides, parse_overrides
-from kdbench.config.plugins import PluginError, load_entry_points, load_plugins, resolve_spec
+from kdbench.config.plugin_import import PluginError
+from kdbench.config.plugins import load_entry_points, load_plugins, resolve_spec
 from kdbench.config.schema import suite_model
 from kdbench.config.suite import Suite
 from kdbench.util.names import NAME

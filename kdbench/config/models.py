@@ -13,9 +13,9 @@ from kdbench.config.recipe import TrainOverride
 from kdbench.evaluation.conditions import CONDITIONS
 from kdbench.models import MODELS
 from kdbench.models.external import check_external, is_external
+from kdbench.models.soft_targets import EnsembleMode
 from kdbench.registry import did_you_mean
 from kdbench.training.methods import METHODS, method_spec_type
-from kdbench.training.methods.base import EnsembleMode
 
 
 class Architecture(Strict):

@@ -28,7 +28,7 @@ from PIL import Image
 
 from kdbench.data import register_dataset
 from kdbench.data.errors import DataError
-from kdbench.data.paths import decoded_cache_dir
+from kdbench.data.imagefolder_cache import _cache_files, _read_cached_digest, _read_cached_images, _split_digest
 from kdbench.data.tensors import TensorData
 from kdbench.util.atomic import atomic_path, write_text
 from kdbench.util.lazy import lazy
@@ -39,7 +39,6 @@ torch = lazy("torch")
 # torchvision's IMG_EXTENSIONS: the same files count as images here as in ImageFolder, so
 # positions agree with it.
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-CACHE_VERSION = 1  # bump when the cached arrays' layout or the decoding changes
 
 
 @dataclass(frozen=True)
@@ -209,53 +208,6 @@ def decode_files(paths: list[str], decode: bool = True, shape: Shape = CIFAR) ->
     for start, pixels in chunks:
         images[start : start + len(pixels)] = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     return images, digests
-
-
-def _cache_files(listing: Listing, name: str) -> tuple[Path, Path]:
-    import PIL
-
-    # The absolute folder is in the key (the cache is per machine anyway), so two copies with
-    # equal listings never share an entry; the PIL version is, because decoders may change.
-    key_src = json.dumps(
-        [
-            CACHE_VERSION,
-            PIL.__version__,
-            str(listing.folder.resolve()),
-            listing.names,
-            listing.labels,
-            listing.sizes,
-            listing.mtimes,
-            *listing.shape.key,
-        ]
-    )
-    key = hashlib.sha256(key_src.encode()).hexdigest()[:32]
-    base = decoded_cache_dir() / f"{name}-imagefolder-{listing.folder.name}-{key}"
-    return base.with_suffix(".npy"), base.with_suffix(".json")
-
-
-def _split_digest(listing: Listing, file_digests: list[str]) -> str:
-    text = "".join(f"{name}\t{d}\n" for name, d in zip(listing.names, file_digests))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _read_cached_digest(meta_path: Path, n: int) -> str | None:
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("count") == n and isinstance(meta.get("digest"), str):
-            return meta["digest"]
-    except (OSError, ValueError, AttributeError):
-        pass  # absent or damaged: decode again and rewrite it
-    return None
-
-
-def _read_cached_images(npy_path: Path, n: int, side: int = 32) -> torch.Tensor | None:
-    try:
-        arr = np.load(npy_path, allow_pickle=False, mmap_mode="c")  # paged in as used; writes stay private
-    except (OSError, ValueError):
-        return None
-    if arr.dtype != np.uint8 or arr.shape != (n, 3, side, side):
-        return None
-    return torch.from_numpy(arr)
 
 
 def split_from_listing(listing: Listing, want_images: bool, name: str) -> tuple[torch.Tensor | None, str]:

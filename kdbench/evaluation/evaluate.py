@@ -16,56 +16,19 @@ norm and epsilon.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from kdbench.evaluation.conditions import Condition
-from kdbench.results.contract import level_str
+from kdbench.evaluation.model_eval import Cell, ModelEval
 from kdbench.util.contracts import check_images
+from kdbench.util.levels import level_str
 from kdbench.util.names import WORST_CASE, attack_condition, norm_of
 from kdbench.util.progress import bar
 from kdbench.util.progress import enabled as progress_enabled
 
 FLOAT_SET_BUDGET_BYTES = 2**30  # the most memory a whole test set converted to floats may take at once
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (condition, level) column of the results."""
-
-    condition: str
-    group: str
-    level: object
-
-
-@dataclass
-class ModelEval:
-    cells: list[Cell]
-    correct: torch.Tensor  # (len(cells), N) bool, on the CPU
-    # (R, N, C) float32 on the CPU: the logits under each scored cell: model-independent ones
-    # (clean, noise, corruptions: the inputs every model saw alike) and attacks (each model's own
-    # adversarial inputs; calibration under attack); `logit_rows` are their indices in `cells`
-    logits: torch.Tensor
-    logit_rows: list[int]
-    attack_seconds: dict[str, float] = field(default_factory=dict)  # condition -> seconds spent attacking this model
-    # cell row -> (N,) bool: for an attack crafted on another model (transfer), whether that source
-    # model classified its own adversarial example correctly (transferability needs where it did not)
-    source_correct: dict[int, torch.Tensor] = field(default_factory=dict)
-    # (n, 3, H, W) on the CPU: d z_y / d x on the first `saliency` clean examples (saliency agreement)
-    saliency: torch.Tensor | None = None
-    # attack cell row -> (T, N, C) float32 on the CPU: the reference teachers' logits on this
-    # model's own adversarial examples (fidelity under attack)
-    reference_logits: dict[int, torch.Tensor] = field(default_factory=dict)
-    # per cell: how many examples, from the first, it covers (N where a condition takes them all)
-    counts: list[int] = field(default_factory=list)
-
-    @property
-    def clean_logits(self) -> torch.Tensor:
-        """(N, C): the logits on the clean images."""
-        clean = [j for j, r in enumerate(self.logit_rows) if self.cells[r].group == "clean"]
-        return self.logits[clean[0]] if clean else torch.empty(0)
 
 
 def cells_of(conditions: list[Condition]) -> list[Cell]:

@@ -5,13 +5,51 @@ the Ray executor (ray.py) on a cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Protocol
 
-from kdbench.pipeline.plan import Job
 
-# kind -> handler(jobs, output_dirs); evaluation jobs come in groups (job_groups), the others alone
-Handlers = dict[str, Callable[[Sequence[Job], Sequence[Path]], None]]
+class Job(Protocol):
+    """What an executor knows of a job (the pipeline's `plan.Job` is one): its content hash (its
+    folder in the store), a readable id, its kind, the spec its job.json records and the jobs it
+    depends on."""
+
+    hash: str
+    id: str
+    kind: str
+    spec: dict
+    deps: Sequence[Job]
+
+
+@dataclass(frozen=True)
+class JobFunctions:
+    """What runs the jobs in this process: per kind, a function(jobs, their output folders) (an
+    evaluation group comes whole, the other jobs alone) that may return a dict per job for its
+    job.json, and the device they compute on (job.json records it)."""
+
+    by_kind: Mapping[str, Callable[[Sequence[Job], Sequence[Path]], None]]
+    device: str | None = None
+
+
+class WorkerContext(Protocol):
+    """What a worker process (the local executor's with --jobs N, a Ray task) receives, pickled:
+    everything it needs to run jobs by hash into the store as the driver would (`run_jobs`)."""
+
+    threads: dict[str, int]  # torch threads per job kind
+    data_root: str | None
+    attempts_dir: Path  # where Ray's tasks note their attempts
+
+    @property
+    def environment(self) -> dict[str, str] | None:
+        """Variables a worker must have before it imports torch (portable mode), or None."""
+
+    def run_jobs(
+        self, kind: str, hashes: Sequence[str], force: bool, resources: dict | None = None, attempt: int = 1
+    ) -> list[str]:
+        """Run the jobs `hashes` (all of `kind`) unless already done; their hashes."""
+
 
 KINDS = ("teacher", "student", "evaluate")  # the plan's job kinds; each may get its own threads or resources
 EVAL_GROUP = 8  # evaluation jobs scored together by default: a perturbed batch is made once per group of models

@@ -16,10 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
-from kdbench.executors.base import EVAL_GROUP, job_groups
+from kdbench.executors.base import EVAL_GROUP, Job, JobFunctions, WorkerContext, job_groups
 from kdbench.executors.store import JobFailed, OutOfMemory, Store, plan_todo, run_group
-from kdbench.executors.worker import WorkerContext, run_jobs
-from kdbench.pipeline.plan import Job
 from kdbench.util.atomic import remove_stale_parts
 from kdbench.util.progress import elapsed
 
@@ -45,7 +43,7 @@ class LocalExecutor:
         self.store, self.group_size, self.log = store, group_size, log
         self.jobs, self.context, self.threads = jobs, context, threads
 
-    def run(self, jobs, handlers, *, force=False):
+    def run(self, jobs, functions: JobFunctions, *, force=False):
         todo, records = plan_todo(self.store, jobs, force, self.log, self.threads)
         groups = job_groups(todo, self.group_size)
         if self.jobs > 1 and len(groups) > 1:
@@ -59,7 +57,7 @@ class LocalExecutor:
                 f"(elapsed {elapsed(time.perf_counter() - began)})"
             )
             start = time.perf_counter()
-            run_group(self.store, group, handlers[group[0].kind], force=force)
+            run_group(self.store, group, functions.by_kind[group[0].kind], device=functions.device, force=force)
             for j in group:
                 records[j.hash] = self.store.record(j, cached=False)
             self.log(f"[{i}/{total}] done in {elapsed(time.perf_counter() - start)}")
@@ -81,7 +79,7 @@ class LocalExecutor:
         def start(pool, g: int) -> None:
             group, solo = groups[g], g in alone
             pending.remove(g)
-            fut = pool.submit(run_jobs, self.context, group[0].kind, [j.hash for j in group], force)
+            fut = pool.submit(self.context.run_jobs, group[0].kind, [j.hash for j in group], force)
             running[fut] = (g, solo)
             self.log(
                 f"running {', '.join(j.id for j in group)} ("

@@ -24,11 +24,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from kdbench.executors.base import job_groups
+from kdbench.executors.base import Job, WorkerContext, job_groups
 from kdbench.executors.ray_config import RayError, RayOptions
 from kdbench.executors.store import Store, plan_todo
-from kdbench.executors.worker import WorkerContext, run_jobs
-from kdbench.pipeline.plan import Job
 from kdbench.util.atomic import remove_stale_parts
 from kdbench.util.progress import elapsed
 
@@ -46,7 +44,7 @@ def run_task(ctx: WorkerContext, kind: str, hashes: Sequence[str], force: bool, 
             fh.write(f"{os.getpid()} {socket.gethostname()}\n")
         attempt = max(attempt, len(_attempt_lines(ctx.attempts_dir, h)))
     reserved = {k: round(v, 6) for k, v in sorted(ray.get_runtime_context().get_assigned_resources().items())}
-    return run_jobs(ctx, kind, hashes, force, resources=reserved, attempt=attempt)
+    return ctx.run_jobs(kind, hashes, force, resources=reserved, attempt=attempt)
 
 
 def _check_shared(ray, paths: dict[str, Path]) -> None:
@@ -98,11 +96,8 @@ class RayExecutor:
 
     def _runtime_env(self) -> dict | None:
         """Portable mode's environment, set in every worker before it imports torch."""
-        if self.context.suite.get("reproducible") != "portable":
-            return None
-        from kdbench.util.portable import environment
-
-        return {"env_vars": environment()}
+        env = self.context.environment
+        return None if env is None else {"env_vars": env}
 
     def run(self, jobs, *, force=False):
         try:

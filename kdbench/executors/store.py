@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from kdbench.config.plugins import plugin_failure
-from kdbench.pipeline.plan import Job
+from kdbench.executors.base import Job
 from kdbench.util.atomic import atomic_dir, remove_stale_parts, write_text
 from kdbench.util.errors import CodeFailed, UserError
 from kdbench.util.exit_codes import ExitCode
@@ -97,23 +97,25 @@ class Store:
 def run_group(
     store: Store,
     group: Sequence[Job],
-    handler,
+    function,
     *,
+    device: str | None = None,
     force: bool = False,
     attempts: int = 1,
     resources: dict | None = None,
 ) -> None:
-    """Run `group` (jobs of one kind) through its handler into atomic job folders, each with its
+    """Run `group` (jobs of one kind) through its function into atomic job folders, each with its
     job.json: the spec, the parents' hashes, the wall time (shared evenly in a batch), the host
     and the attempt that made it, the device and torch threads it ran with (on a cluster, also the
-    resources its task reserved). Without
+    resources its task reserved), and what the function returned for the job, if anything (a dict
+    per job: an evaluation's weights hash). Without
     `force` a job finished meanwhile by another run or task is kept, and this copy discarded."""
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         outs = [stack.enter_context(atomic_dir(store.path(j), replace=force)) for j in group]
         ids = ", ".join(j.id for j in group)
         try:
-            handler(group, outs)
+            made = function(group, outs) or [{}] * len(group)
         except CodeFailed as exc:  # a broken contract: said with the jobs it stopped
             if not str(exc).startswith(tuple(j.id for j in group)):
                 raise CodeFailed(f"{ids}: {exc}") from None
@@ -130,7 +132,7 @@ def run_group(
                 raise CodeFailed(f"{ids}: {told}") from None
             raise
         wall = (time.perf_counter() - start) / len(group)
-        for j, out in zip(group, outs):
+        for j, out, extra in zip(group, outs, made):
             meta = {
                 "id": j.id,
                 "spec": j.spec,
@@ -138,18 +140,13 @@ def run_group(
                 "wall_s": wall,
                 "node": socket.gethostname(),
                 "attempts": attempts,
-                **_device_and_threads(handler),
+                "device": device,
+                "threads": torch.get_num_threads() if (torch := sys.modules.get("torch")) else None,
             }
             if resources is not None:
                 meta["resources"] = resources
+            meta.update(extra)
             (out / "job.json").write_text(json.dumps(meta, indent=1, default=str))
-
-
-def _device_and_threads(handler) -> dict:
-    torch = sys.modules.get("torch")  # the store itself needs no torch
-    runner = getattr(handler, "__self__", None)
-    device = str(getattr(runner, "device", "")) or None
-    return {"device": device, "threads": torch.get_num_threads() if torch else None}
 
 
 def plan_todo(

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdbench.reports.format import level_text, pct
+from kdbench.util.format import level_text, pct
 from kdbench.util.lazy import lazy
 from kdbench.util.levels import level_value
 from kdbench.util.names import attack_condition, is_worst_case, norm_of
@@ -226,7 +226,7 @@ def render_html(groups: list[Group], indexes: list[str], links: dict[str, str]) 
 
 
 def render_md(groups: list[Group]) -> str:
-    from kdbench.reports.markdown import md_escape
+    from kdbench.util.markdown import md_escape
 
     out = ["# kdbench leaderboard", ""]
     for g in groups:

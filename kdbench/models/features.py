@@ -30,12 +30,23 @@ class FeatureError(UserError, ValueError):
 @dataclass
 class Features:
     """What `features(model, x)` returns: the logits (B, classes), the stage outputs shallow to deep
-    (each (B, C_i, H_i, W_i)) and the pooled embedding the classifier reads (B, D). A student's
-    carry gradients; a teacher's (`Teachers.features`, `Teachers.features_of`) do not."""
+    (each (B, C_i, H_i, W_i)), the pooled embedding the classifier reads (B, D) and the stem's
+    output (what the first stage reads). With `preact=True` the stages are their pre-activations:
+    the input of the ReLU each stage ends in (AB reads these). A student's carry gradients; a
+    teacher's (`Teachers.features`, `Teachers.features_of`) do not."""
 
     logits: torch.Tensor
     stages: list[torch.Tensor]  # (B, C_i, H_i, W_i), shallow to deep
     embedding: torch.Tensor  # (B, D): the pooled features the classifier reads
+    stem: torch.Tensor  # (B, C_0, H_0, W_0): the first stage's input (the image, for a net with no stem)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.logits, *self.stages, self.embedding, self.stem]
+
+    @classmethod
+    def of(cls, tensors: list[torch.Tensor]) -> Features:
+        """The inverse of `tensors()`."""
+        return cls(tensors[0], list(tensors[1:-2]), tensors[-2], tensors[-1])
 
 
 def stage_names(model: nn.Module) -> tuple[str, ...]:
@@ -93,34 +104,80 @@ def _device(net: nn.Module) -> torch.device:
 
 
 class _Extractor:
-    def __init__(self, model: nn.Module):
-        from torchvision.models.feature_extraction import (
-            create_feature_extractor,
-            get_graph_node_names,
-        )
+    def __init__(self, model: nn.Module, preact: bool):
+        from torchvision.models.feature_extraction import create_feature_extractor
 
         prefix = "net." if hasattr(model, "net") else ""
         stages = [prefix + s for s in stage_names(model)]
-        logits = get_graph_node_names(model)[1][-1]  # the graph's last node: the head
+        graph = _Graph(model)
+        stem = graph.input_of(stages[0])
+        if preact:
+            stages = [graph.preactivation(s) for s in stages]
         embedding = prefix + embedding_name(model)
-        nodes = {s: f"stage{i}" for i, s in enumerate(stages)} | {embedding: "embedding", logits: "logits"}
+        nodes = {s: f"stage{i}" for i, s in enumerate(stages)} | {embedding: "embedding", graph.last: "logits"}
+        self.stem_is_input = stem is None
+        if stem is not None:
+            nodes[stem] = "stem"
         self.n_stages = len(stages)
         self.graph = create_feature_extractor(model, return_nodes=nodes)
 
     def __call__(self, model: nn.Module, x: torch.Tensor) -> Features:
         self.graph.train(model.training)
         out = self.graph(x)
-        return Features(out["logits"], [out[f"stage{i}"] for i in range(self.n_stages)], out["embedding"])
+        stem = x if self.stem_is_input else out["stem"]
+        return Features(out["logits"], [out[f"stage{i}"] for i in range(self.n_stages)], out["embedding"], stem)
+
+
+class _Graph:
+    """A model's traced graph, with torchvision's node names, to find nodes around a stage."""
+
+    def __init__(self, model: nn.Module):
+        from torchvision.models.feature_extraction import NodePathTracer
+
+        tracer = NodePathTracer()
+        self.nodes = list(tracer.trace(model).nodes)
+        self.name = tracer.node_to_qualname
+        self.last = self.name[[n for n in self.nodes if n.op != "output"][-1]]  # the head
+        self.model = type(getattr(model, "net", model)).__name__
+        self.modules = dict(model.named_modules())
+
+    def _inside(self, stage: str) -> list:
+        return [n for n in self.nodes if self.name.get(n) == stage or self.name.get(n, "").startswith(stage + ".")]
+
+    def input_of(self, stage: str) -> str | None:
+        """The node the stage's first operation reads; None where that is the model's input."""
+        first = self._inside(stage)[0]
+        source = next(a for a in first.args if hasattr(a, "op"))
+        return None if source.op == "placeholder" else self.name[source]
+
+    def preactivation(self, stage: str) -> str:
+        last = self._inside(stage)[-1]
+        relu = (
+            (last.op == "call_function" and getattr(last.target, "__name__", "") in ("relu", "relu_"))
+            or (last.op == "call_method" and last.target in ("relu", "relu_"))
+            or (last.op == "call_module" and isinstance(self._module(last), nn.ReLU))
+        )
+        if not relu or not hasattr(last.args[0], "op"):
+            raise FeatureError(
+                f"{self.model}: stage {stage!r} does not end in a ReLU, so it has no pre-activation "
+                f"(its last operation is {self.name[last]!r}); give feature_stages that end in one"
+            )
+        return self.name[last.args[0]]
+
+    def _module(self, node):
+        return self.modules.get(str(node.target))
 
 
 _EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def features(model: nn.Module, x: torch.Tensor) -> Features:
-    """The logits, stage outputs and embedding of `model` on `x`, in one forward pass (traced once per model)."""
-    if model not in _EXTRACTORS:
-        _EXTRACTORS[model] = _Extractor(model)
-    return _EXTRACTORS[model](model, x)
+def features(model: nn.Module, x: torch.Tensor, preact: bool = False) -> Features:
+    """The logits, stage outputs (or their pre-activations), embedding and stem output of `model`
+    on `x`, in one forward pass (traced once per model and kind)."""
+    per_model = _EXTRACTORS.setdefault(model, {})
+    if preact not in per_model:
+        per_model[preact] = _Extractor(model, preact)
+    return per_model[preact](model, x)
 
 
 def feature_shapes(model: nn.Module, size: tuple[int, int] = (32, 32)) -> Features:

@@ -17,6 +17,7 @@ import time
 from kdbench.config import TrainRecipe, conditions_of
 from kdbench.executors.base import job_groups
 from kdbench.pipeline.plan import Plan
+from kdbench.training.methods import METHODS
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")
@@ -114,18 +115,27 @@ def estimate(
         if job.kind in ("teacher", "student") and "recipe" in job.spec:
             recipe = TrainRecipe.model_validate(job.spec["recipe"])
             per_epoch = math.ceil(n_train / recipe.batch_size)
+            method = job.spec.get("method", {})
+            # a pre-training stage (AB, FSP, FT) is priced as training steps that run the teacher
+            pre = (method.get("init_epochs") or 0) * per_epoch
             steps = recipe.epochs * per_epoch
-            seconds = steps * prices.of(*arch, recipe.batch_size, recipe.channels_last)["train"]
-            attack = job.spec.get("method", {}).get("attack")
+            seconds = (steps + pre) * prices.of(*arch, recipe.batch_size, recipe.channels_last)["train"]
+            attack = method.get("attack")
             if attack:  # adversarial training: the inner attack's gradient passes in every step
                 seconds += steps * attack["steps"] * prices.of(*arch, recipe.batch_size)["gradient"]
+            through_teacher = attack and method.get("name") in METHODS and METHODS.get(method["name"]).attacks_teacher
             key = tuple(d.hash for d in job.deps)
             for dep in job.deps:  # a teacher's forwards: once over the data when cached, else every step
                 t_arch = _arch(suite, dep.model)
-                if t_arch is None or (not recipe.augment and key in made):
+                if t_arch is None:
                     continue
-                per = prices.of(*t_arch, recipe.batch_size)["forward"]
-                seconds += per * (steps if recipe.augment else per_epoch)
+                per = prices.of(*t_arch, recipe.batch_size)
+                seconds += per["forward"] * pre
+                if through_teacher:
+                    seconds += steps * attack["steps"] * per["gradient"]
+                if not recipe.augment and key in made:
+                    continue
+                seconds += per["forward"] * (steps if recipe.augment else per_epoch)
             if not recipe.augment and job.deps:
                 made.add(key)
             out[job.hash] = seconds
@@ -172,3 +182,30 @@ def wall_clock(todo, seconds: dict[str, float], workers: int, group_size: int) -
         finish[g] = free[w] = max(ready[g], free[w]) + cost[g]
         pending.remove(g)
     return max(finish.values(), default=0.0)
+
+
+def say_estimate(plan: Plan, store, splits, test_eval, dev, force, workers: int, group: int, log) -> None:
+    """Each job still to run with its estimate, then the run's wall-clock estimate at `workers` jobs at once."""
+    from kdbench.pipeline.jobs import teacher_logits_path
+    from kdbench.util.progress import rough_duration
+
+    todo = [j for j in plan.jobs if force or not store.done(j)]
+    cached = {
+        tuple(d.hash for d in j.deps)
+        for j in plan.jobs
+        if j.kind == "student" and j.deps and "data" in j.spec
+        if teacher_logits_path(store.root, j.deps, j.spec["data"]).is_file()
+    }
+    seconds = estimate(plan, len(splits.train), len(test_eval), dev, todo, group, cached)
+    for job, line in zip(plan.jobs, plan.describe()):
+        log(f"to run {line}  ~{rough_duration(seconds[job.hash])}" if job.hash in seconds else f"done   {line}")
+    total = sum(s for s in seconds.values() if not math.isnan(s))
+    unknown = sum(1 for s in seconds.values() if math.isnan(s))
+    wall = wall_clock(todo, seconds, workers, group)
+    log(
+        f"estimate: about {rough_duration(wall)} for {len(todo)} job(s) on {dev}"
+        + (f" at {workers} at once ({rough_duration(total)} of work)" if workers > 1 else "")
+        + (f", plus {unknown} not priced (not a kdbench architecture)" if unknown else "")
+        + "; rough: one batch per architecture timed here, without data loading; attacks priced on every "
+        "example (they skip those misclassified when clean), AutoAttack and Square at their full budgets"
+    )

@@ -1,6 +1,6 @@
 """What each kind of job does: train a teacher, train a student, evaluate models.
 
-The executor knows jobs, not methods; these handlers know methods, models and data, and read
+The executor knows jobs, not methods; these functions know methods, models and data, and read
 their inputs only from the outputs of the jobs they depend on.
 """
 
@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +20,8 @@ from kdbench.config import TrainRecipe
 from kdbench.data import DataError
 from kdbench.evaluation.diagnostics import diagnose
 from kdbench.evaluation.evaluate import evaluate
-from kdbench.executors.base import Handlers
+from kdbench.evaluation.model_eval import save_eval
+from kdbench.executors.base import JobFunctions
 from kdbench.executors.store import Store
 from kdbench.models import MODELS
 from kdbench.models.compiled import compiled
@@ -31,19 +31,17 @@ from kdbench.models.teachers import (
     load_checkpoint_teacher,
     load_robustbench_teacher,
 )
+from kdbench.pipeline.hooks import Logs
 from kdbench.pipeline.plan import Job, Plan
-from kdbench.results.contract import level_str
-from kdbench.tracking.logs import ModelLogs
-from kdbench.training.loop import predict_logits, train
+from kdbench.training.batches import predict_logits
+from kdbench.training.loop import train
 from kdbench.training.methods import build_method
 from kdbench.util.atomic import atomic_path
 from kdbench.util.contracts import check_logits
-from kdbench.util.hashing import content_hash
+from kdbench.util.hashing import content_hash, weights_sha256
 from kdbench.util.seeding import derive_seed
 
 WEIGHTS = "model.pt"  # the bare architecture's state_dict: loads into the plain network
-EVAL = "eval.npz"
-DIAGNOSTICS = "diagnostics.json"  # gradient-masking checks and seconds spent per attack
 
 
 class JobRunner:
@@ -51,7 +49,7 @@ class JobRunner:
         self.plan, self.suite = plan, plan.suite
         self.splits, self.test_eval, self.conditions = splits, test_eval, conditions
         self.store, self.device, self.log = store, device, log
-        self.tracking = None  # kdbench.tracking.Tracking: each model trained here logs its epochs as they happen
+        self.hooks = ()  # pipeline.hooks.RunHook: each model trained here logs its epochs as they happen
         for c in conditions:
             c.dataset = self.suite.dataset.name  # released corrupted files (CIFAR-10-C, CIFAR-100-C) follow the dataset
             if hasattr(c, "clean"):  # released -C folders are matched to the test split's files
@@ -63,8 +61,9 @@ class JobRunner:
         # the dataset's, as its identity (in every job's hash) fixes it
         return self.splits.num_classes
 
-    def handlers(self) -> Handlers:
-        return {"teacher": self.run_teacher, "student": self.run_student, "evaluate": self.run_evaluate}
+    def functions(self) -> JobFunctions:
+        by_kind = {"teacher": self.run_teacher, "student": self.run_student, "evaluate": self.run_evaluate}
+        return JobFunctions(by_kind, str(self.device))
 
     # ------------------------------------------------------------------ loading models
     def load_model(self, job: Job, keep: bool = True) -> nn.Module:
@@ -120,7 +119,7 @@ class JobRunner:
         model = build_architecture(spec["arch"], spec["normalize"], self.num_classes, **build_args(spec))
         self._check_outputs(model, job)
         history = []
-        logs = ModelLogs(self.tracking, job, self, self.log)
+        logs = Logs(self.hooks, job, self, self.log)
         try:
             train(
                 model,
@@ -214,16 +213,19 @@ class JobRunner:
         return logits
 
     # ------------------------------------------------------------------ evaluation
-    def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> None:
+    def run_evaluate(self, jobs: Sequence[Job], outs: Sequence[Path]) -> list[dict]:
         # each model loaded once, and held for this group only (a plan is scored a group at a time)
         held: dict[str, nn.Module] = {}
 
         t = self.test_eval
         ev = self.suite.evaluate
 
+        shas: dict[str, str] = {}  # what each job.json records: the weights evaluated
+
         def model(job: Job) -> nn.Module:
             if job.hash not in held:
                 m = self.load_model(job, keep=False)
+                shas[job.hash] = weights_sha256(m)
                 # a copy: a model this process keeps (a teacher whose cached logits it makes) stays as it was
                 held[job.hash] = copy.deepcopy(m).to(memory_format=torch.channels_last) if ev.channels_last else m
             return held[job.hash]
@@ -263,35 +265,8 @@ class JobRunner:
             seconds = dict(
                 r.attack_seconds, **({"diagnostics": round(time.perf_counter() - start, 3)} if checks else {})
             )
-            (out / DIAGNOSTICS).write_text(json.dumps({"checks": checks, "attack_seconds": seconds}, indent=1))
-            with open(out / EVAL, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    condition=np.array([c.condition for c in r.cells]),
-                    group=np.array([c.group for c in r.cells]),
-                    level=np.array([level_str(c.level) for c in r.cells]),
-                    correct=np.packbits(r.correct.numpy(), axis=1),
-                    # per cell, how many examples from the first it covers (a condition's own n)
-                    count=np.asarray(r.counts, dtype=np.int64),
-                    logits=r.logits.numpy().astype(np.float32),  # model-independent cells: calibration, fidelity
-                    logit_rows=np.asarray(r.logit_rows, dtype=np.int64),
-                    example_index=t.indices.numpy().astype(np.int64),
-                    # the first n_sal examples' input gradients, fp16: saliency agreement (6 MB per 1,000)
-                    saliency=r.saliency.numpy().astype(np.float16),
-                    # transfer rows: whether the source model resisted its own adversarial example
-                    source_rows=np.asarray(sorted(r.source_correct), dtype=np.int64),
-                    source_correct=np.packbits(
-                        np.stack([r.source_correct[i].numpy() for i in sorted(r.source_correct)])
-                        if r.source_correct
-                        else np.zeros((0, len(t.images)), bool),
-                        axis=1,
-                    ),
-                    # attack rows: the reference teachers' logits on this model's adversarial examples
-                    reference_rows=np.asarray(sorted(r.reference_logits), dtype=np.int64),
-                    reference_logits=np.stack([r.reference_logits[i].numpy() for i in sorted(r.reference_logits)])
-                    if r.reference_logits
-                    else np.zeros((0, 0, len(t.images), 0), np.float32),
-                )
+            save_eval(out, r, t.indices, checks, seconds)
+        return [{"weights_sha256": shas[j.deps[0].hash]} for j in jobs]
 
 
 @contextlib.contextmanager
@@ -318,17 +293,3 @@ def teacher_logits_path(store_root: Path, teacher_jobs: Sequence[Job], data: dic
 def build_args(spec: dict) -> dict:
     """The model-building arguments a job's spec records (arch_args, feature_stages), if any."""
     return {k: spec[k] for k in ("arch_args", "feature_stages") if k in spec}
-
-
-def read_eval(store: Store, job: Job) -> dict:
-    with np.load(store.path(job) / EVAL, allow_pickle=False) as z:
-        out = {k: z[k] for k in z.files}
-    n = len(out["example_index"])
-    out["correct"] = np.unpackbits(out["correct"], axis=1, count=n).astype(bool)
-    if "count" not in out:  # evaluations made before conditions took their own n covered every example
-        out["count"] = np.full(len(out["correct"]), n, dtype=np.int64)
-    if "source_correct" in out:
-        out["source_correct"] = np.unpackbits(out["source_correct"], axis=1, count=n).astype(bool)
-    extra = store.path(job) / DIAGNOSTICS
-    out.update(json.loads(extra.read_text()) if extra.is_file() else {"checks": [], "attack_seconds": {}})
-    return out

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from kdbench.analysis import stats
-from kdbench.reports.format import level_text, pvalue
+from kdbench.util.format import level_text, pvalue
 from kdbench.util.lazy import lazy
 from kdbench.util.names import norm_of
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kdbench.analysis import stats
-from kdbench.reports.format import metric_label
+from kdbench.analysis import mcnemar
 from kdbench.results.checks import is_per_example
 from kdbench.results.contract import Run
+from kdbench.util.format import metric_label
 from kdbench.util.levels import level_value
 from kdbench.util.names import BENCHMARK_CORRUPTIONS, corruption_condition, corruption_name, metric_rank
 
@@ -52,7 +52,7 @@ class MetricIndex:
 
 def per_seed_table(run: Run, keys: pd.DataFrame) -> pd.DataFrame:
     m = run.metrics.copy()
-    lo, hi = stats.wilson_interval(m["correct"].to_numpy(), m["n"].to_numpy())
+    lo, hi = mcnemar.wilson_interval(m["correct"].to_numpy(), m["n"].to_numpy())
     summary = ~m["group"].map(is_per_example).to_numpy(bool)
     m["lo"], m["hi"] = np.where(summary, np.nan, lo), np.where(summary, np.nan, hi)
     m = m.merge(keys, on=KEY, how="left")

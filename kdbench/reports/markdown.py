@@ -1,40 +1,12 @@
-"""The report's tables as GitHub-flavoured Markdown, for a CI step summary or a pull-request comment.
-
-GitHub renders HTML inside Markdown, so every value goes through `md_escape`: <, > and & become
-entities, | is escaped so a name cannot break out of its table cell, and [ ] so it cannot make a
-link or an image.
-"""
+"""The report's tables as GitHub-flavoured Markdown, for a CI step summary or a pull-request
+comment; every value goes through `md_escape` (kdbench.util.markdown)."""
 
 from __future__ import annotations
 
 from kdbench.reports import rows, verdicts
 from kdbench.reports.calibration import CALIBRATION_NOTE, calibration_rows
 from kdbench.reports.tables import MASKING_TEXT, STATISTICS_TEXT, ReportData
-
-# Enough to keep a value inside its cell and out of HTML; other Markdown in a name is only cosmetic.
-_ESCAPES = {
-    "&": "&amp;",
-    "<": "&lt;",
-    ">": "&gt;",
-    "|": "\\|",
-    "\\": "\\\\",
-    "[": "\\[",
-    "]": "\\]",
-    "\n": " ",
-    "\r": " ",
-}
-
-
-def md_escape(value) -> str:
-    return "".join(_ESCAPES.get(ch, ch) for ch in str(value))
-
-
-def table(header: list[str], body: list[list], align: list[str] | None = None) -> str:
-    align = align or ["l"] + ["r"] * (len(header) - 1)
-    rule = ["---:" if a == "r" else ":---" for a in align]
-    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
+from kdbench.util.markdown import md_escape, table
 
 
 def render_markdown(data: ReportData) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kdbench.analysis import stats
+from kdbench.analysis import mcnemar, stats
 from kdbench.reports.keys import KEY, MEAN_CORRUPTION, MetricIndex, corruption_matrix, corruption_set
 from kdbench.results.checks import is_per_example
 from kdbench.results.contract import Run
@@ -119,12 +119,12 @@ def pair_table(run: Run, idx: MetricIndex, keys: pd.DataFrame, distilled: str, b
         row.update(ci_lo=test.ci[0], ci_hi=test.ci[1], p=test.pvalue, test=test)
         if len(bs) == 1 and len(ds) == 1 and binary:
             n = a.shape[1]
-            row["base_lo"], row["base_hi"] = stats.wilson_interval(int(a.sum()), n)
-            row["dist_lo"], row["dist_hi"] = stats.wilson_interval(int(b.sum()), n)
+            row["base_lo"], row["base_hi"] = mcnemar.wilson_interval(int(a.sum()), n)
+            row["dist_lo"], row["dist_hi"] = mcnemar.wilson_interval(int(b.sum()), n)
         if binary and key[0] != "corruption":
             for sb, sdist in seed_pairs:
                 ra, rb = a[bs.index(sb)], b[ds.index(sdist)]
-                mc = stats.mcnemar_exact(ra, rb, "two-sided")
+                mc = mcnemar.mcnemar_exact(ra, rb, "two-sided")
                 per_seed.append(
                     dict(
                         zip(KEY, key),

@@ -8,39 +8,18 @@ reads `$...$` as mathematics and hides legend labels that start with '_'.
 
 from __future__ import annotations
 
-import base64
-import io
-
 import matplotlib
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from kdbench.reports.format import level_text, signed_pp
+from kdbench.reports.behaviour_plots import agreement_plot, reliability_plot, training_plot
+from kdbench.reports.figure import COLORS, RC, _figure, _text, to_data_uri
 from kdbench.reports.pairs import Pair
+from kdbench.reports.run_plots import heatmap, scatter
 from kdbench.reports.tables import ReportData
+from kdbench.util.format import signed_pp
 from kdbench.util.levels import level_value
-from kdbench.util.names import WORST_CASE, corruption_name, norm_of
-
-COLORS = {"baseline": "#1f77b4", "distilled": "#d95f02", "control": "#7570b3", "teacher": "#7f7f7f"}
-RC = {"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
-
-
-def _text(s) -> str:
-    s = str(s).replace("$", r"\$")
-    return "\u200b" + s if s.startswith("_") else s
-
-
-def to_data_uri(fig: Figure) -> str:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})  # constrained layout already fits it
-    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _figure(w: float, h: float) -> Figure:
-    return Figure(figsize=(w, h), layout="constrained")
+from kdbench.util.names import corruption_name, norm_of
 
 
 def _series(data: ReportData, model: str, group: str, condition: str, with_clean: bool = True) -> pd.DataFrame:
@@ -184,211 +163,6 @@ def difference_plot(data: ReportData, pair: Pair) -> str | None:
     ax.set_title(f"{_text(pair.distilled)} − {_text(pair.baseline)}", fontsize=9)
     ax.set_xlabel("difference (pp), 95% interval; * Holm p < 0.05")
     ax.margins(x=0.15)
-    return to_data_uri(fig)
-
-
-def corruption_differences(data: ReportData) -> pd.DataFrame | None:
-    """corruption x "distilled − baseline": the difference of mean accuracies over severities and seeds."""
-    c = data.corruption
-    if c is None or c.empty:
-        return None
-    pairs = [p for p in data.pairs if p.distilled in c.columns and p.baseline in c.columns]
-    if not pairs:
-        return None
-    return pd.DataFrame({f"{p.distilled} − {p.baseline}": c[p.distilled] - c[p.baseline] for p in pairs})
-
-
-@matplotlib.rc_context(RC)
-def heatmap(data: ReportData) -> str | None:
-    """Per corruption (rows) and compare pair (columns): distilled - baseline, mean over severities
-    and seeds, on a diverging scale centred at 0 (orange: the distilled student is better)."""
-    diffs = corruption_differences(data)
-    if diffs is None:
-        return None
-    c, values = data.corruption, 100 * diffs.to_numpy(float)
-    pairs = list(diffs.columns)
-    reach = max(float(np.nanmax(np.abs(values))), 0.1)
-    fig = _figure(1.3 * len(pairs) + 2.6, 0.3 * c.shape[0] + 1.5)
-    ax = fig.subplots()
-    im = ax.imshow(values, cmap="PuOr_r", aspect="auto", vmin=-reach, vmax=reach)
-    ax.set_xticks(range(len(pairs)), [_text(p) for p in pairs], rotation=20, ha="right", fontsize=8)
-    ax.set_yticks(range(c.shape[0]), [_text(n) for n in c.index], fontsize=8)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            if not np.isnan(values[i, j]):
-                ax.text(
-                    j,
-                    i,
-                    signed_pp(values[i, j] / 100),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if abs(values[i, j]) > 0.6 * reach else "black",
-                )
-    fig.colorbar(im, ax=ax, label="difference (pp), mean over severities and seeds")
-    return to_data_uri(fig)
-
-
-@matplotlib.rc_context(RC)
-def scatter(data: ReportData) -> str | None:
-    """Robust against clean accuracy, one point per model and seed: worst-case attack accuracy at
-    the largest epsilon, and mean corruption accuracy, where the run has them."""
-    ps = data.per_seed
-    clean = ps[ps["group"] == "clean"].set_index(["model", "seed"])["accuracy"]
-    panels = []
-    worst = ps[(ps["group"] == "attack") & (ps["condition"] == WORST_CASE)]
-    if len(worst):
-        top = max(worst["level"], key=level_value)
-        panels.append(
-            (
-                f"worst-case attack accuracy at ε={level_text('attack', top)} (%)",
-                worst[worst["level"] == top].set_index(["model", "seed"])["accuracy"],
-            )
-        )
-    mc = data.mean_corruption
-    if mc is not None and len(mc):
-        panels.append(("mean corruption accuracy (%)", mc.set_index(["model", "seed"])["accuracy"]))
-    if not panels or clean.empty:
-        return None
-    roles = ps.drop_duplicates("model").set_index("model")["role"]
-    fig = _figure(3.6 * len(panels) + 0.8, 3.0)
-    for ax, (label, robust) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        paired = pd.concat([clean, robust], axis=1, join="inner", keys=["clean", "robust"])
-        for model in dict.fromkeys(robust.index.get_level_values(0)):
-            both = paired.loc[[model]]
-            role = roles.get(model, "")
-            ax.scatter(
-                100 * both["clean"],
-                100 * both["robust"],
-                s=18,
-                color=COLORS.get(role, "#333333"),
-                marker="s" if role == "teacher" else "o",
-                label=_text(f"{model} ({role})"),
-            )
-        ax.set_xlabel("clean accuracy (%)")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=7, frameon=False)
-    return to_data_uri(fig)
-
-
-@matplotlib.rc_context(RC)
-def agreement_plot(data: ReportData, pair: Pair) -> str | None:
-    """Top-1 agreement with the teacher against the noise sigma, the corruption severity (mean
-    over corruptions) and each attack's epsilon (the teacher on the student's own adversarial
-    examples), both twins, clean at 0; None unless the teacher was scored off clean data."""
-    from kdbench.reports.calibration import summarised
-
-    mm = data.run.model_metrics
-    if mm is None or mm.empty:
-        return None
-    series = {}
-    for model in (pair.baseline, pair.distilled):
-        s = summarised(mm, model)
-        s = s[s["metric"] == "agreement"]
-        series[model] = (
-            s.groupby(["group", "condition", "level"], sort=False)["value"].agg(["mean", "std"]).reset_index()
-        )
-    panels = [
-        (g, c)
-        for g, c in dict.fromkeys(zip(series[pair.distilled]["group"], series[pair.distilled]["condition"]))
-        if g != "clean"
-    ]
-    if not panels:
-        return None
-    fig = _figure(3.5 * len(panels) + 0.6, 2.8)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (group, cond) in zip(axes, panels):
-        for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
-            t = series[model]
-            rows = pd.concat(
-                [t[t["group"] == "clean"].assign(level="0"), t[(t["group"] == group) & (t["condition"] == cond)]]
-            )
-            x = rows["level"].map(level_value) if group == "noise" else rows["level"].astype(float)
-            if group == "attack" and norm_of(cond) == "Linf":
-                x = x * 255
-            y, sd = 100 * rows["mean"], 100 * rows["std"].fillna(0)
-            color = COLORS.get(role, "#333333")
-            ax.plot(x, y, "-", marker="o", ms=3, color=color, label=_text(f"{model} ({role})"))
-            ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.18, lw=0)
-        ax.set_xlabel(
-            f"{_text(cond)} σ"
-            if group == "noise"
-            else f"{_text(cond)} ε ({'L2' if norm_of(cond) == 'L2' else '×1/255'})"
-            if group == "attack"
-            else "severity, mean over corruptions (0 = clean)"
-        )
-        ax.set_ylabel("agreement with the teacher (%)")
-        ax.legend(fontsize=7, frameon=False)
-    return to_data_uri(fig)
-
-
-TRAINING_PANELS = (
-    ("loss", "training loss (the method's objective)"),
-    ("train_accuracy", "training accuracy (%)"),
-    ("lr", "learning rate"),
-)
-
-
-@matplotlib.rc_context(RC)
-def training_plot(data: ReportData, pair: Pair) -> str | None:
-    """Per epoch, both twins: the training objective, training accuracy and learning rate, each seed
-    a thin line and the mean over seeds bold; None when neither twin was trained in this run."""
-    t = data.run.training
-    if t is None or t.empty:
-        return None
-    t = t[t["model"].isin([pair.baseline, pair.distilled])]
-    panels = [(m, label) for m, label in TRAINING_PANELS if (t["metric"] == m).any()]
-    if t.empty or not panels:
-        return None
-    fig = _figure(3.5 * len(panels) + 0.6, 2.8)
-    for ax, (metric, label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
-            rows = t[(t["model"] == model) & (t["metric"] == metric)]
-            if rows.empty:
-                continue
-            color, scale = COLORS.get(role, "#333333"), 100 if metric == "train_accuracy" else 1
-            for _, seed in rows.groupby("seed"):
-                ax.plot(seed["epoch"], scale * seed["value"], "-", lw=0.6, alpha=0.45, color=color)
-            mean = rows.groupby("epoch")["value"].mean()
-            ax.plot(mean.index, scale * mean.values, "-", lw=2, color=color, label=_text(f"{model} ({role})"))
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.legend(fontsize=7, frameon=False)
-    return to_data_uri(fig)
-
-
-@matplotlib.rc_context(RC)
-def reliability_plot(data: ReportData, pair: Pair) -> str | None:
-    """Accuracy against mean confidence in the ECE's 15 bins, clean data, seeds pooled, both twins;
-    None without per-example confidences (runs before model_metrics.npz)."""
-    from kdbench.evaluation.model_metrics.calibration import reliability_bins
-    from kdbench.reports.calibration import per_example_matrix
-
-    run = data.run
-    curves = {}
-    for model in (pair.baseline, pair.distilled):
-        got = per_example_matrix(run, model, "confidence", 0.0, "clean", "clean", "")
-        if got is None:
-            return None
-        seeds, conf = got
-        try:
-            right = np.stack([run.correct_for(model, seed, "clean") for seed in seeds])
-        except KeyError:
-            return None
-        curves[model] = [t.numpy() for t in reliability_bins(conf.ravel(), right.ravel())]
-    fig = _figure(3.6, 3.4)
-    ax = fig.subplots()
-    ax.plot([0, 100], [0, 100], ":", color="#888888", lw=1, label="calibrated")
-    for model, role in ((pair.baseline, "baseline"), (pair.distilled, pair.role)):
-        conf, acc, count = curves[model]
-        color = COLORS.get(role, "#333333")
-        ax.plot(100 * conf, 100 * acc, "-", color=color, lw=1, label=_text(f"{model} ({role})"))
-        ax.scatter(100 * conf, 100 * acc, s=8 + 60 * count / max(1, count.max()), color=color, zorder=3)
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.set_xlabel("mean confidence in the bin (%)")
-    ax.set_ylabel("accuracy in the bin (%)")
-    ax.legend(fontsize=7, frameon=False)
     return to_data_uri(fig)
 
 

@@ -9,10 +9,11 @@ import re
 from pathlib import Path
 
 from kdbench.reports import plots
-from kdbench.reports.markdown import md_escape, render_markdown
+from kdbench.reports.markdown import render_markdown
 from kdbench.reports.tables import ReportData, build
 from kdbench.reports.verdicts import KINDS, pair_verdicts
-from kdbench.results.contract import read_run
+from kdbench.results.read import read_run
+from kdbench.util.markdown import md_escape
 from kdbench.util.progress import elapsed
 
 # the report's figures that need no torch (the docs site is built without it)

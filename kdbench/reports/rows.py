@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from kdbench.reports.format import DASH, interval_pct, interval_pp, level_text, mdd_pp, pct, pvalue, signed_pp
 from kdbench.reports.keys import MEAN_CORRUPTION
 from kdbench.reports.pairs import Pair, headline_groups
 from kdbench.reports.tables import ReportData, masking_warning
+from kdbench.util.format import DASH, interval_pct, interval_pp, level_text, mdd_pp, pct, pvalue, signed_pp
 
 ALPHA = 0.05
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from kdbench.reports.format import interval_pp, level_text, mdd_pp, signed_pp
 from kdbench.reports.keys import MEAN_CORRUPTION
 from kdbench.reports.pairs import Pair
 from kdbench.reports.tables import ReportData, masking_warning
+from kdbench.util.format import interval_pp, level_text, mdd_pp, signed_pp
 from kdbench.util.names import is_worst_case, norm_of
 
 SIGNIFICANT = ("higher", "lower")

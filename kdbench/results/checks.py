@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kdbench.results.contract import ROLES, ResultsError, Run, read_run
+from kdbench.results.contract import ROLES, ResultsError, Run
+from kdbench.results.read import read_run
 from kdbench.util.names import GROUP_ORDER
 
 # Rows of these groups carry real per-example results. Any other group is a summary row (say a

@@ -14,10 +14,10 @@ import operator
 from typing import Callable, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kdbench.models.compiled import Compiled, eager_reason
+from kdbench.training.batches import epoch_batches, free_memory, place_data
 from kdbench.training.methods import Method
 from kdbench.training.methods.base import Batch, FeatureCache, Teachers
 from kdbench.util.contracts import check_logits, check_losses
@@ -25,8 +25,6 @@ from kdbench.util.errors import UserError
 from kdbench.util.exit_codes import ExitCode
 from kdbench.util.progress import bar
 from kdbench.util.seeding import generator
-
-PAD = 4  # torchvision RandomCrop(32, padding=4), zero padding
 
 
 def make_optimizer(params, recipe) -> torch.optim.Optimizer:
@@ -50,69 +48,6 @@ def lr_factor(recipe, step: int, steps_per_epoch: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
     epoch = step // steps_per_epoch
     return recipe.gamma ** sum(epoch >= round(m * recipe.epochs) for m in recipe.milestones)
-
-
-@torch.no_grad()
-def predict_logits(models: Sequence[nn.Module], images: torch.Tensor, batch_size: int, device) -> torch.Tensor:
-    """(K, N, C) logits of K models in eval mode over uint8 images."""
-    out = []
-    for m in models:
-        m.eval()
-        out.append(
-            torch.cat(
-                [m(images[i : i + batch_size].to(device).float().div_(255)) for i in range(0, len(images), batch_size)]
-            )
-        )
-    return torch.stack(out)
-
-
-def place_data(images: torch.Tensor, device) -> torch.Tensor:
-    """The uint8 training images on the device when they fit in a quarter of its free memory
-    (CIFAR-10: 150 MB), so batches are cut and augmented there; else they stay in host memory."""
-    device = torch.device(device)
-    if device.type != "cuda":
-        return images
-    return images.to(device) if images.numel() * images.element_size() < free_memory(device) // 4 else images
-
-
-def free_memory(device) -> int:
-    """Bytes free on the device: the GPU's, or the host's available memory (Linux), else 4 GiB."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        for line in open("/proc/meminfo", encoding="ascii"):
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 * 2**30
-
-
-def augment_draws(gen: torch.Generator, n: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """An epoch's crop offsets (N, 2) and flips (N,), drawn batch by batch (each batch's offsets,
-    then its flips), so a whole epoch travels to the device in one copy and the numbers do not
-    depend on where the batch is augmented."""
-    offsets, flips = [], []
-    for start in range(0, n, batch_size):
-        b = min(batch_size, n - start)
-        offsets.append(torch.randint(0, 2 * PAD + 1, (b, 2), generator=gen))
-        flips.append(torch.rand(b, generator=gen) < 0.5)
-    return torch.cat(offsets), torch.cat(flips)
-
-
-def crop_flip(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Crop each zero-padded image at its offset and flip it where `flips` says, on the images' device.
-    The result is (B, C, H, W) laid out channels-last in memory: the caller picks the layout."""
-    b, _, h, w = images.shape
-    dev = images.device
-    padded = F.pad(images, (PAD, PAD, PAD, PAD))
-    rows = offsets[:, :1].to(dev) + torch.arange(h, device=dev)  # (B, H)
-    cols = offsets[:, 1:].to(dev) + torch.arange(w, device=dev)  # (B, W)
-    cols = torch.where(flips.to(dev)[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=dev)[:, None, None]
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
-    return out.permute(0, 3, 1, 2)
 
 
 # Non-finite losses are looked for every this many steps on a GPU (a check is a host sync), every
@@ -169,6 +104,8 @@ def train(
         sources.feature_cache = FeatureCache(len(images), free_memory(device) // 4, lambda m: say(f"{desc}: {m}"))
     # the method's own trainable parts (a connector, say) learn with the student and are then dropped
     extra = method.setup(net, sources, labels)
+    if method.pretrain_epochs():
+        pretrain(net, images, labels.to(device), recipe, method, seed, sources, device, desc, say)
     step_net, mode = net, recipe.compile
     why = f"{method.name} reads the networks' stages through hooks" if method.uses_features else eager_reason(device)
     if mode and why:
@@ -195,20 +132,10 @@ def train(
     what = f"{desc}: method '{method.name}', forward_train"
     for epoch in range(recipe.epochs):
         progress = epoch / max(1, recipe.epochs - 1)
-        perm = torch.randperm(n, generator=order_gen)
-        perm_d = perm.to(images.device)
-        if recipe.augment:
-            offsets, flips = (t.to(images.device) for t in augment_draws(aug_gen, n, recipe.batch_size))
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), dtype=torch.long, device=device)
-        for start in bar(range(0, n, recipe.batch_size), desc=f"{desc} epoch {epoch + 1}/{recipe.epochs}"):
-            sl = slice(start, start + recipe.batch_size)
-            idx = perm_d[sl]
-            x = images[idx]
-            if recipe.augment:
-                x = crop_flip(x, offsets[sl], flips[sl])
-            x = x.to(device, non_blocking=True).float().div_(255).contiguous(memory_format=layout)
-            idx = idx.to(device)
+        batches = epoch_batches(images, recipe, order_gen, aug_gen, device, layout)
+        for i, (x, idx) in enumerate(bar(batches, f"{desc} epoch {epoch + 1}/{recipe.epochs}", steps_per_epoch)):
             y = labels[idx]
             if scheduler is None:
                 for group in opt.param_groups:
@@ -227,7 +154,7 @@ def train(
                 # a non-finite loss makes its sum non-finite, which is what the check looks at
                 sums[k] = sums.get(k, 0.0) + v.detach().double() * b
             correct += (logits.argmax(1) == y).sum()
-            if (step + 1) % check_every == 0 or start + recipe.batch_size >= n:
+            if (step + 1) % check_every == 0 or i == steps_per_epoch - 1:
                 _check_finite(sums, desc, epoch)
             opt.zero_grad(set_to_none=True)
             total.backward()
@@ -245,6 +172,40 @@ def train(
         net.to(memory_format=torch.contiguous_format)
     net.eval()
     return history
+
+
+def pretrain(net, images, labels, recipe, method: Method, seed: int, sources: Teachers, device, desc: str, say) -> None:
+    """The stage some methods run before training (AB, FSP: the student's layers on the feature
+    loss alone; FT: the teacher's paraphraser), as RepDistiller's `init` does: `pretrain_epochs()`
+    epochs over the training data at a constant learning rate (`pretrain_lr()`, else the recipe's),
+    with the recipe's optimiser, batch size and augmentation. Its own data order and augmentation
+    draws, so that the student's training afterwards draws what its twin's does."""
+    module = method.pretrain_setup(net)
+    module.to(device).train()
+    opt = make_optimizer(list(module.parameters()), recipe)
+    for group in opt.param_groups:
+        group["lr"] = method.pretrain_lr() or recipe.lr
+    order_gen, aug_gen = generator(seed, "pretrain_order"), generator(seed, "pretrain_augment")
+    n, epochs, step = len(images), method.pretrain_epochs(), 0
+    what = f"{desc}: method '{method.name}', pretrain_losses"
+    for epoch in range(epochs):
+        sums: dict[str, torch.Tensor] = {}
+        batches = epoch_batches(images, recipe, order_gen, aug_gen, device, torch.contiguous_format)
+        for x, idx in bar(batches, f"{desc} pre-training {epoch + 1}/{epochs}", math.ceil(n / recipe.batch_size)):
+            losses = method.pretrain_losses(net, sources, Batch(x, labels[idx], idx, 0.0, seed, step, epoch + 1))
+            if step == 0:
+                check_losses(losses, what, method)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().double() * len(idx)
+            opt.zero_grad(set_to_none=True)
+            functools.reduce(operator.add, losses.values()).backward()
+            opt.step()
+            step += 1
+        _check_finite(sums, f"{desc} (pre-training)", epoch)
+        terms = ", ".join(f"{k} {float(v) / n:.4g}" for k, v in sums.items())
+        say(f"{desc}: pre-training epoch {epoch + 1}/{epochs}: {terms}")
+    module.eval()
+    net.train()
 
 
 def epoch_metrics(row: dict) -> dict[str, float]:

@@ -16,9 +16,8 @@ import math
 import numpy as np
 
 from kdbench.evaluation.model_metrics import MODEL_METRICS
+from kdbench.models.soft_targets import teacher_log_probs, temperature_at
 from kdbench.results.contract import MODEL_METRIC_COLUMNS
-from kdbench.training.methods.base import teacher_log_probs
-from kdbench.training.methods.temperature import temperature_at
 from kdbench.util.lazy import lazy
 
 torch = lazy("torch")

@@ -64,10 +64,16 @@ METHODS.declare_from_sources(
         "pkt",
         "vid",
         "nst",
+        "cc",
+        "ft",
+        "ab",
+        "fsp",
         "pgd_at",
         "trades",
         "ard",
         "rslad",
+        "iad",
+        "adaad",
     ],
 )
 

@@ -11,21 +11,18 @@ first epoch to 1 at the last."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import BaseModel, Field
 
-from kdbench.training.methods.temperature import Temperature, temperature_at
+from kdbench.models.soft_targets import EnsembleMode, Temperature, teacher_log_probs, temperature_at
 from kdbench.util.lazy import lazy
 from kdbench.util.strict import STRICT
 
 torch = lazy("torch")
 F = lazy("torch.nn.functional")
-
-EnsembleMode = Literal["mean_probs", "mean_logits"]
 
 
 class MethodParams(BaseModel):
@@ -107,7 +104,7 @@ class FeatureCache:
 
     def __init__(self, n: int, budget: int, say=lambda line: None):
         self.n, self.budget, self.say = n, budget, say
-        self.store: list | None = None  # per teacher: Features whose tensors hold all N examples
+        self.store: list | None = None  # per teacher: its Features' tensors, holding all N examples
         self.filled = None
         self.off = False
 
@@ -115,12 +112,12 @@ class FeatureCache:
         from kdbench.models.features import Features
 
         if self.store is not None and bool(self.filled[index].all()):
-            return [Features(f.logits[index], [s[index] for s in f.stages], f.embedding[index]) for f in self.store]
+            return [Features.of([t[index] for t in f]) for f in self.store]
         feats = compute()
         if self.off:
             return feats
         if self.store is None:
-            tensors = [t for f in feats for t in (f.logits, *f.stages, f.embedding)]
+            tensors = [t for f in feats for t in f.tensors()]
             need = sum(t[0].numel() * t.element_size() for t in tensors) * self.n
             if need > self.budget:
                 self.off = True
@@ -129,17 +126,11 @@ class FeatureCache:
                     f"{self.budget / 2**30:.1f} GiB allowed; the teacher runs on every batch"
                 )
                 return feats
-
-            def room(t):
-                return t.new_empty((self.n, *t.shape[1:]))
-
-            self.store = [Features(room(f.logits), [room(s) for s in f.stages], room(f.embedding)) for f in feats]
+            self.store = [[t.new_empty((self.n, *t.shape[1:])) for t in f.tensors()] for f in feats]
             self.filled = torch.zeros(self.n, dtype=torch.bool, device=index.device)
         for f, into in zip(feats, self.store):
-            into.logits[index] = f.logits
-            for s, t in zip(f.stages, into.stages):
-                t[index] = s
-            into.embedding[index] = f.embedding
+            for t, room in zip(f.tensors(), into):
+                room[index] = t
         self.filled[index] = True
         return feats
 
@@ -162,6 +153,9 @@ class Method:
     # A method that reads the teachers' intermediate features runs them on every batch (their
     # logits on the training set are not cached for it) and learns from exactly one teacher.
     uses_features: ClassVar[bool] = False
+    # A method whose inner attack also differentiates through the teachers (AdaAD): the estimate
+    # prices their gradient passes.
+    attacks_teacher: ClassVar[bool] = False
     Params: ClassVar[type[MethodParams]]
 
     def __init__(self, params: MethodParams, ensemble: EnsembleMode = "mean_probs"):
@@ -181,6 +175,25 @@ class Method:
         recipe's learning rate and weight decay, and it is dropped when training ends."""
         return None
 
+    def pretrain_epochs(self) -> int:
+        """Epochs of a stage before training (`training.loop.pretrain`): AB, FSP and FT train part
+        of the student, or a module of their own, on their feature loss first. 0: none. The
+        parameters that set it are the method's, so a job's hash covers the stage."""
+        return int(getattr(self.params, "init_epochs", 0))
+
+    def pretrain_lr(self) -> float | None:
+        """The pre-training stage's constant learning rate; None: the recipe's `lr`."""
+        return getattr(self.params, "init_lr", None)
+
+    def pretrain_setup(self, student):
+        """The module whose parameters the pre-training stage trains (after `setup`); it may
+        hold the student, is in training mode during the stage and in eval mode after it."""
+        raise NotImplementedError
+
+    def pretrain_losses(self, student, teachers: Teachers, batch: Batch) -> dict[str, torch.Tensor]:
+        """The named losses of one pre-training step."""
+        raise NotImplementedError
+
     def forward_train(self, student, teachers: Teachers, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The student's logits on `batch.x` and the named, weighted losses of this step."""
         logits = student(batch.x)
@@ -195,6 +208,17 @@ class CEWeightedParams(MethodParams):
     """Methods written, as mdistiller writes them, as a weighted hard-label cross-entropy plus their own terms."""
 
     ce_weight: float = Field(1.0, ge=0, description="weight of the hard-label cross-entropy")
+
+
+class PretrainParams(CEWeightedParams):
+    """What the methods with a pre-training stage share (RepDistiller's `init`: 30 epochs)."""
+
+    init_epochs: int = Field(
+        30, ge=0, le=10_000, description="epochs of the pre-training stage, before the student's training (30)"
+    )
+    init_lr: float | None = Field(
+        None, gt=0, description="the pre-training stage's constant learning rate; null: the recipe's lr"
+    )
 
 
 class TeacherMethod(Method):
@@ -236,21 +260,6 @@ class RobustDistillMethod(TeacherMethod):
     held against, at the same architecture, recipe, seed and attack budget."""
 
     twin = "pgd_at"
-
-
-def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
-    """log p_teacher at temperature T for K stacked teachers (K, B, C) -> (B, C).
-
-    mean_probs:  p = (1/K) sum_k softmax(z_k / T)   (averaging the teachers' softened predictions)
-    mean_logits: p = softmax(((1/K) sum_k z_k) / T) (one teacher made of the averaged logits)
-    """
-    if teacher_logits.dim() == 2:
-        teacher_logits = teacher_logits.unsqueeze(0)
-    if mode == "mean_logits":
-        return F.log_softmax(teacher_logits.mean(0) / temperature, dim=-1)
-    k = teacher_logits.shape[0]
-    # log of a mean of probabilities, kept in log space so that confident teachers do not underflow
-    return torch.logsumexp(F.log_softmax(teacher_logits / temperature, dim=-1), dim=0) - math.log(k)
 
 
 def kl_divergence(log_p: torch.Tensor, log_q: torch.Tensor, reduction: str = "batchmean") -> torch.Tensor:

@@ -60,8 +60,14 @@ class FitNets(FeatureMethod):
         }
 
 
-def conv_regressor(s_shape: tuple[int, int, int], t_shape: tuple[int, int, int]):
-    """mdistiller's ConvReg from a (C, H, W) student feature to a teacher's."""
+def conv_regressor(
+    s_shape: tuple[int, int, int],
+    t_shape: tuple[int, int, int],
+    relu: bool = True,
+    who: str = "fitnets",
+    advice: str = "choose another hint_stage",
+):
+    """mdistiller's ConvReg from a (C, H, W) student feature to a teacher's (AB's: no ReLU)."""
     (s_c, s_h, s_w), (t_c, t_h, t_w) = s_shape, t_shape
     if s_h == 2 * t_h:
         conv = nn.Conv2d(s_c, t_c, kernel_size=3, stride=2, padding=1)
@@ -71,7 +77,6 @@ def conv_regressor(s_shape: tuple[int, int, int], t_shape: tuple[int, int, int])
         conv = nn.Conv2d(s_c, t_c, kernel_size=(1 + s_h - t_h, 1 + s_w - t_w))
     else:
         raise feats.FeatureError(
-            f"fitnets: no connector from a {s_h}x{s_w} student feature to a {t_h}x{t_w} teacher feature; "
-            f"choose another hint_stage"
+            f"{who}: no connector from a {s_h}x{s_w} student feature to a {t_h}x{t_w} teacher feature; {advice}"
         )
-    return nn.Sequential(conv, nn.BatchNorm2d(t_c), nn.ReLU(inplace=True))
+    return nn.Sequential(conv, nn.BatchNorm2d(t_c), *([nn.ReLU(inplace=True)] if relu else []))

@@ -54,9 +54,12 @@ class KLInnerAttack(InnerAttack):
     mode: Literal["train", "eval"] = "eval"
 
 
-def perturb(student, x: torch.Tensor, target: torch.Tensor, loss_fn, spec: InnerAttack, batch) -> torch.Tensor:
-    """Adversarial images for `x` that ascend `loss_fn(student(x'), target)` (per example, summed),
-    seeded by the batch's (seed, step). The student's mode is restored afterwards."""
+def perturb(
+    student, x: torch.Tensor, target: torch.Tensor, loss_fn, spec: InnerAttack, batch, forward=None
+) -> torch.Tensor:
+    """Adversarial images for `x` that ascend `loss_fn(forward(x'), target)` (per example, summed;
+    `forward` is the student unless the loss also reads another network on x'), seeded by the
+    batch's (seed, step). The student's mode is restored afterwards."""
     start = None
     if spec.start != "none":
         gen = generator(batch.seed, "inner_attack", batch.step)
@@ -68,6 +71,6 @@ def perturb(student, x: torch.Tensor, target: torch.Tensor, loss_fn, spec: Inner
     was_training = student.training
     student.train(spec.mode == "train")
     try:
-        return pgd_steps(student, x, target, spec.eps, spec.step_size, spec.steps, loss_fn, start)
+        return pgd_steps(forward or student, x, target, spec.eps, spec.step_size, spec.steps, loss_fn, start)
     finally:
         student.train(was_training)

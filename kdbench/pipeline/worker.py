@@ -1,7 +1,8 @@
 """The worker side of every executor that runs jobs outside the driver's process (the local
-executor's worker processes with --jobs N, Ray's tasks): a small `WorkerContext` from which a
-process rebuilds the suite, its plugins, the data and the plan once, and keeps them for its next
-jobs; and `run_jobs`, which runs a group of jobs into the store as the driver would."""
+executor's worker processes with --jobs N, Ray's tasks): a small, picklable `WorkerContext`
+(executors.base.WorkerContext) from which a process rebuilds the suite, its plugins, the data and
+the plan once, and keeps them for its next jobs; its `run_jobs` runs a group of jobs into the
+store as the driver would."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class WorkerError(UserError, RuntimeError):
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a worker needs to rebuild the run's plan and handlers in its own process."""
+    """What a worker needs to rebuild the run's plan and job functions in its own process."""
 
     suite: dict  # the suite as data (model_dump): a plugin's schema is rebuilt on the worker
     data_root: str | None
@@ -35,7 +36,18 @@ class WorkerContext:
     threads: dict[str, int]  # per job kind
     plugins: tuple = ()  # (spec, source or None, helper sources) per plugin of the suite: config.plugins.shippable
     run_token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])  # names this run's attempt records
-    tracking: object = None  # kdbench.tracking.Tracking: the models trained here log there
+    hooks: tuple = ()  # pipeline.hooks.RunHook: the models trained here log there
+
+    @property
+    def environment(self) -> dict[str, str] | None:
+        if self.suite.get("reproducible") != "portable":
+            return None
+        from kdbench.util.portable import environment
+
+        return environment()
+
+    def run_jobs(self, kind: str, hashes: Sequence[str], force: bool, resources=None, attempt: int = 1) -> list[str]:
+        return run_jobs(self, kind, hashes, force, resources, attempt)
 
     @property
     def attempts_dir(self) -> Path:
@@ -59,7 +71,8 @@ def runner_for(ctx: WorkerContext):
     key = ctx.key
     if key not in _RUNNERS:
         from kdbench.config import conditions_of
-        from kdbench.config.plugins import PluginError, load_entry_points, load_shipped
+        from kdbench.config.plugin_import import PluginError
+        from kdbench.config.plugins import load_entry_points, load_shipped
         from kdbench.config.schema import suite_model
         from kdbench.pipeline.jobs import JobRunner
         from kdbench.pipeline.prepare import make_deterministic, prepare, resolve_device
@@ -105,7 +118,7 @@ def run_jobs(
         portable.apply()
     store = Store(Path(ctx.store_root))
     by_hash, runner = runner_for(ctx)
-    runner.tracking = ctx.tracking  # not in the runner's key: a worker kept from an earlier run logs to this one
+    runner.hooks = ctx.hooks  # not in the runner's key: a worker kept from an earlier run logs to this one
     missing = [h for h in hashes if h not in by_hash]
     if missing:
         raise WorkerError(
@@ -115,7 +128,16 @@ def run_jobs(
     group = [by_hash[h] for h in hashes if force or not store.done(by_hash[h])]
     try:
         if group:
-            run_group(store, group, runner.handlers()[kind], force=force, attempts=attempt, resources=resources)
+            functions = runner.functions()
+            run_group(
+                store,
+                group,
+                functions.by_kind[kind],
+                device=functions.device,
+                force=force,
+                attempts=attempt,
+                resources=resources,
+            )
     finally:
         runner.release_models()  # a worker runs many jobs: it keeps the data, not every model it met
     return list(hashes)

@@ -1,4 +1,6 @@
-"""Distillation temperature: a constant, or a schedule from T0 to T1 over training."""
+"""Soft targets: the teachers' softened probabilities (`teacher_log_probs`) at a temperature that is
+a constant or a schedule from T0 to T1 over training (`Temperature`, `temperature_at`). Training's
+methods and evaluation's fidelity metrics both read them."""
 
 from __future__ import annotations
 
@@ -7,7 +9,11 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
+from kdbench.util.lazy import lazy
 from kdbench.util.strict import STRICT
+
+torch = lazy("torch")
+F = lazy("torch.nn.functional")
 
 
 class TemperatureSchedule(BaseModel):
@@ -55,3 +61,21 @@ def temperature_at(t: Temperature, progress: float) -> float:
     if t.schedule == "linear":
         return t.start + (t.end - t.start) * progress
     return t.end + (t.start - t.end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+EnsembleMode = Literal["mean_probs", "mean_logits"]
+
+
+def teacher_log_probs(teacher_logits: torch.Tensor, temperature: float, mode: EnsembleMode) -> torch.Tensor:
+    """log p_teacher at temperature T for K stacked teachers (K, B, C) -> (B, C).
+
+    mean_probs:  p = (1/K) sum_k softmax(z_k / T)   (averaging the teachers' softened predictions)
+    mean_logits: p = softmax(((1/K) sum_k z_k) / T) (one teacher made of the averaged logits)
+    """
+    if teacher_logits.dim() == 2:
+        teacher_logits = teacher_logits.unsqueeze(0)
+    if mode == "mean_logits":
+        return F.log_softmax(teacher_logits.mean(0) / temperature, dim=-1)
+    k = teacher_logits.shape[0]
+    # log of a mean of probabilities, kept in log space so that confident teachers do not underflow
+    return torch.logsumexp(F.log_softmax(teacher_logits / temperature, dim=-1), dim=0) - math.log(k)
