@@ -27,10 +27,10 @@ if sys.argv[1] == "portable":
     portable.apply()
 else:
     torch.set_num_threads(int(sys.argv[2]))
-train_split = make_synthetic(n_train=640, n_test=10, seed=0).train
+train_split = make_synthetic(n_train=256, n_test=10, seed=0).train
 torch.manual_seed(0)
 net = create_model("cnn_small", 10)
-recipe = TrainRecipe(epochs=2, batch_size=32, lr=0.05, augment=False, weight_decay=5e-4)
+recipe = TrainRecipe(epochs=1, batch_size=32, lr=0.05, augment=False, weight_decay=5e-4)
 train(net, train_split.images, train_split.labels, recipe, METHODS.get("baseline")(METHODS.get("baseline").Params()), 0)
 h = hashlib.sha256()
 for k, v in net.state_dict().items():
@@ -112,8 +112,9 @@ def test_portable_mode_gives_the_same_weights_on_every_instruction_set_level():
     cpus = simulated_cpus()
     if len(cpus) < 2:
         pytest.skip("this CPU has one instruction-set level: nothing to compare")
-    default = [train_on(cpu, "default") for cpu in cpus]
-    # the test can tell: the default mode's weights, and its NumPy math, differ across the levels
+    # the test can tell: the default mode's weights, and its NumPy math, differ between the lowest
+    # level and the highest
+    default = [train_on(cpu, "default") for cpu in (cpus[0], cpus[-1])]
     assert len({w for w, _ in default}) > 1, "the default mode gave one weights hash: the levels do not differ here"
     assert len({c for _, c in default}) > 1, "the default mode gave one NumPy hash: the levels do not differ here"
     same = {train_on(cpu, "portable") for cpu in cpus}

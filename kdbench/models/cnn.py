@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import torch
+import torch.fx
+import torch.nn.functional as F
 from torch import nn
 
 from kdbench.models import register_model
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """F.max_pool2d(x, 2), the same values in the same memory layout; on the CPU a contiguous
+    (NCHW) input is pooled in channels-last memory, where torch's kernel is several times faster
+    (about 3x with the layout changes, measured on torch 2.14). A max and a layout change are
+    exact, so no number changes."""
+    if x.device.type != "cpu" or x.dim() != 4 or not x.is_contiguous():
+        return F.max_pool2d(x, 2)
+    return F.max_pool2d(x.contiguous(memory_format=torch.channels_last), 2).contiguous()
+
+
+torch.fx.wrap("max_pool_2x2")  # one node when torch.fx traces a network (the feature extractor)
+
+
+class MaxPool2x2(nn.Module):
+    def forward(self, x):
+        return max_pool_2x2(x)
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -12,7 +33,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
         nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False),  # bias is redundant before BN
         nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
+        MaxPool2x2(),
     )
 
 
