@@ -54,6 +54,24 @@ class ModelEval:
         return self.logits[clean[0]] if clean else torch.empty(0)
 
 
+@dataclass
+class StoredEval:
+    """One evaluated model as the run's tables read it back: its description and, per results cell
+    `(condition, group, level)` as metrics.csv writes them, what the model metrics need."""
+
+    name: str
+    seed: int
+    role: str
+    method: str
+    arch: str
+    logits: dict  # cell -> (n, C) logits, n the examples the cell covers
+    saliency: torch.Tensor | None = None  # (n, 3, H, W) input gradients of the first n examples
+    # transfer cell -> (source model, this model right, the source right on its own adversarial examples)
+    transfer: dict = field(default_factory=dict)
+    # attack cell -> (T, n, C) the reference teachers' logits on this model's adversarial examples
+    attack_refs: dict = field(default_factory=dict)
+
+
 def save_eval(out: Path, r: ModelEval, example_index: torch.Tensor, checks: list[dict], seconds: dict) -> None:
     """Write `r` into the job folder `out`, with the examples' indices in the test set."""
     n = len(example_index)

@@ -12,7 +12,7 @@ import torch
 
 from kdbench.config import Suite, transfer_source
 from kdbench.config.plugins import plugin_failure
-from kdbench.evaluation.model_eval import load_eval
+from kdbench.evaluation.model_eval import StoredEval, load_eval
 from kdbench.evaluation.model_metrics.rows import model_metric_rows
 from kdbench.executors.store import Store
 from kdbench.models.soft_targets import teacher_log_probs
@@ -28,8 +28,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     """Metrics rows, per-example correctness and agreement, from the evaluate jobs' outputs."""
     suite = plan.suite
     rows, correct_rows, checks, seconds = [], [], [], {}
-    # (model, seed) -> cell -> logits; model -> (role, method, arch); input gradients
-    logits_by, describe, grads_by, transfer_by, attack_refs = {}, {}, {}, {}, {}
+    scored: dict[tuple[str, int], StoredEval] = {}  # (model, seed) -> what the model metrics read
     for (name, seed), job in plan.eval_jobs.items():
         ev = load_eval(store.path(job))
         # an evaluation cached before the L2 threat model names no norm: its checks with an eps are Linf's
@@ -47,30 +46,35 @@ def assemble(plan: Plan, store: Store, test_eval):
         else:
             s = suite.students[name]
             role, method, arch = s.role, s.method.name, s.arch
-        describe[name] = (role, method, arch)
         keys = [
             (corruption_condition(str(c)) if g == "corruption" else str(c), str(g), str(lv))
             for c, g, lv in zip(ev["condition"], ev["group"], ev["level"])
         ]
         count = ev["count"]
         # a condition scored on its first n examples: its rows, logits and references cut to them
-        logits_by[(name, seed)] = {
-            keys[r]: torch.from_numpy(ev["logits"][j][: count[r]]) for j, r in enumerate(ev["logit_rows"])
-        }
-        if "saliency" in ev:
-            grads_by[(name, seed)] = torch.from_numpy(ev["saliency"]).float()
-        # transfer cells: (this model right, the source right), per example
-        for j, r in enumerate(ev.get("source_rows", [])):
-            transfer_by.setdefault((name, seed), {})[keys[r]] = (
-                transfer_source(suite, name, seed)[0],
-                torch.from_numpy(ev["correct"][r][: count[r]]),
-                torch.from_numpy(ev["source_correct"][j][: count[r]]),
-            )
-        # attack cells: the reference teachers' logits on this model's adversarial examples
-        for j, r in enumerate(ev.get("reference_rows", [])):
-            attack_refs.setdefault((name, seed), {})[keys[r]] = torch.from_numpy(
-                ev["reference_logits"][j][:, : count[r]]
-            )
+        scored[(name, seed)] = StoredEval(
+            name,
+            seed,
+            role,
+            method,
+            arch,
+            logits={keys[r]: torch.from_numpy(ev["logits"][j][: count[r]]) for j, r in enumerate(ev["logit_rows"])},
+            saliency=torch.from_numpy(ev["saliency"]).float() if "saliency" in ev else None,
+            # transfer cells: (this model right, the source right), per example
+            transfer={
+                keys[r]: (
+                    transfer_source(suite, name, seed)[0],
+                    torch.from_numpy(ev["correct"][r][: count[r]]),
+                    torch.from_numpy(ev["source_correct"][j][: count[r]]),
+                )
+                for j, r in enumerate(ev.get("source_rows", []))
+            },
+            # attack cells: the reference teachers' logits on this model's adversarial examples
+            attack_refs={
+                keys[r]: torch.from_numpy(ev["reference_logits"][j][:, : count[r]])
+                for j, r in enumerate(ev.get("reference_rows", []))
+            },
+        )
         for c, k, (cond, group, level) in zip(ev["correct"], count, keys):
             rows.append(
                 dict(
@@ -93,10 +97,10 @@ def assemble(plan: Plan, store: Store, test_eval):
     for name, s in suite.students.items():
         if not s.teachers:
             continue
-        t_logits = torch.stack([logits_by[(t, suite.teachers[t].seed)][clean] for t in s.teachers])
+        t_logits = torch.stack([scored[(t, suite.teachers[t].seed)].logits[clean] for t in s.teachers])
         t_pred = teacher_log_probs(t_logits, 1.0, s.ensemble or "mean_probs").argmax(1)
         for seed in s.seeds:
-            agree = int((logits_by[(name, seed)][clean].argmax(1) == t_pred).sum())
+            agree = int((scored[(name, seed)].logits[clean].argmax(1) == t_pred).sum())
             agreement.append(
                 dict(
                     model=name,
@@ -111,9 +115,7 @@ def assemble(plan: Plan, store: Store, test_eval):
     correct = np.stack(correct_rows) if correct_rows else np.zeros((0, len(test_eval)), dtype=bool)
     diagnostics = pd.DataFrame(checks, columns=DIAGNOSTIC_COLUMNS) if checks else None
     try:
-        model_metrics = model_metric_rows(
-            suite, logits_by, test_eval.labels.long(), describe.__getitem__, grads_by, transfer_by, attack_refs
-        )
+        model_metrics = model_metric_rows(suite, scored, test_eval.labels.long())
     except Exception as exc:  # noqa: BLE001 - a plugin metric's exception is said with its own frames
         told = plugin_failure(exc)
         if told is None:

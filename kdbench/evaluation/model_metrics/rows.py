@@ -42,22 +42,11 @@ def reference_of(suite, name: str) -> tuple[list[str], str, float | None]:
     )
 
 
-def model_metric_rows(
-    suite,
-    logits_by: dict,
-    labels,
-    describe,
-    grads_by: dict | None = None,
-    transfer_by: dict | None = None,
-    attack_refs: dict | None = None,
-) -> tuple[pd.DataFrame, dict]:
-    """`logits_by[(model, seed)][(condition, group, level)]` = (N, C) logits; `describe(model)` =
-    (role, method, arch); `grads_by[(model, seed)]` = (n, 3, H, W) input gradients of the first n
-    examples; `transfer_by[(model, seed)][cell]` = (source model, this model's per-example
-    correctness, the source's on its own adversarial examples); `attack_refs[(model, seed)][cell]`
-    = (T, N, C) logits of the model's reference teachers on its own adversarial examples. Returns the rows and, by row
-    position, the per-example values (N,) of the metrics that are means over examples (NaN where a
-    metric does not cover an example: past the saliency subset, or where the source resisted)."""
+def model_metric_rows(suite, models: dict, labels) -> tuple[pd.DataFrame, dict]:
+    """`models[(model, seed)]`: a `StoredEval` (evaluation.model_eval) per evaluated model, in the
+    run's order. Returns the rows and, by row position, the per-example values (N,) of the metrics
+    that are means over examples (NaN where a metric does not cover an example: past the saliency
+    subset, or where the source resisted)."""
     rows, values = [], {}
     n_all = len(labels)
 
@@ -69,11 +58,15 @@ def model_metric_rows(
             values[len(rows)] = per
         rows.append(row | dict(value=value))
 
-    for (name, seed), cells in logits_by.items():
+    def describe(name: str) -> tuple[str, str, str]:
+        m = next(m for m in models.values() if m.name == name)
+        return m.role, m.method, m.arch
+
+    for (name, seed), scored in models.items():
         role, method, arch = describe(name)
         teachers, mode, temperature = reference_of(suite, name)
-        t_cells = [logits_by.get((t, suite.teachers[t].seed), {}) for t in teachers]
-        for key, z in cells.items():
+        t_cells = [getattr(models.get((t, suite.teachers[t].seed)), "logits", {}) for t in teachers]
+        for key, z in scored.logits.items():
             cond, group, level = key
             y = labels[: len(z)]  # a condition scored on its first n examples
             base = dict(
@@ -94,7 +87,7 @@ def model_metric_rows(
             if not teachers:
                 continue
             if group == "attack":
-                stacked = (attack_refs or {}).get((name, seed), {}).get(key)
+                stacked = scored.attack_refs.get(key)
             elif all(key in tc for tc in t_cells):
                 stacked = torch.stack([tc[key][: len(z)] for tc in t_cells])
             else:
@@ -112,12 +105,13 @@ def model_metric_rows(
                         teacher_log_probs(stacked, t, mode),
                         temperature=t,
                     )
+    grads_by = {k: m.saliency for k, m in models.items() if m.saliency is not None}
     if grads_by:
         _saliency_rows(suite, grads_by, describe, add)
     metric = MODEL_METRICS.get("transfer_rate")
-    for (name, seed), cells in (transfer_by or {}).items():
+    for (name, seed), scored in models.items():
         role, method, arch = describe(name)
-        for (cond, group, level), (source, right, source_right) in cells.items():
+        for (cond, group, level), (source, right, source_right) in scored.transfer.items():
             base = dict(
                 model=name,
                 role=role,
