@@ -89,6 +89,33 @@ def test_small_cnns_are_cpu_sized():
     assert 8 * small < wide < 24 * small  # 4x the channels: ~16x the conv weights
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_the_plain_cnns_pool_as_nn_maxpool2d_does(layout):
+    """Their pooling runs in channels-last memory on the CPU for speed: the same logits, input
+    gradients and weight gradients as nn.MaxPool2d(2), bit for bit, in train and eval mode."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    ours = create_model("cnn_small")
+    ref = create_model("cnn_small")
+    ref.load_state_dict(ours.state_dict())
+    for block in ref.features:
+        block[3] = nn.MaxPool2d(2)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    ours, ref = ours.to(memory_format=fmt), ref.to(memory_format=fmt)
+    for train in (True, False):
+        ours.train(train), ref.train(train)
+        x = torch.rand(8, 3, 32, 32).contiguous(memory_format=fmt)
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        za, zb = ours(xa), ref(xb)
+        assert torch.equal(za, zb)
+        za.logsumexp(1).sum().backward()
+        zb.logsumexp(1).sum().backward()
+        assert torch.equal(xa.grad, xb.grad)
+        assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours.parameters(), ref.parameters()))
+        ours.zero_grad(), ref.zero_grad()
+
+
 def test_crd_key_layout_so_mdistiller_teachers_load():
     keys = set(create_model("resnet32x4").state_dict())
     assert {

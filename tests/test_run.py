@@ -105,20 +105,6 @@ def test_diagnostics_are_written_and_unflagged_for_plain_models(first_run):
     assert not d.flagged.any(), d[d.flagged]
 
 
-def test_same_suite_same_numbers(first_run, tmp_path):
-    _, run_dir = first_run
-    again = run_cli(tmp_path)  # fresh cache: everything retrained and re-evaluated
-    a, b = read_run(run_dir), read_run(again)
-    pd.testing.assert_frame_equal(a.metrics, b.metrics)
-    assert np.array_equal(a.correct, b.correct)
-    assert a.manifest["jobs"][0]["hash"] == b.manifest["jobs"][0]["hash"]
-    # retrained bit for bit: the gate sees the same networks
-    assert a.manifest["weights_sha256"] == b.manifest["weights_sha256"]
-    weights = a.manifest["weights_sha256"]
-    assert set(weights) == {"teacher", "base", "kd"} and set(weights["kd"]) == {"0"}
-    assert len({h for seeds in weights.values() for h in seeds.values()}) == 3  # three different networks
-
-
 def test_job_groups_batch_consecutive_evaluations_up_to_the_size():
     from kdbench.executors.base import job_groups
     from kdbench.pipeline.plan import Job
@@ -174,7 +160,10 @@ def test_second_run_uses_the_cache(first_run, capsys):
     pd.testing.assert_frame_equal(read_run(run_dir).metrics, read_run(again).metrics)
 
 
-def test_interrupted_run_resumes(first_run, tmp_path, monkeypatch, capsys):
+def test_interrupted_run_resumes_to_the_same_numbers(first_run, tmp_path, monkeypatch, capsys):
+    """Interrupted in its second student, then resumed: nothing half-written kept, the run finishes
+    where it stopped, and, every job made afresh in its own store, the first run's numbers and
+    networks bit for bit (the same suite, the same numbers)."""
     real = jobs.JobRunner.run_student
     calls = []
 
@@ -201,7 +190,15 @@ def test_interrupted_run_resumes(first_run, tmp_path, monkeypatch, capsys):
     # the end of a run: the verdict sentence and where the report is, not a table of every metric
     assert "kd vs base (cnn_tiny, 1 seed): too few seeds to tell on clean accuracy (" in err
     assert f"the report: kdbench report {resumed}" in err and "gaussian_noise        0.05" not in err
-    pd.testing.assert_frame_equal(read_run(first_run[1]).metrics, read_run(resumed).metrics)
+    a, b = read_run(first_run[1]), read_run(resumed)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics)
+    assert np.array_equal(a.correct, b.correct)
+    assert a.manifest["jobs"][0]["hash"] == b.manifest["jobs"][0]["hash"]
+    # retrained bit for bit: the gate sees the same networks
+    assert a.manifest["weights_sha256"] == b.manifest["weights_sha256"]
+    weights = a.manifest["weights_sha256"]
+    assert set(weights) == {"teacher", "base", "kd"} and set(weights["kd"]) == {"0"}
+    assert len({h for seeds in weights.values() for h in seeds.values()}) == 3  # three different networks
 
 
 def test_verbose_and_threads(first_run, capsys):
