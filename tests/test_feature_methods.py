@@ -354,7 +354,9 @@ def test_cached_teacher_features_train_the_same_student(method, monkeypatch):
 
     real = feats.features
     monkeypatch.setattr(
-        feats, "features", lambda model, x: (calls.append(len(x)) if model is teacher else None, real(model, x))[1]
+        feats,
+        "features",
+        lambda model, x, **kw: (calls.append(len(x)) if model is teacher else None, real(model, x, **kw))[1],
     )
 
     def trained(budget=None):

@@ -29,7 +29,7 @@ class JobFunctions:
     evaluation group comes whole, the other jobs alone) that may return a dict per job for its
     job.json, and the device they compute on (job.json records it)."""
 
-    by_kind: Mapping[str, Callable[[Sequence[Job], Sequence[Path]], None]]
+    by_kind: Mapping[str, Callable[[Sequence[Job], Sequence[Path]], list[dict] | None]]
     device: str | None = None
 
 

@@ -30,23 +30,25 @@ class FeatureError(UserError, ValueError):
 @dataclass
 class Features:
     """What `features(model, x)` returns: the logits (B, classes), the stage outputs shallow to deep
-    (each (B, C_i, H_i, W_i)), the pooled embedding the classifier reads (B, D) and the stem's
-    output (what the first stage reads). With `preact=True` the stages are their pre-activations:
-    the input of the ReLU each stage ends in (AB reads these). A student's carry gradients; a
-    teacher's (`Teachers.features`, `Teachers.features_of`) do not."""
+    (each (B, C_i, H_i, W_i)) and the pooled embedding the classifier reads (B, D); with
+    `stem=True` also the stem's output (what the first stage reads; FSP reads it). With
+    `preact=True` the stages are their pre-activations: the input of the ReLU each stage ends in
+    (AB reads these). A student's carry gradients; a teacher's (`Teachers.features`,
+    `Teachers.features_of`) do not."""
 
     logits: torch.Tensor
     stages: list[torch.Tensor]  # (B, C_i, H_i, W_i), shallow to deep
     embedding: torch.Tensor  # (B, D): the pooled features the classifier reads
-    stem: torch.Tensor  # (B, C_0, H_0, W_0): the first stage's input (the image, for a net with no stem)
+    stem: torch.Tensor | None = None  # (B, C_0, H_0, W_0): the first stage's input (the image, with no stem)
 
     def tensors(self) -> list[torch.Tensor]:
-        return [self.logits, *self.stages, self.embedding, self.stem]
+        """logits, stages and embedding (what the teachers' feature cache holds; never the stem)."""
+        return [self.logits, *self.stages, self.embedding]
 
     @classmethod
     def of(cls, tensors: list[torch.Tensor]) -> Features:
         """The inverse of `tensors()`."""
-        return cls(tensors[0], list(tensors[1:-2]), tensors[-2], tensors[-1])
+        return cls(tensors[0], list(tensors[1:-1]), tensors[-1])
 
 
 def stage_names(model: nn.Module) -> tuple[str, ...]:
@@ -104,27 +106,27 @@ def _device(net: nn.Module) -> torch.device:
 
 
 class _Extractor:
-    def __init__(self, model: nn.Module, preact: bool):
+    def __init__(self, model: nn.Module, preact: bool, stem: bool):
         from torchvision.models.feature_extraction import create_feature_extractor
 
         prefix = "net." if hasattr(model, "net") else ""
         stages = [prefix + s for s in stage_names(model)]
         graph = _Graph(model)
-        stem = graph.input_of(stages[0])
+        stem_node = graph.input_of(stages[0]) if stem else None
         if preact:
             stages = [graph.preactivation(s) for s in stages]
         embedding = prefix + embedding_name(model)
         nodes = {s: f"stage{i}" for i, s in enumerate(stages)} | {embedding: "embedding", graph.last: "logits"}
-        self.stem_is_input = stem is None
-        if stem is not None:
-            nodes[stem] = "stem"
+        if stem_node is not None:
+            nodes[stem_node] = "stem"
+        self.stem, self.stem_is_input = stem, stem and stem_node is None
         self.n_stages = len(stages)
         self.graph = create_feature_extractor(model, return_nodes=nodes)
 
     def __call__(self, model: nn.Module, x: torch.Tensor) -> Features:
         self.graph.train(model.training)
         out = self.graph(x)
-        stem = x if self.stem_is_input else out["stem"]
+        stem = (x if self.stem_is_input else out["stem"]) if self.stem else None
         return Features(out["logits"], [out[f"stage{i}"] for i in range(self.n_stages)], out["embedding"], stem)
 
 
@@ -171,22 +173,33 @@ class _Graph:
 _EXTRACTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def features(model: nn.Module, x: torch.Tensor, preact: bool = False) -> Features:
-    """The logits, stage outputs (or their pre-activations), embedding and stem output of `model`
-    on `x`, in one forward pass (traced once per model and kind)."""
+def features(model: nn.Module, x: torch.Tensor, preact: bool = False, stem: bool = False) -> Features:
+    """The logits, stage outputs (or their pre-activations), embedding and, with `stem`, the stem's
+    output of `model` on `x`, in one forward pass (traced once per model and kind)."""
     per_model = _EXTRACTORS.setdefault(model, {})
-    if preact not in per_model:
-        per_model[preact] = _Extractor(model, preact)
-    return per_model[preact](model, x)
+    kind = (preact, stem)
+    if kind not in per_model:
+        per_model[kind] = _Extractor(model, preact, stem)
+    return per_model[kind](model, x)
 
 
-def feature_shapes(model: nn.Module, size: tuple[int, int] = (32, 32)) -> Features:
+def match_sizes(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two feature maps at one spatial size: the larger average-pooled to the smaller's (as
+    mdistiller and RepDistiller pair stages of different resolutions)."""
+    if a.shape[2] > b.shape[2]:
+        a = torch.nn.functional.adaptive_avg_pool2d(a, b.shape[2:])
+    elif a.shape[2] < b.shape[2]:
+        b = torch.nn.functional.adaptive_avg_pool2d(b, a.shape[2:])
+    return a, b
+
+
+def feature_shapes(model: nn.Module, size: tuple[int, int] = (32, 32), stem: bool = False) -> Features:
     """The features of one blank image (eval mode, no gradients), for sizing a method's connectors."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return features(model, torch.zeros(2, 3, *size, device=device))
+            return features(model, torch.zeros(2, 3, *size, device=device), stem=stem)
     finally:
         model.train(was_training)

@@ -220,12 +220,14 @@ class JobRunner:
         t = self.test_eval
         ev = self.suite.evaluate
 
+        evaluated = {j.deps[0].hash for j in jobs}  # not the transfer sources and attack references
         shas: dict[str, str] = {}  # what each job.json records: the weights evaluated
 
         def model(job: Job) -> nn.Module:
             if job.hash not in held:
                 m = self.load_model(job, keep=False)
-                shas[job.hash] = weights_sha256(m)
+                if job.hash in evaluated:
+                    shas[job.hash] = weights_sha256(m)
                 # a copy: a model this process keeps (a teacher whose cached logits it makes) stays as it was
                 held[job.hash] = copy.deepcopy(m).to(memory_format=torch.channels_last) if ev.channels_last else m
             return held[job.hash]

@@ -156,7 +156,7 @@ EPS_FOR_DIVISION = 1e-10
 def pgd_steps(
     model, x, y, eps: float, step_size: float, steps: int, loss_fn, start: torch.Tensor | None, norm: str = "Linf"
 ) -> torch.Tensor:
-    """PGD ascending `loss_fn(logits, y)` (summed over the batch), projected onto the eps-ball and
+    """PGD ascending `loss_fn(model(x'), y)` (summed over the batch), projected onto the eps-ball and
     the [0, 1] box after each step. Linf: signed gradient steps, clipped per pixel. L2: steps along
     the gradient scaled to unit L2 norm per example, the perturbation then shrunk to norm eps where
     longer (Madry et al.; torchattacks.PGDL2). `start`: a point of the unit ball (`Starts.in_ball`)

@@ -58,12 +58,9 @@ def model_metric_rows(suite, models: dict, labels) -> tuple[pd.DataFrame, dict]:
             values[len(rows)] = per
         rows.append(row | dict(value=value))
 
-    def describe(name: str) -> tuple[str, str, str]:
-        m = next(m for m in models.values() if m.name == name)
-        return m.role, m.method, m.arch
-
+    described = {m.name: (m.role, m.method, m.arch) for m in models.values()}
     for (name, seed), scored in models.items():
-        role, method, arch = describe(name)
+        role, method, arch = described[name]
         teachers, mode, temperature = reference_of(suite, name)
         t_cells = [getattr(models.get((t, suite.teachers[t].seed)), "logits", {}) for t in teachers]
         for key, z in scored.logits.items():
@@ -107,10 +104,10 @@ def model_metric_rows(suite, models: dict, labels) -> tuple[pd.DataFrame, dict]:
                     )
     grads_by = {k: m.saliency for k, m in models.items() if m.saliency is not None}
     if grads_by:
-        _saliency_rows(suite, grads_by, describe, add)
+        _saliency_rows(suite, grads_by, described.__getitem__, add)
     metric = MODEL_METRICS.get("transfer_rate")
     for (name, seed), scored in models.items():
-        role, method, arch = describe(name)
+        role, method, arch = described[name]
         for (cond, group, level), (source, right, source_right) in scored.transfer.items():
             base = dict(
                 model=name,

@@ -46,17 +46,12 @@ class AdaAD(RobustDistillMethod):
 
     def forward_train(self, student, teachers, batch):
         p = self.params
-        classes = None
 
-        def both(x):
-            nonlocal classes
-            z_s = student(x)
-            classes = z_s.shape[1]
-            z_t = torch.stack([t(x) for t in teachers.models])  # (K, B, C)
-            return torch.cat([z_s, z_t.transpose(0, 1).reshape(len(x), -1)], 1)
+        def both(x):  # the student's logits and the teachers' (K, B, C), gradients through both
+            return student(x), torch.stack([t(x) for t in teachers.models])
 
         def disagreement(z, _y):
-            z_s, z_t = z[:, :classes], z[:, classes:].view(len(z), -1, classes).transpose(0, 1)
+            z_s, z_t = z
             log_t = teacher_log_probs(z_t, 1.0, self.ensemble)
             return F.kl_div(F.log_softmax(z_s, dim=1), log_t, reduction="none", log_target=True).sum(1)
 

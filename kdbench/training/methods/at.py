@@ -45,9 +45,5 @@ def attention_map(f, p: float):
 
 def attention_loss(f_s, f_t, p: float):
     """One stage pair's squared difference of attention maps, averaged over images and positions."""
-    s_h, t_h = f_s.shape[2], f_t.shape[2]
-    if s_h > t_h:
-        f_s = F.adaptive_avg_pool2d(f_s, f_t.shape[2:])
-    elif t_h > s_h:
-        f_t = F.adaptive_avg_pool2d(f_t, f_s.shape[2:])
+    f_s, f_t = feats.match_sizes(f_s, f_t)
     return (attention_map(f_s, p) - attention_map(f_t, p)).pow(2).mean()

@@ -37,7 +37,8 @@ class FSP(FeatureMethod):
     Params = FSPParams
 
     def setup(self, student, teachers, labels):
-        s, t = _chain(feats.feature_shapes(student)), _chain(feats.feature_shapes(teachers.models[0]))
+        s = _chain(feats.feature_shapes(student, stem=True))
+        t = _chain(feats.feature_shapes(teachers.models[0], stem=True))
         self.n = min(len(s), len(t))
         s_c, t_c = [f.shape[1] for f in s[-self.n :]], [f.shape[1] for f in t[-self.n :]]
         if s_c != t_c:
@@ -52,8 +53,9 @@ class FSP(FeatureMethod):
         return student
 
     def pretrain_losses(self, student, teachers, batch):
-        s = _chain(feats.features(student, batch.x))[-self.n :]
-        t = _chain(teachers.features_of(batch)[0])[-self.n :]
+        s = _chain(feats.features(student, batch.x, stem=True))[-self.n :]
+        with torch.no_grad():  # the teachers' feature cache holds no stems: the teacher runs here
+            t = _chain(feats.features(teachers.models[0], batch.x, stem=True))[-self.n :]
         return {"fsp": fsp_loss(s, t)}
 
     def forward_train(self, student, teachers, batch):
@@ -69,10 +71,7 @@ def fsp_matrices(chain) -> list:
     """G_i = mean_hw f_i[:, a] f_i+1[:, b], (B, C_i, C_i+1), the larger map average-pooled to the smaller."""
     out = []
     for bottom, top in zip(chain, chain[1:]):
-        if bottom.shape[2] > top.shape[2]:
-            bottom = F.adaptive_avg_pool2d(bottom, top.shape[2:])
-        elif bottom.shape[2] < top.shape[2]:
-            top = F.adaptive_avg_pool2d(top, bottom.shape[2:])
+        bottom, top = feats.match_sizes(bottom, top)
         out.append(bottom.flatten(2) @ top.flatten(2).transpose(1, 2) / bottom.shape[2] / bottom.shape[3])
     return out
 

@@ -93,8 +93,5 @@ def paraphraser(channels: int, factor: int):
 def factor_loss(factor_s, factor_t):
     """mean |u(factor_s) - u(factor_t)| over batch and elements, u = L2-normalised flattened factor;
     of two factors of different sizes the larger is average-pooled to the smaller (RepDistiller)."""
-    if factor_s.shape[2] > factor_t.shape[2]:
-        factor_s = F.adaptive_avg_pool2d(factor_s, factor_t.shape[2:])
-    elif factor_s.shape[2] < factor_t.shape[2]:
-        factor_t = F.adaptive_avg_pool2d(factor_t, factor_s.shape[2:])
+    factor_s, factor_t = feats.match_sizes(factor_s, factor_t)
     return F.l1_loss(F.normalize(factor_s.flatten(1), dim=1), F.normalize(factor_t.flatten(1), dim=1))

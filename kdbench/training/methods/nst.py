@@ -46,10 +46,7 @@ def _poly(a, b):
 
 def nst_loss(f_s, f_t):
     """The squared MMD between the two stages' channel activations, polynomial kernel of degree 2."""
-    if f_s.shape[2] > f_t.shape[2]:
-        f_s = F.adaptive_avg_pool2d(f_s, f_t.shape[2:])
-    elif f_s.shape[2] < f_t.shape[2]:
-        f_t = F.adaptive_avg_pool2d(f_t, f_s.shape[2:])
+    f_s, f_t = feats.match_sizes(f_s, f_t)
     s = F.normalize(f_s.flatten(2), dim=2)
     t = F.normalize(f_t.flatten(2), dim=2)
     return _poly(t, t).mean().detach() + _poly(s, s).mean() - 2 * _poly(s, t).mean()

@@ -72,10 +72,7 @@ def variational_head(s_channels: int, t_channels: int, init_pred_var: float, eps
 
 def vid_loss(head, f_s, f_t, eps: float):
     """mean over every element of 0.5 * ((mu - f_t)^2 / var + log var), sizes matched by pooling."""
-    if f_s.shape[2] > f_t.shape[2]:
-        f_s = F.adaptive_avg_pool2d(f_s, f_t.shape[2:])
-    elif f_s.shape[2] < f_t.shape[2]:
-        f_t = F.adaptive_avg_pool2d(f_t, f_s.shape[2:])
+    f_s, f_t = feats.match_sizes(f_s, f_t)
     mean = head.regressor(f_s)
     var = (F.softplus(head.log_scale) + eps).view(1, -1, 1, 1)
     return (0.5 * ((mean - f_t).pow(2) / var + torch.log(var))).mean()
