@@ -53,7 +53,7 @@ class KDOom(KD):
 """
 
 
-def suite_file(tmp_path: Path, epochs: int = 6, method: str = "kd", plugin: bool = False) -> Path:
+def suite_file(tmp_path: Path, epochs: int = 3, method: str = "kd", plugin: bool = False) -> Path:
     if plugin:
         (tmp_path / "oom_plugin.py").write_text(OOM_PLUGIN)
     path = tmp_path / "suite.yaml"

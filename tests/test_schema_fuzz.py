@@ -48,6 +48,11 @@ MINIMAL = {  # the least each condition needs, cheap to run
 WRONG = ["x", [], {}, True, None, "8/0", "0.5/255", float("nan"), float("inf"), -math.inf, 1e300, 2**62, -1, 0]
 
 
+def dump(doc: dict) -> str:
+    # libyaml's emitter where PyYAML has it: the same document, written ten times faster
+    return yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), allow_unicode=True)
+
+
 def values_for(field) -> list:
     """Boundary values of a field (its bounds and just past them), then everything wrong."""
     out = []
@@ -124,7 +129,7 @@ def test_every_parameter_fuzzed_validates_to_0_or_2_and_a_sample_runs(tmp_path, 
     codes, accepted, slowest = {0: 0, 2: 0}, [], (0.0, "")
     path = tmp_path / "suite.yaml"
     for label, doc in mutants():
-        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        path.write_text(dump(doc))
         t0 = time.perf_counter()
         code = main(["validate", str(path)])  # an uncaught exception fails the test here
         took = time.perf_counter() - t0
@@ -145,7 +150,7 @@ def test_every_parameter_fuzzed_validates_to_0_or_2_and_a_sample_runs(tmp_path, 
     runs = []
     for i, (label, doc) in enumerate(sample):
         suite = tmp_path / f"run{i}.yaml"
-        suite.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        suite.write_text(dump(doc))
         t0 = time.perf_counter()
         command = [sys.executable, "-m", "kdbench", "run", str(suite), "--out", str(tmp_path / f"out{i}")]
         done = subprocess.run(

@@ -8,6 +8,7 @@ Exit codes: 0 success; 1 a failure the command reports (a gate regression); 2 ba
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 
 from kdbench.cli import corruptions, results, run, suites
@@ -29,6 +30,7 @@ exit codes: 0 ok; 1 a gate regression; 2 bad input (suite, flags, files); 3 runs
 (gate); 4 inconclusive metrics (gate --strict); 130 interrupted. `kdbench COMMAND -h` for a command."""
 
 
+@functools.cache  # built once per process: a caller that runs many commands in one (the API, tests) pays once
 def build_parser() -> argparse.ArgumentParser:
     from kdbench.version import __version__
 
