@@ -29,13 +29,9 @@ else:
 
 @pytest.fixture(scope="module")
 def cluster():
-    import torch
-
-    threads = torch.get_num_threads()  # --threads 1 below sets it for this process
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
-    torch.set_num_threads(threads)
 
 
 def suite_file(tmp_path: Path, epochs: int = 2) -> Path:

@@ -33,7 +33,18 @@ from kdbench.version import __version__
 def run_suite(suite: Suite, options: RunOptions, hooks=()) -> Path | None:
     """Run `suite` as `options` say; the run directory (None for a dry run). `hooks`
     (pipeline.hooks.RunHook: tracking, the runs index) hear the run start, stop and finish, and log
-    each model as it trains; they change no hash and no number."""
+    each model as it trains; they change no hash and no number. The caller's torch keeps its thread
+    count (`kdbench.run` from a notebook, many runs in one process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return _run_suite(suite, options, hooks)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_suite(suite: Suite, options: RunOptions, hooks) -> Path | None:
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     stamp, log = started.strftime("%Y%m%dT%H%M%SZ"), options.log
     keep_freed_memory()
